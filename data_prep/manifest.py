@@ -1,0 +1,119 @@
+"""The manifest of a prepared data set: one row per image, written atomically.
+
+Columns (CSV, UTF-8, header row):
+
+- ``path``: image path relative to the data set root, e.g. ``train/000123.png``;
+- ``split``: ``train`` or ``test``;
+- ``labels``: threat classes present, ``;``-joined, from :data:`CLASSES` (empty = benign);
+- ``boxes``: JSON list of ``{"label": "knife", "box": [x1, y1, x2, y2]}`` in output pixel
+  coordinates (x to the right, y down, inclusive-exclusive like numpy slices);
+- ``series``: the bag/series the image belongs to (GDXray ``B0046``), empty when unknown;
+- ``source``: where the image came from (original path, or ``phantom:seed``).
+
+Why a CSV and not TFRecords: people open it in a spreadsheet, and it is the export format
+detectors' tooling converts from.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, List, Sequence
+
+import numpy as np
+
+from data_prep.atomic import PathLike, atomic_write_text
+
+#: Threat classes, in the order of the multi-hot label vector.
+CLASSES: tuple = ("handgun", "knife", "razor_blade", "shuriken")
+
+#: Names used by the real data sets (GDXray VOC XML, SIXray CSV, ...) mapped to ours.
+CLASS_ALIASES = {
+    "handgun": "handgun", "gun": "handgun", "pistol": "handgun",
+    "knife": "knife", "knives": "knife", "folding_knife": "knife", "straight_knife": "knife",
+    "utility_knife": "knife", "multi-tool_knife": "knife",
+    "razorblade": "razor_blade", "razor_blade": "razor_blade", "razor blade": "razor_blade",
+    "blade": "razor_blade",
+    "shuriken": "shuriken", "ninja_star": "shuriken",
+}
+
+FIELDS = ("path", "split", "labels", "boxes", "series", "source")
+
+
+def canonical_class(name: str):
+    """Our class name for a data set's class name, or None when it is not a threat we model."""
+    key = name.strip().lower().replace("-", "_")
+    return CLASS_ALIASES.get(key, CLASS_ALIASES.get(key.replace("_", " ")))
+
+
+@dataclass
+class ManifestRow:
+    """One image of a prepared data set."""
+
+    path: str
+    split: str
+    labels: List[str] = field(default_factory=list)
+    boxes: List[dict] = field(default_factory=list)
+    series: str = ""
+    source: str = ""
+
+    def multi_hot(self) -> np.ndarray:
+        """The labels as a ``(len(CLASSES),)`` float32 multi-hot vector."""
+        v = np.zeros(len(CLASSES), np.float32)
+        for name in self.labels:
+            v[CLASSES.index(name)] = 1.0
+        return v
+
+    def to_csv_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "split": self.split,
+            "labels": ";".join(self.labels),
+            "boxes": json.dumps(self.boxes, separators=(",", ":")),
+            "series": self.series,
+            "source": self.source,
+        }
+
+
+def write_manifest(path: PathLike, rows: Iterable[ManifestRow]) -> Path:
+    """Write ``rows`` to ``path`` atomically (a killed writer leaves the old manifest)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row.to_csv_dict())
+    return atomic_write_text(path, buf.getvalue())
+
+
+def read_manifest(path: PathLike) -> List[ManifestRow]:
+    """Read a manifest written by :func:`write_manifest` (extra columns are ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no manifest at {path}: expected a prepared data set folder "
+            "(make one with `python -m vae_keras phantoms OUT` or `python -m vae_keras prepare SRC OUT`)"
+        )
+    rows = []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = {"path", "split"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path}: manifest lacks column(s) {sorted(missing)}; found {reader.fieldnames}")
+        for rec in reader:
+            labels = [s for s in (rec.get("labels") or "").split(";") if s]
+            unknown = [s for s in labels if s not in CLASSES]
+            if unknown:
+                raise ValueError(f"{path}: row {rec['path']!r} has unknown label(s) {unknown}; known: {CLASSES}")
+            rows.append(ManifestRow(
+                path=rec["path"], split=rec["split"], labels=labels,
+                boxes=json.loads(rec.get("boxes") or "[]"),
+                series=rec.get("series") or "", source=rec.get("source") or "",
+            ))
+    return rows
+
+
+def labels_to_multi_hot(labels: Sequence[str]) -> np.ndarray:
+    """``["knife"]`` -> ``[0, 1, 0, 0]`` (float32)."""
+    return ManifestRow(path="", split="", labels=list(labels)).multi_hot()
