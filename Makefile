@@ -1,0 +1,27 @@
+# Two commands for a fresh machine (Python 3.11 + pip, no GPU needed):
+#   make demo    set up .venv and run the main job (XRAY_VAE_QUICK=1 for the few-minutes CPU version)
+#   make test    set up .venv and run the whole test suite (what CI runs through .ci/run)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test figures clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/python -m vae_keras demo
+
+test: install
+	XRAY_VAE_QUICK=1 TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest
+
+clean:
+	rm -rf demo_output .pytest_cache

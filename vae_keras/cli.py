@@ -1,0 +1,252 @@
+"""``python -m vae_keras``: a thin command line over the library, one subcommand per step.
+
+    phantoms  -> write the procedural phantom data set (the embedded default data)
+    prepare   -> import a folder of real scans (GDXray, SIXray, any images) into the same layout
+    train     -> train a configuration on a prepared data set, with checkpoints and --resume
+    generate  -> sample N images from a trained run, PNG + manifest.csv
+    demo      -> the main job: phantoms -> train -> generate -> grid, GIF and latent plot
+
+Expected failures (missing folder, bad data, existing run, NaN loss) print one ``error:`` line
+and exit with status 2; they never show a Python traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from vae_keras.config import NAMED_CONFIGS, QUICK_ENV, get_config, quick_mode
+from vae_keras.errors import RunExists, TrainingDiverged
+
+EXIT_USAGE = 2
+
+
+def _quiet_tensorflow():
+    """TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) is noise for a CLI user."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+# -- subcommands --------------------------------------------------------------------------------
+def cmd_phantoms(args):
+    from data_prep.phantoms import write_phantom_dataset
+
+    t0 = time.monotonic()
+    rows = write_phantom_dataset(args.out, n=args.n, size=args.size, seed=args.seed,
+                                 benign_fraction=args.benign_fraction, test_fraction=args.test_fraction,
+                                 progress=not args.quiet)
+    dt = time.monotonic() - t0
+    n_train = sum(r.split == "train" for r in rows)
+    print(f"wrote {len(rows)} phantoms ({n_train} train / {len(rows) - n_train} test) at "
+          f"{args.size}x{args.size} to {args.out} in {dt:.1f}s ({len(rows) / max(dt, 1e-9):.0f} images/s)")
+
+
+def cmd_prepare(args):
+    from data_prep.prepare import prepare
+
+    report = prepare(args.src, args.out, size=args.size, test_fraction=args.test_fraction, seed=args.seed,
+                     window=tuple(args.window) if args.window else None, labels_csv=args.labels_csv,
+                     progress=not args.quiet)
+    print(f"prepared {report.get('written', '?')} images into {args.out} "
+          f"(skipped {report.get('skipped_count', len(report.get('skipped', [])))}; "
+          f"details in {Path(args.out) / 'prepare_report.json'})")
+
+
+def _config_from_args(args):
+    return get_config(args.config, quick=args.quick or None, image_size=args.image_size,
+                      latent_dim=args.latent_dim, batch_size=args.batch_size, epochs=args.epochs,
+                      learning_rate=args.learning_rate, seed=args.seed, jit_compile=args.jit_compile or None)
+
+
+def cmd_train(args):
+    _quiet_tensorflow()
+    from vae_keras.train import train
+
+    config = _config_from_args(args)
+    trainer = train(config, args.data, args.out, resume=args.resume, minutes=args.minutes,
+                    progress=not args.quiet)
+    _finish_run_figures(trainer.run_dir, trainer.model, trainer.history)
+    last = trainer.history[-1] if trainer.history else {}
+    print(f"trained {trainer.config.name} for {len(trainer.history)} epoch(s) into {args.out}; "
+          f"last loss {last.get('loss', float('nan')):.2f} nats/image")
+
+
+def _finish_run_figures(run_dir, model, history, data_images=None):
+    """The figures every run ends with: training GIF, loss curves, latent manifold."""
+    from vae_keras.visualize import latent_manifold, make_gif, plot_history
+
+    run_dir = Path(run_dir)
+    frames = sorted((run_dir / "samples").glob("epoch_*.png"))
+    if frames:
+        make_gif(frames, run_dir / "training.gif")
+    if history:
+        plot_history(history, run_dir / "loss_curves.png")
+    latent_manifold(model, run_dir / "latent_manifold.png", data=data_images)
+
+
+def cmd_generate(args):
+    _quiet_tensorflow()
+    from vae_keras.checkpoint import load_run
+    from vae_keras.generate import export_samples
+
+    config, model = load_run(args.run)
+    rows = export_samples(model, args.n, args.out, temperature=args.temperature, seed=args.seed,
+                          batch_size=args.batch_size, progress=not args.quiet)
+    print(f"wrote {len(rows)} generated images and manifest.csv to {args.out}")
+
+
+def cmd_demo(args):
+    """phantoms -> train -> generate: the README's main job."""
+    _quiet_tensorflow()
+    quick = args.quick or quick_mode()
+    n = args.n or (800 if quick else 1877)  # the seed project had 1,877 scans
+    epochs = args.epochs or (10 if quick else 30)
+    size = args.image_size or (64 if quick else 224)
+    out = Path(args.out)
+    data_dir, run_dir, gen_dir = out / "data", out / "run", out / "generated"
+    t0 = time.monotonic()
+    print(f"== xray-vae demo ({'quick' if quick else 'full'} mode: {n} phantoms at {size}x{size}, "
+          f"{epochs} epochs) -> {out}", file=sys.stderr)
+
+    from data_prep.manifest import read_manifest
+    from data_prep.phantoms import write_phantom_dataset
+
+    manifest = data_dir / "manifest.csv"
+    if manifest.is_file() and len(read_manifest(manifest)) == n:
+        print(f"[1/3] reusing the phantom data set in {data_dir}", file=sys.stderr)
+    else:
+        print(f"[1/3] rendering {n} phantom X-ray bags into {data_dir}", file=sys.stderr)
+        write_phantom_dataset(data_dir, n=n, size=size, seed=args.seed, progress=not args.quiet)
+
+    from vae_keras.generate import export_samples, sample_images
+    from vae_keras.train import train
+    from vae_keras.visualize import image_grid
+
+    print(f"[2/3] training the seed VAE into {run_dir}", file=sys.stderr)
+    config = get_config("seed", quick=quick, image_size=size, epochs=epochs, seed=args.seed)
+    resume = (run_dir / "config.json").is_file()
+    trainer = train(config, data_dir, run_dir, resume=resume, progress=not args.quiet)
+    model = trainer.model
+    _finish_run_figures(run_dir, model, trainer.history, data_images=trainer.train_images[:256] / 255.0)
+
+    print(f"[3/3] generating {args.n_generate} images into {gen_dir}", file=sys.stderr)
+    export_samples(model, args.n_generate, gen_dir, seed=args.seed, progress=not args.quiet)
+    image_grid(sample_images(model, 64, seed=args.seed), out / "samples_grid.png", ncols=8)
+    image_grid(trainer.train_images[:64] / 255.0, out / "real_grid.png", ncols=8)
+    for name in ("training.gif", "latent_manifold.png", "loss_curves.png"):  # one folder to open
+        if (run_dir / name).is_file():
+            shutil.copyfile(run_dir / name, out / name)
+    dt = time.monotonic() - t0
+    print(f"\ndemo finished in {dt / 60:.1f} min. Open these:\n"
+          f"  {out / 'samples_grid.png'}   generated bags (compare {out / 'real_grid.png'})\n"
+          f"  {out / 'training.gif'}        the same latents decoded after every epoch\n"
+          f"  {out / 'latent_manifold.png'} the 2-D latent manifold\n"
+          f"  {out / 'loss_curves.png'}     reconstruction and KL per epoch\n"
+          f"  {gen_dir}/                    {args.n_generate} generated PNGs + manifest.csv")
+
+
+# -- parser -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    quick_help = f"shrink everything to run in minutes on 2 CPU cores (same as {QUICK_ENV}=1)"
+    p = argparse.ArgumentParser(
+        prog="python -m vae_keras",
+        description="Generate synthetic grayscale X-ray baggage images with a variational autoencoder.",
+        epilog="Each subcommand has its own --help. Quick mode: set XRAY_VAE_QUICK=1 or pass --quick.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("phantoms", help="render the procedural X-ray baggage phantom data set",
+                       description="Render N physically simulated X-ray baggage images (Beer-Lambert, photon "
+                                   "noise, detector blur) with threat labels and boxes into the prepared layout "
+                                   "OUT/{train,test}/*.png + OUT/manifest.csv.")
+    s.add_argument("out", help="output folder (created)")
+    s.add_argument("--n", type=int, default=1877, help="number of images (default: 1877, the seed project's count)")
+    s.add_argument("--size", type=int, default=224, help="image side in pixels (default: 224)")
+    s.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same images")
+    s.add_argument("--benign-fraction", type=float, default=0.3, help="fraction of bags with no threat (default: 0.3)")
+    s.add_argument("--test-fraction", type=float, default=0.3, help="fraction held out as test split (default: 0.3)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_phantoms)
+
+    s = sub.add_parser("prepare", help="import a folder of real X-ray scans (GDXray, SIXray, any images)",
+                       description="Convert a folder tree of PNG/JPEG/TIFF/BMP scans (GDXray Baggages layout, "
+                                   "SIXray JPEGs, 16-bit TIFFs, RGBA, palette ...) into OUT/{train,test}/*.png "
+                                   "grayscale letterboxed to SIZE (aspect kept, white padding) + manifest.csv. "
+                                   "Bad files are skipped and listed in OUT/prepare_report.json.")
+    s.add_argument("src", help="source folder")
+    s.add_argument("out", help="output folder (created)")
+    s.add_argument("--size", type=int, default=224, help="output side in pixels (default: 224, as the seed)")
+    s.add_argument("--test-fraction", type=float, default=0.3, help="test share, split by series (default: 0.3)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the deterministic split")
+    s.add_argument("--window", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="fixed intensity window for 16-bit images (default: each image's own min..max)")
+    s.add_argument("--labels-csv", help="image-level labels CSV (SIXray style: name,gun,knife,...)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_prepare)
+
+    s = sub.add_parser("train", help="train a VAE configuration on a prepared data set",
+                       description="Train with a tf.GradientTape loop; writes RUN/config.json, a checkpoint every "
+                                   "epoch, history.json, TensorBoard logs (RUN/logs) and a sample grid per epoch. "
+                                   "--resume continues an interrupted run from its last complete checkpoint.")
+    s.add_argument("data", help="prepared data folder (from `phantoms` or `prepare`)")
+    s.add_argument("--out", required=True, help="run folder (checkpoints, config, history, figures)")
+    s.add_argument("--config", default="seed", choices=sorted(NAMED_CONFIGS),
+                   help="named configuration (default: seed, the 2021 project's network)")
+    s.add_argument("--epochs", type=int, help="number of epochs (default: the configuration's)")
+    s.add_argument("--image-size", type=int, help="image side, divisible by 4 (default: 224; 64 in quick mode)")
+    s.add_argument("--latent-dim", type=int, help="latent dimensions (default: the configuration's)")
+    s.add_argument("--batch-size", type=int, help="batch size (default: 32)")
+    s.add_argument("--learning-rate", type=float, help="Adam learning rate (default: 1e-4)")
+    s.add_argument("--seed", type=int, help="random seed (default: 0)")
+    s.add_argument("--minutes", type=float, help="stop at the first epoch end after this many minutes")
+    s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    s.add_argument("--jit-compile", action="store_true", help="compile the step with XLA (faster on GPU, slower on CPU)")
+    s.add_argument("--quick", action="store_true", help=quick_help)
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("generate", help="sample N images from a trained run (PNG + manifest.csv)",
+                       description="Decode N draws from the prior of a trained run and write them as PNGs with a "
+                                   "manifest.csv; writes are atomic, so an interrupted export leaves only complete "
+                                   "files listed in the manifest.")
+    s.add_argument("run", help="a run folder written by `train`")
+    s.add_argument("--n", type=int, default=100, help="number of images (default: 100)")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--temperature", type=float, default=1.0, help="prior scale; < 1 gives typical, cleaner samples")
+    s.add_argument("--seed", type=int, default=0, help="random seed of the latent draws")
+    s.add_argument("--batch-size", type=int, default=64, help="decoding batch size")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("demo", help="the main job: phantoms -> train -> generate -> figures",
+                       description="Render phantoms, train the seed VAE, generate images, and write a sample grid, "
+                                   "the training GIF, the latent manifold and loss curves under --out. Full size "
+                                   "(224x224, 1877 images) by default, for a GPU; --quick or XRAY_VAE_QUICK=1 runs "
+                                   "in a few minutes on 2 CPU cores. Rerunning resumes where it stopped.")
+    s.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
+    s.add_argument("--n", type=int, help="number of phantoms (default: 1877; 800 in quick mode)")
+    s.add_argument("--epochs", type=int, help="epochs (default: 30; 10 in quick mode)")
+    s.add_argument("--image-size", type=int, help="image side (default: 224; 64 in quick mode)")
+    s.add_argument("--n-generate", type=int, default=100, help="images to export (default: 100)")
+    s.add_argument("--seed", type=int, default=0, help="random seed")
+    s.add_argument("--quick", action="store_true", help=quick_help)
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    expected = (FileNotFoundError, NotADirectoryError, PermissionError, ValueError, RunExists,
+                TrainingDiverged)
+    try:
+        args.func(args)
+    except expected as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished epochs are checkpointed; rerun with --resume to continue",
+              file=sys.stderr)
+        return 130
+    return 0
