@@ -44,14 +44,9 @@ def cmd_phantoms(args):
 
 
 def cmd_prepare(args):
-    from data_prep.prepare import prepare
+    from data_prep.prepare import prepare_from_args
 
-    report = prepare(args.src, args.out, size=args.size, test_fraction=args.test_fraction, seed=args.seed,
-                     window=tuple(args.window) if args.window else None, labels_csv=args.labels_csv,
-                     progress=not args.quiet)
-    print(f"prepared {report.get('written', '?')} images into {args.out} "
-          f"(skipped {report.get('skipped_count', len(report.get('skipped', [])))}; "
-          f"details in {Path(args.out) / 'prepare_report.json'})")
+    prepare_from_args(args)
 
 
 def _config_from_args(args):
@@ -169,20 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_phantoms)
 
+    from data_prep.prepare import add_arguments as add_prepare_arguments  # no TensorFlow import
+
     s = sub.add_parser("prepare", help="import a folder of real X-ray scans (GDXray, SIXray, any images)",
                        description="Convert a folder tree of PNG/JPEG/TIFF/BMP scans (GDXray Baggages layout, "
                                    "SIXray JPEGs, 16-bit TIFFs, RGBA, palette ...) into OUT/{train,test}/*.png "
-                                   "grayscale letterboxed to SIZE (aspect kept, white padding) + manifest.csv. "
-                                   "Bad files are skipped and listed in OUT/prepare_report.json.")
-    s.add_argument("src", help="source folder")
-    s.add_argument("out", help="output folder (created)")
-    s.add_argument("--size", type=int, default=224, help="output side in pixels (default: 224, as the seed)")
-    s.add_argument("--test-fraction", type=float, default=0.3, help="test share, split by series (default: 0.3)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the deterministic split")
-    s.add_argument("--window", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                   help="fixed intensity window for 16-bit images (default: each image's own min..max)")
-    s.add_argument("--labels-csv", help="image-level labels CSV (SIXray style: name,gun,knife,...)")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
+                                   "grayscale letterboxed to SIZE (aspect kept, white padding) + manifest.csv, "
+                                   "split 70/30 by series. Bad files are skipped with one line each and listed in "
+                                   "OUT/prepare_report.json.")
+    add_prepare_arguments(s)
     s.set_defaults(func=cmd_prepare)
 
     s = sub.add_parser("train", help="train a VAE configuration on a prepared data set",
