@@ -88,7 +88,7 @@ def cmd_generate(args):
 
     config, model = load_run(args.run)
     rows = export_samples(model, args.n, args.out, temperature=args.temperature, seed=args.seed,
-                          batch_size=args.batch_size, progress=not args.quiet)
+                          batch_size=args.batch_size, progress=not args.quiet, name=Path(args.run).name)
     print(f"wrote {len(rows)} generated images and manifest.csv to {args.out}")
 
 

@@ -118,23 +118,12 @@ class Trainer:
 
     # -- data ----------------------------------------------------------------------------------
     def _epoch_dataset(self, epoch: int) -> tf.data.Dataset:
-        """The training batches of ``epoch``: order fixed by ``(seed, epoch)`` so resume is exact."""
+        """The training batches of ``epoch``: order and flips fixed by ``(seed, epoch)``, so resume is exact."""
+        from vae_keras.data import dataset_from_arrays
+
         cfg = self.config
-        n = len(self.train_images)
-        order = np.random.default_rng([cfg.seed, epoch]).permutation(n)
-        ds = tf.data.Dataset.from_tensor_slices(order).batch(cfg.batch_size)
-        images = tf.constant(self.train_images)  # (n, S, S, 1) uint8, in memory
-        flip = cfg.flip
-        seed = cfg.seed * 100_003 + epoch
-
-        def to_batch(idx):
-            x = tf.cast(tf.gather(images, idx), tf.float32) / 255.0  # (batch, S, S, 1) in [0, 1]
-            if flip:
-                mask = tf.random.stateless_uniform((tf.shape(x)[0], 1, 1, 1), seed=[seed, idx[0]]) < 0.5
-                x = tf.where(mask, tf.reverse(x, axis=[2]), x)
-            return x
-
-        return ds.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        return dataset_from_arrays(self.train_images, batch_size=cfg.batch_size, shuffle=True, flip=cfg.flip,
+                                   seed=cfg.seed, epoch=epoch)
 
     def evaluate(self, images=None, batch_size: int = 256) -> dict:
         """Mean single-sample ``recon`` and ``kl`` (nats/image) on ``images`` (default: test split)."""

@@ -1,0 +1,55 @@
+"""Shared, session-scoped fixtures: a tiny prepared data set and a tiny untrained model.
+
+Expensive things are built once per test session; tests must not modify them.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from data_prep.manifest import CLASSES, ManifestRow
+
+
+def write_tiny_dataset(root, n_train=16, n_test=8, size=32, seed=0):
+    """A prepared layout (``train/``, ``test/``, ``manifest.csv``) of random structured images.
+
+    Each image is a bright background with a few dark rectangles placed off-centre, so that a
+    horizontal flip changes it; every other image carries one or two threat labels.
+    """
+    from data_prep.atomic import save_png_atomic
+    from data_prep.manifest import write_manifest
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for split, count in (("train", n_train), ("test", n_test)):
+        for i in range(count):
+            img = np.full((size, size), 235, np.uint8)                      # bright background
+            for _ in range(3):
+                x0, y0 = rng.integers(0, size // 2, 2)
+                w, h = rng.integers(3, size // 2, 2)
+                img[y0:y0 + h, x0:x0 + w] = rng.integers(20, 160)
+            img = np.clip(img + rng.integers(-8, 9, img.shape), 0, 255).astype(np.uint8)
+            rel = f"{split}/{i:06d}.png"
+            save_png_atomic(root / rel, img)
+            labels = sorted(rng.choice(CLASSES, size=rng.integers(1, 3), replace=False)) if i % 2 else []
+            rows.append(ManifestRow(path=rel, split=split, labels=list(labels), source=f"test:{seed}"))
+    write_manifest(root / "manifest.csv", rows)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """A prepared set of 16 train + 8 test 32x32 images with labels (read-only: copy to modify)."""
+    return write_tiny_dataset(tmp_path_factory.mktemp("tiny_dataset"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """An untrained seed CVAE at 32x32 with a 2-D latent space (weights seeded)."""
+    import keras
+
+    from vae_keras.config import get_config
+    from vae_keras.model import build_model
+
+    keras.utils.set_random_seed(0)
+    return build_model(get_config("seed", quick=False, image_size=32, latent_dim=2))

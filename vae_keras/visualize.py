@@ -1,0 +1,319 @@
+"""Pictures of a VAE: sample grids, the latent manifold, the training GIF, loss curves.
+
+Why no ``pyplot``: figures are built with :class:`matplotlib.figure.Figure` directly, so this
+module never touches the global backend or figure list. Scripts and training loops save PNGs
+without any display; a notebook shows a returned ``Figure`` inline when it is the cell's last
+expression (or via ``display(fig)``), and functions that draw a single picture accept an ``ax``
+to draw into a figure the caller owns.
+
+Grids written every epoch are composed with numpy and saved with Pillow (milliseconds), not
+with matplotlib (a tenth of a second or more).
+"""
+from __future__ import annotations
+
+import io
+import math
+import re
+import warnings
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from data_prep.atomic import PathLike, atomic_write_bytes, save_png_atomic
+
+
+def _as_gray_batch(images, name="images") -> np.ndarray:
+    """(n, H, W, 1) or (n, H, W) array/tensor in [0, 1] -> (n, H, W) float32."""
+    arr = images.numpy() if hasattr(images, "numpy") else np.asarray(images)
+    if arr.ndim == 4 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 3:
+        raise ValueError(f"{name} must be (n, H, W, 1) or (n, H, W) grayscale, got shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    return np.clip(arr.astype(np.float32), 0.0, 1.0)
+
+
+def _save_figure(fig, path: PathLike, dpi=100) -> Path:
+    """Render ``fig`` to PNG bytes and write them atomically."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def _new_figure(figsize):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained")
+
+
+# -- grids ---------------------------------------------------------------------------------------
+def image_grid(images, path: Optional[PathLike] = None, ncols: Optional[int] = None,
+               titles: Optional[Sequence[str]] = None, figsize=None, pad_value: float = 0.0) -> np.ndarray:
+    """Tile images into one grayscale grid, separated by 1-pixel lines; optionally save it.
+
+    Args:
+        images: (n, H, W, 1) or (n, H, W), float in [0, 1] (or uint8).
+        path: where to write the PNG (atomically); ``None`` only returns the grid.
+        ncols: columns; default ``ceil(sqrt(n))``.
+        titles: one caption per image. Then the PNG is a matplotlib figure with the captions
+            (slower: for reports, not per-epoch grids); the returned array has no captions.
+        figsize: matplotlib figure size in inches when ``titles`` are given.
+        pad_value: gray level of the separator lines and empty cells (0 = black, visible on
+            the bright X-ray background).
+
+    Returns:
+        the grid, float32 ``(rows*H + rows-1, ncols*W + ncols-1)`` in [0, 1].
+
+    Example:
+        >>> image_grid(np.zeros((16, 64, 64, 1)), ncols=4).shape
+        (259, 259)
+    """
+    x = _as_gray_batch(images)                                   # (n, H, W)
+    n, h, w = x.shape
+    if n == 0:
+        raise ValueError("image_grid needs at least one image, got 0")
+    ncols = int(ncols) if ncols else math.ceil(math.sqrt(n))
+    if ncols < 1:
+        raise ValueError(f"ncols must be >= 1, got {ncols}")
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    grid = np.full((nrows * (h + 1) - 1, ncols * (w + 1) - 1), pad_value, np.float32)
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        grid[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = x[i]
+    if path is not None:
+        if titles is None:
+            save_png_atomic(path, grid)
+        else:
+            if len(titles) != n:
+                raise ValueError(f"got {len(titles)} titles for {n} images")
+            fig = _new_figure(figsize or (1.6 * ncols, 1.8 * nrows))
+            axes = fig.subplots(nrows, ncols, squeeze=False)
+            for i, ax in enumerate(axes.flat):
+                ax.set_axis_off()
+                if i < n:
+                    ax.imshow(x[i], cmap="gray", vmin=0.0, vmax=1.0)
+                    ax.set_title(str(titles[i]), fontsize=8)
+            _save_figure(fig, path)
+    return grid
+
+
+def _decode_probs(model, z, batch_size=256) -> np.ndarray:
+    """Decode latents (m, latent_dim) to probabilities (m, S, S) float32, in batches."""
+    out = [model.decode(tf.constant(z[i:i + batch_size], tf.float32), apply_sigmoid=True).numpy()
+           for i in range(0, len(z), batch_size)]
+    return np.concatenate(out)[..., 0]                           # (m, S, S)
+
+
+def _posterior_means(model, images, batch_size=256) -> np.ndarray:
+    x = _as_gray_batch(images)[..., None]                        # (n, S, S, 1)
+    return np.concatenate([model.encode(tf.constant(x[i:i + batch_size]))[0].numpy()
+                           for i in range(0, len(x), batch_size)])   # (n, latent_dim)
+
+
+def most_active_dims(model, data, k: int = 2) -> np.ndarray:
+    """The ``k`` latent dimensions whose posterior means vary most over ``data``, most active first.
+
+    A dimension the encoder does not use collapses to the prior: its posterior mean is ~0 for
+    every image, so its variance across images is ~0. The active ones carry the information.
+    """
+    means = _posterior_means(model, data)                        # (n, latent_dim)
+    return np.argsort(-means.var(axis=0), kind="stable")[:k]
+
+
+def latent_manifold(model, path: Optional[PathLike] = None, n: int = 15, dims=None, data=None,
+                    digit_size: Optional[int] = None, ax=None, figsize=(8, 8)) -> np.ndarray:
+    """Decode a regular grid over two latent dimensions, as in the TensorFlow CVAE tutorial.
+
+    The grid coordinates are the normal quantiles of ``linspace(0.05, 0.95, n)`` (``ndtri``),
+    so equal steps in the picture are equal steps in prior probability mass. With
+    ``latent_dim == 2`` both dimensions are used; otherwise ``dims``, or the two most active
+    dimensions over ``data`` (a batch of real images), with the other dimensions held at the
+    data's mean posterior mean (at 0 without data).
+
+    Args:
+        model: a CVAE (``encode``, ``decode``, ``latent_dim``).
+        path: where to save the labelled figure (PNG); ``None`` to skip.
+        n: grid points per side.
+        dims: the two latent dimensions ``(horizontal, vertical)`` to vary.
+        data: (m, S, S, 1) images in [0, 1], used to choose ``dims`` and the fixed values.
+        digit_size: side of each decoded tile in the grid (resized); default the model's size.
+        ax: a matplotlib Axes to draw into (e.g. in a notebook) instead of a new figure.
+        figsize: size of the new figure when ``ax`` is None.
+
+    Returns:
+        the grid ``(n * digit_size, n * digit_size)`` float32 in [0, 1]; the horizontal axis
+        increases left to right, the vertical one bottom to top.
+    """
+    latent_dim = int(model.latent_dim)
+    if latent_dim < 2:
+        raise ValueError(f"a 2-D latent manifold needs latent_dim >= 2, the model has {latent_dim}")
+    if int(n) < 2:
+        raise ValueError(f"n must be >= 2 grid points per side, got {n}")
+    n = int(n)
+    base = np.zeros(latent_dim, np.float32)
+    means = _posterior_means(model, data) if data is not None else None
+    if dims is None:
+        if latent_dim == 2:
+            dims = (0, 1)
+        elif means is not None:
+            dims = tuple(int(d) for d in np.argsort(-means.var(axis=0), kind="stable")[:2])
+        else:
+            warnings.warn(f"latent_dim is {latent_dim} and no data was given to find the most active "
+                          "dimensions: showing dims (0, 1); pass data= or dims=", stacklevel=2)
+            dims = (0, 1)
+    dims = tuple(int(d) for d in dims)
+    if len(dims) != 2 or dims[0] == dims[1] or not all(0 <= d < latent_dim for d in dims):
+        raise ValueError(f"dims must be two different indices in [0, {latent_dim}), got {dims}")
+    if means is not None:
+        base = means.mean(axis=0).astype(np.float32)
+
+    grid = tf.math.ndtri(tf.linspace(0.05, 0.95, n)).numpy().astype(np.float32)   # (n,) z values
+    z = np.tile(base, (n * n, 1))                                # (n*n, latent_dim)
+    rows, cols = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    z[:, dims[0]] = grid[cols.ravel()]                           # left -> right: increasing
+    z[:, dims[1]] = grid[::-1][rows.ravel()]                     # top -> bottom: decreasing
+    tiles = _decode_probs(model, z)                              # (n*n, S, S)
+    size = int(digit_size or tiles.shape[1])
+    if size != tiles.shape[1]:
+        tiles = tf.image.resize(tiles[..., None], (size, size), antialias=True).numpy()[..., 0]
+    image = tiles.reshape(n, n, size, size).transpose(0, 2, 1, 3).reshape(n * size, n * size)
+    image = np.clip(image, 0.0, 1.0)
+
+    if ax is not None or path is not None:
+        fig = None
+        if ax is None:
+            fig = _new_figure(figsize)
+            ax = fig.add_subplot()
+        ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
+        centers = np.arange(n) * size + (size - 1) / 2.0
+        step = max(1, n // 8)
+        ax.set_xticks(centers[::step], [f"{v:.2f}" for v in grid[::step]])
+        ax.set_yticks(centers[::step], [f"{v:.2f}" for v in grid[::-1][::step]])
+        ax.set_xlabel(f"z[{dims[0]}]")
+        ax.set_ylabel(f"z[{dims[1]}]")
+        fixed = "" if latent_dim == 2 else (
+            f"; other dims at the data mean" if means is not None else "; other dims at 0")
+        ax.set_title(f"Latent manifold over z[{dims[0]}], z[{dims[1]}] (latent_dim={latent_dim}{fixed})",
+                     fontsize=10)
+        if path is not None:
+            _save_figure(ax.figure if fig is None else fig, path)
+    return image
+
+
+def interpolation_strip(model, x_a, x_b, path: Optional[PathLike] = None, steps: int = 8) -> np.ndarray:
+    """Decode the straight line between the posterior means of two images; save it as one row.
+
+    Returns:
+        the strip ``(S, steps*S + steps-1)`` in [0, 1], ``x_a``'s end on the left.
+    """
+    from vae_keras.generate import interpolate
+
+    frames = interpolate(model, x_a, x_b, steps)                 # (steps, S, S, 1)
+    return image_grid(frames, path, ncols=steps)
+
+
+# -- the training GIF ------------------------------------------------------------------------------
+def _frame_label(path: Path, index: int) -> str:
+    numbers = re.findall(r"\d+", Path(path).stem)
+    return f"epoch {int(numbers[-1]) if numbers else index + 1}"
+
+
+def _caption(frame: np.ndarray, text: str) -> np.ndarray:
+    """``frame`` (H, W) uint8 with a white band underneath holding ``text`` in black."""
+    from PIL import Image, ImageDraw
+
+    band = 12
+    canvas = Image.new("L", (frame.shape[1], frame.shape[0] + band), 255)
+    canvas.paste(Image.fromarray(frame, mode="L"), (0, 0))
+    ImageDraw.Draw(canvas).text((2, frame.shape[0]), text, fill=0)
+    return np.asarray(canvas)
+
+
+def make_gif(frame_paths: Sequence[PathLike], gif_path: PathLike, fps: float = 4,
+             labels: Optional[Sequence[str]] = None, caption: bool = True) -> Path:
+    """An animated, looping GIF of per-epoch grids, each captioned with its epoch.
+
+    Args:
+        frame_paths: PNGs in display order (e.g. ``samples/epoch_0001.png`` ...); frames of a
+            different size are resized to the first one's.
+        gif_path: output path, written atomically.
+        fps: frames per second.
+        labels: captions; default ``epoch N`` with N the last number in each file name.
+        caption: draw the captions in a band under each frame.
+    """
+    from PIL import Image
+    import imageio.v3 as iio
+
+    frame_paths = [Path(p) for p in frame_paths]
+    if not frame_paths:
+        raise ValueError("make_gif needs at least one frame, got none")
+    if fps <= 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    if labels is not None and len(labels) != len(frame_paths):
+        raise ValueError(f"got {len(labels)} labels for {len(frame_paths)} frames")
+    frames = []
+    for i, p in enumerate(frame_paths):
+        if not p.is_file():
+            raise FileNotFoundError(f"GIF frame {p} does not exist")
+        with Image.open(p) as im:
+            im = im.convert("L")
+            if frames and im.size != (frames[0].shape[1], frames[0].shape[0]):
+                im = im.resize((frames[0].shape[1], frames[0].shape[0]), Image.Resampling.LANCZOS)
+            frame = np.asarray(im, np.uint8)
+        frames.append(frame)
+    if caption:
+        frames = [_caption(f, labels[i] if labels else _frame_label(p, i))
+                  for i, (f, p) in enumerate(zip(frames, frame_paths))]
+    data = iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=1000.0 / fps, loop=0)
+    return atomic_write_bytes(gif_path, data)
+
+
+# -- loss curves -------------------------------------------------------------------------------------
+def plot_history(history: Sequence[dict], path: Optional[PathLike] = None, figsize=(10, 4)):
+    """Loss curves per epoch in two panels: total and reconstruction (left), KL (right).
+
+    The reconstruction term (thousands of nats per image) and the KL term (a few nats) differ
+    by orders of magnitude, so they get separate axes. Test curves are dashed when present.
+
+    Args:
+        history: per-epoch dicts ``{"epoch", "loss", "recon", "kl", "test_loss", ...}``.
+        path: where to save the PNG; ``None`` to only return the figure.
+
+    Returns:
+        the matplotlib ``Figure`` (a notebook displays it inline).
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    history = list(history)
+    if not history:
+        raise ValueError("history is empty: train for at least one epoch first")
+    epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
+
+    def series(key):
+        return [h.get(key, np.nan) for h in history] if any(key in h for h in history) else None
+
+    fig = _new_figure(figsize)
+    left, right = fig.subplots(1, 2)
+    colors = {"loss": "C0", "recon": "C1", "kl": "C2"}
+    for ax, keys, title in ((left, ("loss", "recon"), "Negative ELBO and reconstruction"),
+                            (right, ("kl",), "KL term")):
+        for key in keys:  # one colour per term; solid = train, dashed = test
+            for prefix, style in (("", "-"), ("test_", "--")):
+                values = series(prefix + key)
+                if values is not None:
+                    ax.plot(epochs, values, style, color=colors[key], marker="o", markersize=3,
+                            label=f"{'test' if prefix else 'train'} {key}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("nats per image")
+        ax.set_title(title)
+        if ax.lines:
+            ax.legend()
+        ax.grid(alpha=0.3)
+    if path is not None:
+        _save_figure(fig, path)
+    return fig
