@@ -96,8 +96,8 @@ def cmd_demo(args):
     """phantoms -> train -> generate: the README's main job."""
     _quiet_tensorflow()
     quick = args.quick or quick_mode()
-    n = args.n or (800 if quick else 1877)  # the seed project had 1,877 scans
-    epochs = args.epochs or (10 if quick else 30)
+    n = args.n or (1000 if quick else 1877)  # the seed project had 1,877 scans
+    epochs = args.epochs or 30
     size = args.image_size or (64 if quick else 224)
     out = Path(args.out)
     data_dir, run_dir, gen_dir = out / "data", out / "run", out / "generated"
@@ -215,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(224x224, 1877 images) by default, for a GPU; --quick or XRAY_VAE_QUICK=1 runs "
                                    "in a few minutes on 2 CPU cores. Rerunning resumes where it stopped.")
     s.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
-    s.add_argument("--n", type=int, help="number of phantoms (default: 1877; 800 in quick mode)")
-    s.add_argument("--epochs", type=int, help="epochs (default: 30; 10 in quick mode)")
+    s.add_argument("--n", type=int, help="number of phantoms (default: 1877; 1000 in quick mode)")
+    s.add_argument("--epochs", type=int, help="epochs (default: 30)")
     s.add_argument("--image-size", type=int, help="image side (default: 224; 64 in quick mode)")
     s.add_argument("--n-generate", type=int, default=100, help="images to export (default: 100)")
     s.add_argument("--seed", type=int, default=0, help="random seed")
