@@ -21,7 +21,7 @@ demo: install
 	$(BIN)/python -m vae_keras demo
 
 test: install
-	XRAY_VAE_QUICK=1 TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest
+	XRAY_VAE_QUICK=1 TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
 clean:
 	rm -rf demo_output .pytest_cache
