@@ -190,7 +190,7 @@ def latent_manifold(model, path: Optional[PathLike] = None, n: int = 15, dims=No
             ax = fig.add_subplot()
         ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
         centers = np.arange(n) * size + (size - 1) / 2.0
-        step = max(1, n // 8)
+        step = -(-n // 8)  # at most 8 labels per axis, so they never overlap
         ax.set_xticks(centers[::step], [f"{v:.2f}" for v in grid[::step]])
         ax.set_yticks(centers[::step], [f"{v:.2f}" for v in grid[::-1][::step]])
         ax.set_xlabel(f"z[{dims[0]}]")
