@@ -1,0 +1,147 @@
+"""The committed figures: train one configuration on the phantom set, evaluate it, build its gallery.
+
+Run from the repository root (``make figures`` does exactly this)::
+
+    python scripts/make_figures.py --config seed --minutes 20 --image-size 64 --out figures
+
+Steps: render the phantom set (1,877 bags, kept under ``--work`` and reused), train the
+configuration from scratch for at most ``--minutes`` (the budget of the committed figures: about
+20 minutes on a 2-core CPU), write the run's figures, evaluate it when the command line has an
+``evaluate`` subcommand, and write into ``--out``:
+
+    OUT/gallery/              the gallery (python -m vae_keras gallery), self-contained
+    OUT/latent_manifold.png   the headline figures, copied from the gallery for the README
+    OUT/training.gif
+    OUT/generated.png, OUT/real.png, OUT/generated_<class>.png (conditional models)
+    OUT/loss_curves.png
+    OUT/quality.md            the evaluation table (when the run was evaluated)
+    OUT/run/                  config.json, history.json, run_info.json, metrics.json of the run
+
+The run itself (checkpoints, logs) stays under ``--work`` (``build/figures``, not committed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from data_prep.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
+
+HEADLINE = ("latent_manifold.png", "training.gif", "generated.png", "real.png", "loss_curves.png")
+SIZE_LIMIT = 15 * 2 ** 20
+
+
+def describe_device() -> str:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
+        return "GPU: " + ", ".join(names)
+    return f"CPU ({os.cpu_count()} cores)"
+
+
+def has_subcommand(name: str) -> bool:
+    from vae_keras.cli import build_parser
+
+    parser = build_parser()
+    return any(name in getattr(action, "choices", None) or {}
+               for action in parser._actions if action.__class__.__name__ == "_SubParsersAction")
+
+
+def folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--config", default="seed", help="named configuration (default: seed)")
+    p.add_argument("--minutes", type=float, default=20.0, help="training time budget (default: 20)")
+    p.add_argument("--epochs", type=int, default=200, help="epoch cap; the time budget usually stops first")
+    p.add_argument("--image-size", type=int, default=64, help="image side (default: 64; 224 on a GPU)")
+    p.add_argument("--n-phantoms", type=int, default=1877, help="phantom bags (default: 1877, as the seed project)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the phantoms, the weights and the samples")
+    p.add_argument("--work", default="build/figures", help="data and run folder (not committed)")
+    p.add_argument("--out", default="figures", help="output folder (default: figures)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --work instead of starting afresh")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+
+    from data_prep.manifest import read_manifest
+    from data_prep.phantoms import write_phantom_dataset
+    from vae_keras.cli import _finish_run_figures
+    from vae_keras.config import get_config
+    from vae_keras.gallery import METRICS_FILE, RUN_INFO_FILE, build_gallery, metrics_markdown
+    from vae_keras.train import train
+
+    t0 = time.monotonic()
+    work, out = Path(args.work), Path(args.out)
+    data = work / f"phantoms_{args.n_phantoms}_{args.image_size}_seed{args.seed}"
+    run = work / f"run_{args.config}_{args.image_size}"
+
+    manifest = data / "manifest.csv"
+    if manifest.is_file() and len(read_manifest(manifest)) == args.n_phantoms:
+        print(f"[1/4] reusing the phantom set {data}", file=sys.stderr)
+    else:
+        print(f"[1/4] rendering {args.n_phantoms} phantoms at {args.image_size}x{args.image_size} into {data}",
+              file=sys.stderr)
+        write_phantom_dataset(data, n=args.n_phantoms, size=args.image_size, seed=args.seed,
+                              progress=not args.quiet)
+
+    print(f"[2/4] training {args.config} for at most {args.minutes} min into {run}", file=sys.stderr)
+    if run.exists() and not args.resume:
+        shutil.rmtree(run)                                       # the committed figures come from one fresh run
+    config = get_config(args.config, quick=False, image_size=args.image_size, epochs=args.epochs, seed=args.seed)
+    trainer = train(config, data, run, resume=args.resume, minutes=args.minutes, progress=not args.quiet)
+    _finish_run_figures(run, trainer.model, trainer.history, data_images=trainer.train_images[:256] / 255.0)
+    command = "python scripts/make_figures.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    atomic_write_text(run / RUN_INFO_FILE, json.dumps(
+        {"data": str(data), "device": describe_device(), "command": command,
+         "budget_minutes": args.minutes}, indent=1) + "\n")
+
+    if has_subcommand("evaluate"):
+        print("[3/4] evaluating (python -m vae_keras evaluate)", file=sys.stderr)
+        done = subprocess.run([sys.executable, "-m", "vae_keras", "evaluate", str(run), "--data", str(data)])
+        if done.returncode != 0:
+            print(f"warning: evaluate failed (status {done.returncode}); the gallery has no evaluation table",
+                  file=sys.stderr)
+    else:
+        print("[3/4] no `evaluate` subcommand in this version: skipping the evaluation", file=sys.stderr)
+
+    print(f"[4/4] building the gallery in {out / 'gallery'}", file=sys.stderr)
+    if (out / "gallery").is_dir():
+        shutil.rmtree(out / "gallery")                           # no pictures left over from an older run
+    index = build_gallery(run, out / "gallery", data_dir=data, seed=args.seed)
+    for name in [*HEADLINE, *sorted(p.name for p in index.parent.glob("generated_*.png"))]:
+        if (index.parent / name).is_file():
+            atomic_write_bytes(out / name, (index.parent / name).read_bytes())
+    for name in ("config.json", "history.json", RUN_INFO_FILE, METRICS_FILE):
+        if (run / name).is_file():
+            atomic_write_bytes(out / "run" / name, (run / name).read_bytes())
+    metrics_file = run / METRICS_FILE
+    if metrics_file.is_file():
+        atomic_write_text(out / "quality.md",
+                          f"# Evaluation of `{args.config}` ({len(trainer.history)} epochs, "
+                          f"{args.image_size}x{args.image_size})\n\n"
+                          + metrics_markdown(json.loads(metrics_file.read_text(encoding="utf-8"))))
+
+    size = folder_size(out)
+    print(f"figures of {args.config} ({len(trainer.history)} epochs) written to {out} "
+          f"({size / 2 ** 20:.1f} MB) in {(time.monotonic() - t0) / 60:.1f} min; open {index}", file=sys.stderr)
+    if size > SIZE_LIMIT:
+        print(f"warning: {out} is over {SIZE_LIMIT / 2 ** 20:.0f} MB: use a smaller --image-size", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
