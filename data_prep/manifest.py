@@ -77,14 +77,19 @@ class ManifestRow:
         }
 
 
-def write_manifest(path: PathLike, rows: Iterable[ManifestRow]) -> Path:
-    """Write ``rows`` to ``path`` atomically (a killed writer leaves the old manifest)."""
+def manifest_text(rows: Iterable[ManifestRow]) -> str:
+    """The CSV text of a manifest of ``rows`` (what :func:`write_manifest` writes)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow(row.to_csv_dict())
-    return atomic_write_text(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def write_manifest(path: PathLike, rows: Iterable[ManifestRow]) -> Path:
+    """Write ``rows`` to ``path`` atomically (a killed writer leaves the old manifest)."""
+    return atomic_write_text(path, manifest_text(rows))
 
 
 def read_manifest(path: PathLike) -> List[ManifestRow]:

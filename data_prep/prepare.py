@@ -63,6 +63,7 @@ import sys
 import threading
 import time
 import unicodedata
+import warnings
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -72,13 +73,16 @@ from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from data_prep.atomic import atomic_write_text, save_png_atomic
-from data_prep.manifest import CLASSES, ManifestRow, canonical_class, read_manifest, write_manifest
+from data_prep.atomic import atomic_write_text, commit_files, sync_files
+from data_prep.manifest import (CLASSES, ManifestRow, canonical_class, manifest_text, read_manifest,
+                                write_manifest)
 
 # -- limits and errors ---------------------------------------------------------------------------
-#: Images above this many pixels are refused (a 2688x2208 GDXray scan is 6 MP; SIXray's largest
-#: 5 MP). Pillow's own limit (89 MP warning, 179 MP error) is raised to this one while we read.
-MAX_PIXELS = 400_000_000
+#: Images above this many pixels are refused from their header, before any pixel is decoded (a
+#: 2688x2208 GDXray scan is 6 MP, SIXray's largest 5 MP; 100 MP is a 10,000 x 10,000 scan, 100 MB
+#: as 8-bit). A 20,000 x 20,000 "decompression bomb" (400 MP, 1.2 GB as RGB) is refused in
+#: milliseconds. Pillow's own limit (89 MP warning) is raised to this one while we read.
+MAX_PIXELS = 100_000_000
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 SERIES_RE = re.compile(r"^B\d{4}$", re.IGNORECASE)
@@ -86,6 +90,9 @@ GROUND_TRUTH_NAMES = ("ground_truth.txt", "groundtruth.txt", "ground-truth.txt")
 HIGH_BIT_MODES = ("I", "F", "I;16", "I;16B", "I;16L", "I;16N", "I;16S", "I;32", "I;32B")
 REPORT_NAME = "prepare_report.json"
 MANIFEST_NAME = "manifest.csv"
+#: While writing, the manifest is rewritten (listing exactly the PNGs finished so far) at most
+#: this often, so a killed ``prepare`` keeps what it did.
+COMMIT_SECONDS = 1.0
 
 
 class PrepareError(ValueError):
@@ -114,7 +121,7 @@ def _pillow_pixel_limit():
     """Raise ``Image.MAX_IMAGE_PIXELS`` to :data:`MAX_PIXELS` while we read (thread-safe, nested).
 
     We check the size ourselves right after the header is read, so the bomb guard stays; Pillow's
-    own lower limit would otherwise refuse legitimate 180-400 MP scans with a cryptic message.
+    own lower limit would otherwise warn about legitimate 89-100 MP scans.
     """
     global _LIMIT_USERS, _LIMIT_SAVED
     with _LIMIT_LOCK:
@@ -147,8 +154,9 @@ def _open_checked(path: Path) -> Image.Image:
         im = Image.open(path)
     except UnidentifiedImageError:
         raise BadImageError(path, f"not an image (Pillow cannot identify the format; {nbytes} bytes)") from None
-    except Image.DecompressionBombError:
-        raise BadImageError(path, f"image too large (above {MAX_PIXELS / 1e6:.0f} MP)") from None
+    except Image.DecompressionBombError as e:  # Pillow's guard (twice its limit): a header size far above ours
+        raise BadImageError(path, f"image too large ({e}); the limit is {MAX_PIXELS / 1e6:.0f} MP "
+                                  "(data_prep.prepare.MAX_PIXELS)") from None
     except PermissionError:
         raise BadImageError(path, "cannot read the file (permission denied)") from None
     except Exception as e:  # noqa: BLE001 - any decoder failure is a bad file, not a crash
@@ -598,6 +606,15 @@ class SourcePlan:
     found: int
 
 
+def _display(text: str) -> str:
+    """A file name as text that can always be printed and written as UTF-8.
+
+    File names that are not valid UTF-8 (archives made on old Windows) reach Python with lone
+    surrogates; their bytes are shown as ``\\xe9`` escapes instead of crashing the CSV and JSON.
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _stable_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
@@ -625,10 +642,18 @@ def assign_splits(group_sizes: Mapping[str, int], test_fraction: float = 0.3, se
     return {k: ("train" if i < cut else "test") for i, k in enumerate(keys)}
 
 
-def _walk_images(src: Path, exclude: Optional[Path]):
-    """Image files (sorted) and an index ``{folder: {lower-case name: path}}`` of every file."""
+def _walk_images(src: Path, exclude: Optional[Path], unreadable: Optional[list] = None):
+    """Image files (sorted) and an index ``{folder: {lower-case name: path}}`` of every file.
+
+    Folders that cannot be listed are appended to ``unreadable`` as ``(path, reason)``.
+    """
     images, index = [], {}
-    for dirpath, dirnames, filenames in os.walk(src):
+
+    def onerror(e: OSError):
+        if unreadable is not None:
+            unreadable.append((Path(e.filename or src), f"cannot list the folder ({e.strerror or e})"))
+
+    for dirpath, dirnames, filenames in os.walk(src, onerror=onerror):
         d = Path(dirpath)
         dirnames[:] = sorted(n for n in dirnames if not n.startswith(".") and n != "__MACOSX"
                              and (exclude is None or (d / n).resolve() != exclude))
@@ -747,14 +772,21 @@ def scan_source(src, *, test_fraction: float = 0.3, seed: int = 0, labels_csv=No
         yolo_classes = read_class_list(yolo_classes)
     exclude = Path(exclude).resolve() if exclude is not None else None
 
-    paths, index = _walk_images(src, exclude)
-    if not paths:
-        raise PrepareError(f"no image files ({' '.join(IMAGE_EXTENSIONS)}) under {src}")
-
+    unreadable: List[tuple] = []
+    paths, index = _walk_images(src, exclude, unreadable)
     notes, skipped, images = _Notes(), [], []
+    for folder, reason in unreadable:
+        if folder == src:
+            raise PrepareError(f"cannot read the source folder {_display(str(src))}: {reason}")
+        rel = _display(folder.relative_to(src).as_posix()) + "/"
+        skipped.append({"path": rel, "reason": reason})
+        progress.message(f"skipped {rel}: {reason}")
+    if not paths:
+        raise PrepareError(f"no image files ({' '.join(IMAGE_EXTENSIONS)}) under {_display(str(src))}")
+
     workers = workers or min(8, os.cpu_count() or 1)
     for i, (p, size, err) in enumerate(_imap_bounded(probe_size, paths, workers), 1):
-        rel = p.relative_to(src).as_posix()
+        rel = _display(p.relative_to(src).as_posix())
         if err is not None:
             skipped.append({"path": rel, "reason": err.reason})
             progress.message(f"skipped {rel}: {err.reason}")
@@ -765,7 +797,8 @@ def scan_source(src, *, test_fraction: float = 0.3, seed: int = 0, labels_csv=No
     progress.update(f"checking {len(paths)}/{len(paths)} files ({len(skipped)} skipped)", force=True)
     if not images:
         first = f" (first: {skipped[0]['path']}: {skipped[0]['reason']})" if skipped else ""
-        raise PrepareError(f"no usable image under {src}: all {len(paths)} image file(s) were skipped{first}")
+        raise PrepareError(f"no usable image under {_display(str(src))}: all {len(paths)} image file(s) "
+                           f"were skipped{first}")
 
     # Annotations, in source pixels.
     gt_cache: Dict[Path, Optional[dict]] = {}
@@ -893,7 +926,14 @@ def prepare(src, out, size: int = 224, test_fraction: float = 0.3, seed: int = 0
         PrepareError: missing source folder, no usable image, invalid argument.
 
     Each unusable file prints one ``skipped PATH: REASON`` line on stderr and is listed in the
-    report; all good files are kept. PNGs are written atomically, the manifest last.
+    report; all good files are kept.
+
+    Interruption: a previous run's manifest is first replaced by an empty one and its PNGs
+    removed; then PNGs are written under temporary names (``train/.NAME.png.tmp``), flushed, and
+    renamed into place batch by batch (every :data:`COMMIT_SECONDS`), each time together with a
+    manifest listing exactly the PNGs written so far. A ``prepare`` killed at any moment leaves
+    complete PNGs and a manifest that lists exactly those (plus hidden temporary files, which
+    the next run removes); rerunning it redoes the import.
     """
     if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
         raise PrepareError(f"size must be a positive integer, got {size!r}")
@@ -910,26 +950,53 @@ def prepare(src, out, size: int = 224, test_fraction: float = 0.3, seed: int = 0
         bar.done()
         raise
     workers = workers or min(8, os.cpu_count() or 1)
-    old_paths = set()
-    if (out / MANIFEST_NAME).is_file():
-        with contextlib.suppress(Exception):
-            old_paths = {r.path for r in read_manifest(out / MANIFEST_NAME)}
+    _start_output(out)
 
-    def work(item: SourceImage) -> ManifestRow:
+    def work(item: SourceImage) -> Tuple[ManifestRow, Path]:
         image, boxes = render_image(item, size, window)  # (size, size) uint8
-        save_png_atomic(out / item.out_name, image)
-        return ManifestRow(path=item.out_name, split=item.split, labels=list(item.labels), boxes=boxes,
-                           series=item.series, source=item.rel)
+        final = out / item.out_name
+        tmp = final.with_name(f".{final.name}.tmp")      # renamed when the manifest lists it
+        try:
+            Image.fromarray(image, "L").save(tmp, format="PNG")
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise PrepareError(f"cannot write {final}: {e.strerror or e}") from None
+        row = ManifestRow(path=item.out_name, split=item.split, labels=list(item.labels), boxes=boxes,
+                          series=item.series, source=item.rel)
+        return row, tmp
 
-    rows, skipped = [], list(plan.skipped)
+    rows, skipped, moves = [], list(plan.skipped), []
+    last_commit = time.monotonic()
+
+    def commit():
+        nonlocal last_commit
+        sync_files(out, [tmp for tmp, _ in moves])
+        commit_files(moves, out / MANIFEST_NAME, manifest_text(rows))   # lists exactly the PNGs in place
+        moves.clear()
+        last_commit = time.monotonic()
+
     n = len(plan.images)
-    for i, (item, row, err) in enumerate(_imap_bounded(work, plan.images, workers), 1):
-        if err is not None:
-            skipped.append({"path": item.rel, "reason": err.reason})
-            bar.message(f"skipped {item.rel}: {err.reason}")
-        else:
-            rows.append(row)
-        bar.update(f"preparing {i}/{n} images ({len(skipped)} skipped)")
+    try:
+        with contextlib.closing(_imap_bounded(work, plan.images, workers)) as results:
+            for i, (item, result, err) in enumerate(results, 1):
+                if err is not None:
+                    skipped.append({"path": item.rel, "reason": err.reason})
+                    bar.message(f"skipped {item.rel}: {err.reason}")
+                else:
+                    row, tmp = result
+                    rows.append(row)
+                    moves.append((tmp, out / row.path))
+                    if time.monotonic() - last_commit >= COMMIT_SECONDS:
+                        commit()
+                bar.update(f"preparing {i}/{n} images ({len(skipped)} skipped)")
+        if moves:
+            commit()
+    except OSError as e:
+        raise PrepareError(f"cannot write into {out}: {e.strerror or e}") from None
+    finally:
+        _remove_temporary_files(out)   # of images decoded but not yet listed (an error or Ctrl-C)
+        bar.done()
     bar.update(f"preparing {n}/{n} images ({len(skipped)} skipped)", force=True)
     bar.done()
 
@@ -937,15 +1004,43 @@ def prepare(src, out, size: int = 224, test_fraction: float = 0.3, seed: int = 0
     report = _report(plan, rows, skipped, out, size, test_fraction, seed, window)
     atomic_write_text(out / REPORT_NAME, json.dumps(report, indent=2) + "\n")
     if not rows:
-        raise PrepareError(f"no usable image under {plan.src}: all {plan.found} image file(s) were skipped "
-                           f"(first: {skipped[0]['path']}: {skipped[0]['reason']}); see {out / REPORT_NAME}")
-    write_manifest(out / MANIFEST_NAME, rows)
-    for stale in old_paths - {r.path for r in rows}:
+        raise PrepareError(f"no usable image under {_display(str(plan.src))}: all {plan.found} image file(s) "
+                           f"were skipped (first: {skipped[0]['path']}: {skipped[0]['reason']}); "
+                           f"see {out / REPORT_NAME}")
+    return report
+
+
+def _start_output(out: Path) -> None:
+    """Create ``out``; replace a previous run's manifest by an empty one and remove its PNGs.
+
+    Only PNGs the old manifest lists directly under ``out/train`` or ``out/test`` are removed
+    (and our own leftover temporary files); nothing else in ``out`` is touched.
+    """
+    try:
+        for split in ("train", "test"):
+            (out / split).mkdir(parents=True, exist_ok=True)
+        old_paths = set()
+        if (out / MANIFEST_NAME).is_file():
+            with contextlib.suppress(Exception):
+                old_paths = {r.path for r in read_manifest(out / MANIFEST_NAME)}
+        write_manifest(out / MANIFEST_NAME, [])      # an empty, valid data set first: then the old files go
+    except OSError as e:
+        raise PrepareError(f"cannot write the output folder {out}: {e.strerror or e}") from None
+    for stale in old_paths:
         p = out / stale
         if p.suffix == ".png" and p.parent.name in ("train", "test") and p.parent.parent == out:
             with contextlib.suppress(OSError):
                 p.unlink()
-    return report
+    _remove_temporary_files(out)
+
+
+def _remove_temporary_files(out: Path) -> None:
+    """Our temporary files in ``out`` (PNGs not yet listed; a manifest or report being written)."""
+    leftovers = [*(out / "train").glob(".*.png.tmp"), *(out / "test").glob(".*.png.tmp"),
+                 *out.glob(f".{MANIFEST_NAME}.*.tmp"), *out.glob(f".{REPORT_NAME}.*.tmp")]
+    for tmp in leftovers:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def _report(plan: SourcePlan, rows, skipped, out, size, test_fraction, seed, window) -> dict:
@@ -1002,12 +1097,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def prepare_from_args(args: argparse.Namespace) -> dict:
     """Run :func:`prepare` with the flags of :func:`add_arguments` and print a one-line summary."""
+    # Pillow's warnings (oversized image, corrupt EXIF of a truncated JPEG, ...) would reach the user
+    # as Python warnings with a source line; a bad file gets its own "skipped" line instead.
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
     report = prepare(args.src, args.out, size=args.size, test_fraction=args.test_fraction, seed=args.seed,
                      window=args.window, labels_csv=args.labels_csv, progress=not args.quiet,
                      gt_class=args.gt_class, yolo_classes=args.yolo_classes, workers=args.workers)
     print(f"prepared {report['written']} images ({report['train']} train / {report['test']} test, "
-          f"{report['kind']} source) into {args.out}; skipped {report['skipped_count']}"
-          f" (details in {Path(args.out) / REPORT_NAME})")
+          f"{report['kind']} source) into {_display(str(args.out))}; skipped {report['skipped_count']}"
+          f" (details in {_display(str(Path(args.out) / REPORT_NAME))})")
     return report
 
 
