@@ -1,0 +1,91 @@
+"""Classic augmentation, the benchmark's classifier and scores (vae_keras.augment), and the
+augmentation benchmark script end to end on a tiny boxed set."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_prep.manifest import CLASSES
+from vae_keras.augment import classic_augment, score, train_classifier
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_classic_augment_shape_range_and_seed():
+    x = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 1)).astype(np.uint8)
+    a = classic_augment(x, np.random.default_rng(1))
+    b = classic_augment(x, np.random.default_rng(1))
+    assert a.shape == (5, 32, 32, 1) and a.dtype == np.float32
+    assert 0 <= a.min() and a.max() <= 1
+    np.testing.assert_array_equal(a, b)                       # the generator fixes everything
+    assert not np.allclose(a, x / 255.0)
+
+
+def test_classic_augment_without_changes_is_identity():
+    x = np.random.default_rng(0).random((3, 16, 16, 1)).astype(np.float32)
+    same = classic_augment(x, np.random.default_rng(0), flip=False, rotate=False, crop=1.0, gamma=(1, 1),
+                           gain=(1, 1), noise=0.0)
+    np.testing.assert_allclose(same, x, atol=1e-6)
+    with pytest.raises(ValueError, match="square"):
+        classic_augment(np.zeros((2, 16, 8, 1)), np.random.default_rng(0))
+
+
+def test_score_perfect_and_missing_class():
+    y = np.zeros((40, 4), np.float32)
+    y[:20, 0] = 1
+    y[::2, 1] = 1                                             # class 2 and 3: no positives
+    s = score(y * 0.9 + 0.05, None, y)                        # probabilities instead of a classifier
+    assert s["auroc"]["handgun"] == pytest.approx(1.0, abs=1e-3)
+    assert s["ap"]["knife"] == pytest.approx(1.0, abs=1e-2)
+    assert np.isnan(s["auroc"]["razor_blade"]) and np.isnan(s["ap"]["shuriken"])
+    assert s["mAP"] == pytest.approx(1.0, abs=1e-2)           # the mean leaves nan classes out
+    chance = score(np.full((40, 4), 0.5, np.float32), None, y)
+    assert chance["mean_auroc"] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_train_classifier_takes_exactly_the_given_steps():
+    rng = np.random.default_rng(0)
+    x = rng.random((10, 16, 16, 1)).astype(np.float32)
+    y = (rng.random((10, 4)) < 0.5).astype(np.float32)
+    clf = train_classifier(x, y, steps=7, batch_size=4, width=4, augment=classic_augment)
+    assert int(clf.net.optimizer.iterations.numpy()) == 7
+    p = clf.predict(x)
+    assert p.shape == (10, 4) and 0 <= p.min() and p.max() <= 1
+    with pytest.raises(ValueError, match="multi-hot"):
+        train_classifier(x, y[:, :2], steps=1)
+
+
+def _load_benchmark():
+    spec = importlib.util.spec_from_file_location("bench_augmentation", ROOT / "benchmarks" / "augmentation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_end_to_end(tmp_path):
+    from data_prep.phantoms import write_phantom_dataset
+
+    data = tmp_path / "data"
+    write_phantom_dataset(data, n=40, size=32, seed=0, progress=False, workers=1)
+    bench = _load_benchmark()
+    report = tmp_path / "fig" / "augmentation.md"
+    argv = ["--data", str(data), "--out", str(tmp_path / "work"), "--size", "32", "--fractions", "0.5",
+            "--seeds", "1", "--arms", "real,classic,hybrid,tip", "--vae-minutes", "0", "--classifier-steps", "3",
+            "--width", "4", "--synthetic-ratio", "0.5", "--report", str(report)]
+    assert bench.main(argv) == 0
+    results = json.loads((tmp_path / "work" / "results.json").read_text())
+    arms = sorted({(r["arm"], r["seed"]) for r in results["records"]})
+    assert arms == sorted((a, s) for a in ("real", "classic", "hybrid", "tip") for s in (0,))
+    assert all(r["synthetic_images"] == (0 if r["arm"] in ("real", "classic") else 7) for r in results["records"])
+    text = report.read_text()
+    assert "| 50% | 1 | tip |" in text and "benchmarks/augmentation.py" in text
+    assert set(CLASSES) <= set(results["records"][0]["ap"])
+    assert report.with_suffix(".png").is_file()
+    # a rerun finds everything done and only rewrites the report
+    report.unlink()
+    assert bench.main(argv + ["--report-only"]) == 0 and report.is_file()
+    assert json.loads((tmp_path / "work" / "results.json").read_text())["records"] == results["records"]

@@ -1,0 +1,200 @@
+"""Threat image projection (vae_keras.tip) and the detector export (vae_keras.export)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from data_prep.manifest import CLASSES, read_manifest
+from vae_keras import export, tip
+
+
+@pytest.fixture(scope="module")
+def boxed_dataset(tmp_path_factory):
+    """24 phantoms at 32x32 with threat boxes (the conftest tiny set has labels only)."""
+    from data_prep.phantoms import write_phantom_dataset
+
+    root = tmp_path_factory.mktemp("boxed")
+    write_phantom_dataset(root, n=24, size=32, seed=0, benign_fraction=0.25, progress=False, workers=1)
+    return root
+
+
+def _crop(label="knife"):
+    t = np.ones((6, 8), np.float32)
+    t[1:5, 2:7] = 0.4
+    return tip.ThreatCrop(label, t, "test")
+
+
+# -- TIP --------------------------------------------------------------------------------------------
+def test_transmission_is_relative_to_the_border():
+    crop = np.full((6, 6), 200, np.uint8)
+    crop[2:4, 2:4] = 50
+    t = tip.transmission_of(crop)
+    assert t.max() == 1.0 and t.dtype == np.float32
+    np.testing.assert_allclose(t[2, 2], 50 / 200, rtol=1e-6)
+
+
+def test_into_a_blank_white_image_reproduces_the_transmission():
+    rng = np.random.default_rng(0)
+    white = np.ones((32, 32), np.float32)
+    out, boxes = tip.project(white, _crop(), rng, scale_range=(1, 1), rotate=False, flip=False)
+    x1, y1, x2, y2 = boxes[0]["box"]
+    assert boxes[0]["label"] == "knife"
+    assert (x2 - x1, y2 - y1) == (5, 4)                      # the attenuating part of the 6x8 patch
+    np.testing.assert_allclose(out[y1:y2, x1:x2], 0.4)
+    changed = np.argwhere(out < 1.0)
+    assert changed.min(0).tolist() == [y1, x1] and (changed.max(0) + 1).tolist() == [y2, x2]
+
+
+def test_into_a_grey_image_darkens_multiplicatively():
+    grey = np.full((32, 32), 0.5, np.float32)
+    out, boxes = tip.project(grey, _crop(), np.random.default_rng(1), scale_range=(1, 1))
+    x1, y1, x2, y2 = boxes[0]["box"]
+    np.testing.assert_allclose(out[y1:y2, x1:x2], 0.5 * 0.4, rtol=1e-6)   # Beer-Lambert: 0.5 * 0.4
+    mask = np.ones_like(out, bool)
+    mask[y1:y2, x1:x2] = False
+    np.testing.assert_allclose(out[mask], 0.5)
+
+
+def test_threats_land_inside_the_bag():
+    bag = np.ones((48, 48), np.float32)
+    bag[20:44, 24:46] = 0.6                                   # the bag: everything else is background
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        _, boxes = tip.project(bag, _crop(), rng, scale_range=(1, 1))
+        x1, y1, x2, y2 = boxes[0]["box"]
+        assert 0 <= x1 < x2 <= 48 and 0 <= y1 < y2 <= 48
+        cy, cx = (y1 + y2) / 2, (x1 + x2) / 2                 # near the bag (the patch centre is on it)
+        assert 18 <= cy <= 46 and 22 <= cx <= 48
+
+
+def test_tip_images_boxes_match_labels(boxed_dataset):
+    crops = tip.crops_from_prepared(boxed_dataset, "train")
+    assert crops and all(c.label in CLASSES for c in crops)
+    assert all(0 < c.transmission.min() and c.transmission.max() <= 1 for c in crops)
+    from vae_keras.data import load_split
+
+    bags, _ = load_split(boxed_dataset, "train")
+    images, labels, boxes, _ = tip.tip_images(bags, crops, 12, seed=0)
+    assert images.shape == (12, 32, 32, 1) and 0 <= images.min() and images.max() <= 1
+    for lab, bs in zip(labels, boxes):
+        assert 1 <= len(bs) <= 2
+        assert {CLASSES[i] for i in np.flatnonzero(lab)} == {b["label"] for b in bs}
+        for b in bs:
+            x1, y1, x2, y2 = b["box"]
+            assert 0 <= x1 < x2 <= 32 and 0 <= y1 < y2 <= 32
+    with pytest.raises(ValueError, match="no threat crops"):
+        tip.tip_images(bags, [], 2)
+
+
+def test_project_labels_one_item_per_class():
+    bags = np.full((3, 32, 32, 1), 0.8, np.float32)
+    images, labels, boxes = tip.project_labels(bags, [["knife"], [], ["knife", "shuriken"]],
+                                               [_crop("knife"), _crop("shuriken")], seed=0)
+    assert [len(b) for b in boxes] == [1, 0, 2]
+    np.testing.assert_allclose(images[1], 0.8)
+    assert labels[2].tolist() == [0, 1, 0, 1]
+    with pytest.raises(ValueError, match="handgun"):
+        tip.project_labels(bags[:1], [["handgun"]], [_crop("knife")])
+
+
+# -- export -----------------------------------------------------------------------------------------
+def _hybrid(n=5):
+    bags = np.full((n, 32, 32, 1), 0.8, np.float32)
+    per = [["knife"], ["shuriken"], [], ["knife", "shuriken"], ["knife"]][:n]
+    return tip.project_labels(bags, per, [_crop("knife"), _crop("shuriken")], seed=0)
+
+
+def test_yolo_round_trip(tmp_path):
+    images, _, boxes = _hybrid()
+    rows = export.export_detection(tmp_path, images, boxes, fmt="yolo")
+    assert (tmp_path / "classes.txt").read_text().split() == list(CLASSES)
+    assert "nc: 4" in (tmp_path / "data.yaml").read_text()
+    assert len(read_manifest(tmp_path / "manifest.csv")) == 5
+    for i, row in enumerate(rows):
+        assert (tmp_path / row.path).is_file()
+        parsed = export.parse_yolo((tmp_path / "labels" / f"sample_{i:06d}.txt").read_text(), 32, 32)
+        assert [p["label"] for p in parsed] == [b["label"] for b in boxes[i]]
+        for p, b in zip(parsed, boxes[i]):
+            np.testing.assert_allclose(p["box"], b["box"], atol=1e-3)
+    # the project's own importer reads it back too
+    from data_prep.prepare import read_yolo_txt
+
+    again = read_yolo_txt(tmp_path / "labels" / "sample_000003.txt", list(CLASSES), (32, 32))
+    np.testing.assert_allclose([b["box"] for b in again], [b["box"] for b in boxes[3]], atol=1e-3)
+
+
+def test_voc_is_read_by_our_importer(tmp_path):
+    from data_prep.prepare import read_voc_xml
+
+    images, _, boxes = _hybrid()
+    export.export_detection(tmp_path, images, boxes, fmt="voc")
+    for i in range(5):
+        parsed = read_voc_xml(tmp_path / "annotations" / f"sample_{i:06d}.xml", image_size=(32, 32))
+        assert [p["label"] for p in parsed] == [b["label"] for b in boxes[i]]
+        for p, b in zip(parsed, boxes[i]):
+            np.testing.assert_allclose(p["box"], b["box"])
+
+
+def test_csv_keeps_boxes_and_image_level_labels(tmp_path):
+    images = np.full((2, 32, 32, 1), 0.7, np.float32)
+    rows = export.export_detection(tmp_path, images, None, labels=[["knife"], []], fmt="csv")
+    back = read_manifest(tmp_path / "manifest.csv")
+    assert [r.labels for r in back] == [["knife"], []] and [r.path for r in back] == [r.path for r in rows]
+
+
+def test_yolo_refuses_labels_without_boxes(tmp_path):
+    images = np.full((2, 32, 32, 1), 0.7, np.float32)
+    with pytest.raises(ValueError, match="hybrid"):
+        export.export_detection(tmp_path, images, None, labels=[["knife"], []], fmt="yolo")
+    assert not (tmp_path / "images").exists()                 # refused before writing anything
+    export.export_detection(tmp_path, images, None, labels=[[], []], fmt="yolo")   # benign: negatives
+    assert (tmp_path / "labels" / "sample_000000.txt").read_text() == ""
+
+
+def test_export_replaces_an_old_export_and_never_a_data_set(tmp_path, boxed_dataset):
+    images, _, boxes = _hybrid()
+    export.export_detection(tmp_path, images, boxes, fmt="yolo")
+    export.export_detection(tmp_path, images[:2], boxes[:2], fmt="yolo")
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["sample_000000.png", "sample_000001.png"]
+    assert len(list((tmp_path / "labels").iterdir())) == 2
+    with pytest.raises(FileExistsError):
+        export.export_detection(tmp_path, images, boxes, fmt="yolo", overwrite=False)
+    with pytest.raises(FileExistsError, match="not an export"):
+        export.export_detection(boxed_dataset, images, boxes, fmt="csv")
+
+
+def test_killed_export_leaves_complete_pairs(tmp_path, monkeypatch):
+    images, _, boxes = _hybrid()
+    calls = {"n": 0}
+    real_commit = export.commit_files
+
+    def dying_commit(moves, index, text):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt                           # killed during the second batch
+        return real_commit(moves, index, text)
+
+    monkeypatch.setattr(export, "commit_files", dying_commit)
+    with pytest.raises(KeyboardInterrupt):
+        export.export_detection(tmp_path, images, boxes, fmt="yolo", batch_size=2)
+    rows = read_manifest(tmp_path / "manifest.csv")
+    assert len(rows) == 2
+    pngs = sorted(p.stem for p in (tmp_path / "images").glob("*.png"))
+    txts = sorted(p.stem for p in (tmp_path / "labels").glob("*.txt"))
+    assert pngs == txts == ["sample_000000", "sample_000001"]
+
+
+def test_export_run_hybrid(tmp_path, boxed_dataset):
+    """The `generate --format yolo --tip DATA` path end to end on a 1-epoch conditional run."""
+    from vae_keras.config import get_config
+    from vae_keras.train import train
+
+    cfg = get_config("conditional", quick=False, image_size=32, epochs=1, latent_dim=4, gmm_components=2)
+    train(cfg, boxed_dataset, tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="hybrid"):
+        export.export_run(tmp_path / "run", 3, tmp_path / "pure", fmt="yolo", labels=["knife"])
+    rows = export.export_run(tmp_path / "run", 3, tmp_path / "out", fmt="yolo", labels=["knife"],
+                             tip_data=boxed_dataset)
+    assert len(rows) == 3 and all(r.labels == ["knife"] and len(r.boxes) == 1 for r in rows)
+    assert all(r.source.startswith("hybrid:") for r in rows)
+    assert len(list((tmp_path / "out" / "labels").glob("*.txt"))) == 3

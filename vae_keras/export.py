@@ -1,0 +1,309 @@
+"""Labelled export for detectors: images + labels as YOLO, Pascal VOC or our CSV manifest.
+
+Layouts (``OUT`` is the output folder; every format also writes ``OUT/manifest.csv``, the
+project's manifest, which lists exactly the complete image+label pairs):
+
+- ``yolo``: ``OUT/images/NAME.png``, ``OUT/labels/NAME.txt`` (one ``class cx cy w h`` line per
+  box, normalised to [0, 1]; an empty file is a negative image), ``OUT/classes.txt`` and
+  ``OUT/data.yaml`` (Ultralytics style: ``path``, ``train``, ``val``, ``nc``, ``names``);
+- ``voc``: ``OUT/images/NAME.png``, ``OUT/annotations/NAME.xml`` (``<object><name><bndbox>``,
+  1-based inclusive pixel coordinates as in VOC);
+- ``csv``: ``OUT/images/NAME.png`` and the manifest (labels and JSON boxes).
+
+**Boxes.** A VAE-generated image has image-level labels only: nobody knows where the knife it
+was asked for is. Detectors read a missing box as "no object here", so writing such an image to
+YOLO or VOC with an empty box list would teach them the opposite of the truth. Therefore
+:func:`export_detection` *refuses* (``ValueError``) a yolo/voc export of an image whose labels
+are not all covered by boxes; benign images (no labels) are fine and become negatives. For
+detector training use the **hybrid** mode (:func:`hybrid_samples`): a benign bag from the VAE
+with real threat items projected into it (:mod:`vae_keras.tip`), whose boxes are exact.
+
+**Atomic.** Each batch is written under hidden temporary names, flushed, then renamed: label
+files first, images second, and the manifest last (:func:`data_prep.atomic.commit_files`). A
+killed export leaves complete pairs, at most a few label files without an image (which
+detectors ignore) and hidden ``.tmp`` files; the next export into the folder removes them.
+
+Example:
+    >>> rows = export_run("runs/cond", 500, "export/", fmt="yolo", labels=["knife"], tip_data="data/phantoms")
+"""
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import List, Optional, Sequence
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from data_prep.atomic import PathLike, atomic_write_text, commit_files, sync_files
+from data_prep.manifest import CLASSES, ManifestRow, manifest_text, read_manifest, write_manifest
+
+FORMATS = ("yolo", "voc", "csv")
+MANIFEST = "manifest.csv"
+IMAGES_DIR = "images"
+LABEL_DIRS = {"yolo": "labels", "voc": "annotations", "csv": None}
+NAME = "sample_{:06d}"
+_OURS = re.compile(r"^\.?sample_\d{6,}\.(png|txt|xml)(\.tmp)?$")
+
+
+# -- label files -----------------------------------------------------------------------------------
+def yolo_text(boxes: Sequence[dict], width: int, height: int) -> str:
+    """YOLO label text: ``class cx cy w h`` per box, normalised, class = index in :data:`CLASSES`."""
+    lines = []
+    for b in boxes:
+        x1, y1, x2, y2 = (float(v) for v in b["box"])
+        lines.append(f"{CLASSES.index(b['label'])} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
+                     f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}")
+    return "".join(line + "\n" for line in lines)
+
+
+def parse_yolo(text: str, width: int, height: int) -> List[dict]:
+    """Boxes back from :func:`yolo_text` (pixel ``[x1, y1, x2, y2]``, end exclusive)."""
+    out = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 5:
+            continue
+        c, cx, cy, w, h = int(parts[0]), *(float(p) for p in parts[1:])
+        out.append({"label": CLASSES[c], "box": [(cx - w / 2) * width, (cy - h / 2) * height,
+                                                 (cx + w / 2) * width, (cy + h / 2) * height]})
+    return out
+
+
+def voc_xml(filename: str, boxes: Sequence[dict], width: int, height: int) -> str:
+    """Pascal VOC XML of one image; boxes go from our 0-based end-exclusive pixels to VOC's 1-based inclusive."""
+    objects = []
+    for b in boxes:
+        x1, y1, x2, y2 = (float(v) for v in b["box"])
+        objects.append(
+            "  <object>\n"
+            f"    <name>{escape(b['label'])}</name>\n    <pose>Unspecified</pose>\n"
+            "    <truncated>0</truncated>\n    <difficult>0</difficult>\n"
+            "    <bndbox>\n"
+            f"      <xmin>{round(x1) + 1}</xmin>\n      <ymin>{round(y1) + 1}</ymin>\n"
+            f"      <xmax>{round(x2)}</xmax>\n      <ymax>{round(y2)}</ymax>\n"
+            "    </bndbox>\n  </object>\n")
+    return ("<annotation>\n"
+            f"  <folder>{IMAGES_DIR}</folder>\n  <filename>{escape(filename)}</filename>\n"
+            "  <source><database>xray-vae synthetic</database></source>\n"
+            f"  <size>\n    <width>{width}</width>\n    <height>{height}</height>\n    <depth>1</depth>\n  </size>\n"
+            "  <segmented>0</segmented>\n" + "".join(objects) + "</annotation>\n")
+
+
+def data_yaml() -> str:
+    """Ultralytics ``data.yaml`` for an export folder (train and val both point at ``images``)."""
+    names = ", ".join(CLASSES)
+    return (f"# written by vae_keras.export: {len(CLASSES)} threat classes\n"
+            f"path: .\ntrain: {IMAGES_DIR}\nval: {IMAGES_DIR}\nnc: {len(CLASSES)}\nnames: [{names}]\n")
+
+
+# -- the export ------------------------------------------------------------------------------------
+def _check_boxes(labels_per_image, boxes_per_image, fmt):
+    """yolo/voc need every labelled class of an image covered by a box (see the module docstring)."""
+    if fmt == "csv":
+        return
+    for i, (names, boxes) in enumerate(zip(labels_per_image, boxes_per_image)):
+        unboxed = sorted(set(names) - {b["label"] for b in boxes})
+        if unboxed:
+            raise ValueError(
+                f"image {i} is labelled {sorted(names)} but has no box for {unboxed}: VAE-generated images carry "
+                f"image-level labels only, and a {fmt} file without a box tells a detector there is no object. "
+                "Use the hybrid mode (real threats projected into generated bags: tip_data=/--tip DATA), "
+                "or --format csv for image-level labels")
+
+
+def _prepare_folder(out_dir: Path, overwrite: bool) -> None:
+    """Refuse a folder holding a real data set; remove an earlier export's files when ``overwrite``."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"{out_dir} exists and is not a folder")
+    manifest = out_dir / MANIFEST
+    if manifest.exists():
+        try:
+            foreign = any(r.split != "generated" for r in read_manifest(manifest))
+        except (ValueError, KeyError):
+            foreign = True
+        if foreign:
+            raise FileExistsError(f"{manifest} is not an export's manifest (it lists non-generated images): "
+                                  "choose an empty or new output folder")
+    old = [p for d in (IMAGES_DIR, *filter(None, LABEL_DIRS.values())) if (out_dir / d).is_dir()
+           for p in (out_dir / d).iterdir() if _OURS.match(p.name)]
+    if (old or manifest.exists()) and not overwrite:
+        raise FileExistsError(f"{out_dir} already holds an export ({len(old)} files): "
+                              "pass overwrite=True or choose another folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_manifest(manifest, [])            # an empty, valid export first: then the old files go
+    for p in old:
+        p.unlink(missing_ok=True)
+
+
+def _png_bytes(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    a = np.asarray(image)
+    if a.ndim == 3:
+        a = a[..., 0]
+    if a.dtype != np.uint8:
+        a = np.clip(np.rint(a.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(a, mode="L").save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def export_detection(out_dir: PathLike, images, boxes: Optional[Sequence[Sequence[dict]]] = None,
+                     labels: Optional[Sequence[Sequence[str]]] = None, fmt: str = "yolo",
+                     sources: Optional[Sequence[str]] = None, overwrite: bool = True,
+                     batch_size: int = 64) -> List[ManifestRow]:
+    """Write images with their labels in a detector's format (see the module docstring for layouts).
+
+    Args:
+        out_dir: output folder (created).
+        images: (n, S, S[, 1]) uint8 or float in [0, 1].
+        boxes: one list of ``{"label": ..., "box": [x1, y1, x2, y2]}`` per image (pixels, end
+            exclusive); ``None`` = no boxes (image-level labels only: ``csv`` format only,
+            unless every image is benign).
+        labels: one list of class names per image; default the classes of its boxes.
+        fmt: ``yolo``, ``voc`` or ``csv``.
+        sources: the manifest's ``source`` per image (how it was made).
+        overwrite: replace an earlier export in ``out_dir`` (never a real data set's folder).
+
+    Returns:
+        the manifest rows (paths ``images/sample_000000.png``, split ``generated``).
+
+    Raises:
+        ValueError: unknown format, or a labelled image without boxes in yolo/voc.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] != 1:
+        raise ValueError(f"images must be (n, H, W) or (n, H, W, 1) grayscale, got shape {images.shape}")
+    n, height, width = images.shape[:3]
+    boxes = [[] for _ in range(n)] if boxes is None else [list(b) for b in boxes]
+    if labels is None:
+        labels = [sorted({b["label"] for b in bs}, key=CLASSES.index) for bs in boxes]
+    labels = [list(ls) for ls in labels]
+    if len(boxes) != n or len(labels) != n:
+        raise ValueError(f"need one box list and one label list per image: {n} images, {len(boxes)} box lists, "
+                         f"{len(labels)} label lists")
+    unknown = sorted({l for ls in labels for l in ls} | {b["label"] for bs in boxes for b in bs})
+    unknown = [u for u in unknown if u not in CLASSES]
+    if unknown:
+        raise ValueError(f"unknown class(es) {unknown}; known: {CLASSES}")
+    _check_boxes(labels, boxes, fmt)
+
+    out_dir = Path(out_dir)
+    _prepare_folder(out_dir, overwrite)
+    label_dir = LABEL_DIRS[fmt]
+    (out_dir / IMAGES_DIR).mkdir(exist_ok=True)
+    if label_dir:
+        (out_dir / label_dir).mkdir(exist_ok=True)
+    if fmt == "yolo":
+        atomic_write_text(out_dir / "classes.txt", "".join(c + "\n" for c in CLASSES))
+        atomic_write_text(out_dir / "data.yaml", data_yaml())
+
+    rows = []
+    for i in range(n):
+        row = ManifestRow(path=f"{IMAGES_DIR}/{NAME.format(i)}.png", split="generated", labels=labels[i],
+                          boxes=[{"label": b["label"], "box": [float(v) for v in b["box"]]} for b in boxes[i]],
+                          source=sources[i] if sources is not None else "")
+        rows.append(row)
+
+    def tmp(p: Path) -> Path:
+        return p.with_name(f".{p.name}.tmp")
+
+    for start in range(0, n, int(batch_size)):
+        end = min(n, start + int(batch_size))
+        label_moves, image_moves = [], []
+        for i in range(start, end):
+            image_path = out_dir / rows[i].path
+            tmp(image_path).write_bytes(_png_bytes(images[i]))
+            image_moves.append((tmp(image_path), image_path))
+            if fmt == "yolo":
+                text = yolo_text(boxes[i], width, height)
+            elif fmt == "voc":
+                text = voc_xml(image_path.name, boxes[i], width, height)
+            else:
+                continue
+            ext = ".txt" if fmt == "yolo" else ".xml"
+            label_path = out_dir / label_dir / (NAME.format(i) + ext)
+            tmp(label_path).write_text(text, encoding="utf-8")
+            label_moves.append((tmp(label_path), label_path))
+        moves = label_moves + image_moves                         # labels first: never an image without its label
+        sync_files(out_dir, [src for src, _ in moves])
+        commit_files(moves, out_dir / MANIFEST, manifest_text(rows[:end]))
+    return rows
+
+
+# -- the hybrid mode ----------------------------------------------------------------------------
+def hybrid_samples(model, labels_per_image: Sequence[Sequence[str]], crops, seed: int = 0,
+                   temperature: float = 1.0, sampler=None, batch_size: int = 64, **kwargs):
+    """Benign bags from the VAE with real threat items projected into them (exact boxes).
+
+    Args:
+        model: a trained CVAE (a conditional one is asked for benign bags; an unconditional
+            one's samples are used as they are).
+        labels_per_image: the classes each image must contain (one projected item per class);
+            an empty list gives a plain generated bag (a negative).
+        crops: :class:`vae_keras.tip.ThreatCrop` s, e.g. ``tip.crops_from_prepared(DATA, "train")``.
+        **kwargs: passed to :func:`vae_keras.tip.project` (``scale_range``, ``rotate``, ``flip``).
+
+    Returns:
+        ``(images (n, S, S, 1) float32, labels (n, C) float32, boxes: n lists)``.
+    """
+    from vae_keras import tip
+    from vae_keras.generate import sample_images
+
+    n = len(labels_per_image)
+    bags = sample_images(model, n, temperature=temperature, seed=seed, batch_size=batch_size,
+                         labels=None, sampler=sampler)                       # (n, S, S, 1), benign
+    return tip.project_labels(bags, labels_per_image, crops, seed=seed, **kwargs)
+
+
+def export_run(run_dir: PathLike, n: int, out_dir: PathLike, fmt: str = "yolo", labels=None,
+               tip_data: Optional[PathLike] = None, seed: int = 0, temperature: float = 1.0,
+               batch_size: int = 64, overwrite: bool = True, tip_split: str = "train",
+               model=None) -> List[ManifestRow]:
+    """``generate RUN --n N --out DIR --format FMT [--label CLASS] [--tip DATA]`` in one call.
+
+    Args:
+        run_dir: a trained run (its sampler, e.g. the fitted ``gmm``, is used).
+        labels: the classes every image must contain (``["knife"]``; ``[]`` for benign) or one
+            list per image; ``None``: benign.
+        tip_data: a prepared, boxed data set (phantoms or ``prepare`` output): hybrid mode, real
+            threats of its ``tip_split`` projected into generated benign bags, exact boxes.
+            Without it, images are pure VAE samples (image-level labels: ``csv`` only, unless benign).
+        model: the run's model when the caller has loaded it already (``load_run``); default loaded here.
+
+    Returns:
+        the manifest rows written to ``out_dir/manifest.csv``.
+    """
+    from vae_keras import tip
+    from vae_keras.checkpoint import load_run
+    from vae_keras.generate import _per_sample_labels, sample_images
+    from vae_keras.samplers import load_sampler
+
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    per = _per_sample_labels(labels, int(n))
+    if tip_data is None:  # fail before any work
+        _check_boxes(per, [[] for _ in per], fmt)
+    if model is None:
+        _, model = load_run(run_dir)
+    config = model.config
+    sampler = load_sampler(run_dir, model)
+    name = Path(run_dir).name
+    if tip_data is not None:
+        crops = tip.crops_from_prepared(tip_data, tip_split, image_size=config.image_size)
+        images, _, boxes = hybrid_samples(model, per, crops, seed=seed, temperature=temperature,
+                                          sampler=sampler, batch_size=batch_size)
+        sources = [f"hybrid:vae:{name}:{seed}:{i}+tip:{Path(tip_data).name}" for i in range(len(per))]
+    else:
+        images = sample_images(model, int(n), temperature=temperature, seed=seed, batch_size=batch_size,
+                               labels=per, sampler=sampler)
+        boxes = None
+        sources = [f"vae:{name}:{seed}:{i}" for i in range(len(per))]
+    return export_detection(out_dir, images, boxes, labels=per, fmt=fmt, sources=sources, overwrite=overwrite,
+                            batch_size=batch_size)
