@@ -79,7 +79,7 @@ def train_step_for(config, data_dir: Path, work: Path):
         from vae_keras.train import Trainer
 
         trainer = Trainer(config, str(data_dir), str(work / "run"), progress=False)
-        return trainer._train_step, "vae_keras.train.Trainer._train_step"
+        return trainer.train_step, "vae_keras.train.Trainer.train_step"
     except (ImportError, AttributeError, TypeError) as exc:
         import keras
         import tensorflow as tf

@@ -3,7 +3,7 @@
 For each configuration (``--configs``) and image size (``--sizes``), one fresh subprocess measures
 (so that its peak resident memory belongs to that measurement alone):
 
-- training images/s of the project's step (``Trainer._train_step``) on in-memory batches, and for
+- training images/s of the project's step (``Trainer.train_step``) on in-memory batches, and for
   ``seed`` a bare ``tf.function`` GradientTape step on the same tensors (target: within 5%);
 - peak memory (``ru_maxrss``) right after the training measurement (target at 224, batch 32: < 4 GB);
 - the training pipeline alone (images/s) and a training epoch fed by it against the same epoch
@@ -61,7 +61,7 @@ def measure_model(config_name: str, size: int, n: int, batch: int, repeats: int,
         make_data(work / "data", n, size)
         config = get_config(config_name, quick=False, image_size=size, batch_size=batch, epochs=1)
         trainer = Trainer(config, str(work / "data"), str(work / "run"), progress=False)
-        step = trainer._train_step
+        step = trainer.train_step
         in_memory = [tuple(tf.constant(t) for t in b) for b in trainer._epoch_dataset(1)]   # (x, y) batches
         n_img = sum(int(b[0].shape[0]) for b in in_memory)
         out["n"] = n_img

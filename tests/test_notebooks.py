@@ -15,7 +15,7 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-EXPECTED = ["01_data_pipeline", "02_model", "03_training", "04_generation", "05_analysis"]
+EXPECTED = ["01_data_pipeline", "02_model", "03_training", "04_generation", "05_analysis", "06_augmentation"]
 NOTEBOOKS = sorted(NB_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 
@@ -82,7 +82,7 @@ class TestNotebook:
         source = params[0].source
         for name in ("IMAGE_SIZE", "EPOCHS", "LATENT_DIM", "BATCH_SIZE", "DATA_DIR"):
             assert re.search(rf"^{name} = ", source, re.M), f"parameter {name} missing"
-        assert 'get_config("seed"' in source
+        assert re.search(r'get_config\("\w+"', source), "the parameter cell builds a named configuration"
 
     def test_no_cell_is_skipped(self, path):
         assert not any("NBVAL_SKIP" in c.source for c in _code(_read(path)))

@@ -4,6 +4,7 @@
     prepare   -> import a folder of real scans (GDXray, SIXray, any images) into the same layout
     train     -> train a configuration on a prepared data set, with checkpoints and --resume
     generate  -> sample N images from a trained run, PNG + manifest.csv
+    evaluate  -> measure a trained run (likelihood, sharpness, two-sample test, ...) -> RUN/metrics.json
     demo      -> the main job: phantoms -> train -> generate -> grid, GIF and latent plot
 
 Expected failures (missing folder, bad data, existing run, NaN loss) print one ``error:`` line
@@ -18,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from vae_keras.config import NAMED_CONFIGS, QUICK_ENV, get_config, quick_mode
+from vae_keras.config import DEFAULT_CONFIG, NAMED_CONFIGS, QUICK_ENV, get_config, quick_mode
 from vae_keras.errors import RunExists, TrainingDiverged
 
 EXIT_USAGE = 2
@@ -59,9 +60,15 @@ def cmd_train(args):
     _quiet_tensorflow()
     from vae_keras.train import train
 
+    if args.deterministic:  # bit-exact reruns (and resumes) on the same machine, a little slower
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    from vae_keras.distribute import select_strategy
+
     config = _config_from_args(args)
     trainer = train(config, args.data, args.out, resume=args.resume, minutes=args.minutes,
-                    progress=not args.quiet)
+                    progress=not args.quiet, strategy=select_strategy(args.strategy), precision=args.precision)
     _finish_run_figures(trainer.run_dir, trainer.model, trainer.history)
     last = trainer.history[-1] if trainer.history else {}
     print(f"trained {trainer.config.name} for {len(trainer.history)} epoch(s) into {args.out}; "
@@ -87,10 +94,56 @@ def cmd_generate(args):
     from vae_keras.generate import export_samples
 
     config, model = load_run(args.run)
+    labels = _generate_labels(args, config)
+    if args.format or args.tip:  # detector formats, optionally hybrid (VAE bag + real threats with exact boxes)
+        from vae_keras.export import export_run
+
+        rows = export_run(args.run, args.n, args.out, fmt=args.format or "csv", labels=labels, tip_data=args.tip,
+                          seed=args.seed, temperature=args.temperature, batch_size=args.batch_size, model=model)
+        print(f"wrote {len(rows)} labelled images ({args.format or 'csv'}) to {args.out}")
+        return
+    from vae_keras.samplers import load_sampler
+
     rows = export_samples(model, args.n, args.out, temperature=args.temperature, seed=args.seed,
-                          batch_size=args.batch_size, progress=not args.quiet, name=Path(args.run).name)
+                          batch_size=args.batch_size, progress=not args.quiet, name=Path(args.run).name,
+                          labels=labels, sampler=load_sampler(args.run, model))
     print(f"wrote {len(rows)} generated images and manifest.csv to {args.out}")
 
+
+def _generate_labels(args, config):
+    """``--label knife[,handgun]`` (``benign`` for none) -> the classes every sample gets; a
+    conditional run without ``--label`` draws them with the training split's frequencies."""
+    if args.label is not None:
+        names = [] if args.label.strip() in ("", "benign") else [n.strip() for n in args.label.split(",")]
+        if not config.conditional:
+            print("note: this run is not conditional; --label only goes into the manifest", file=sys.stderr)
+        return names
+    if config.conditional and (Path(args.run) / "label_prior.npz").is_file():
+        from data_prep.manifest import CLASSES
+        from vae_keras.samplers import sample_label_prior
+
+        return [[c for c, v in zip(CLASSES, row) if v > 0.5] for row in sample_label_prior(args.run, args.n, args.seed)]
+    return None
+
+
+def cmd_evaluate(args):
+    _quiet_tensorflow()
+    from vae_keras.evaluate import METRICS_FILE, evaluate_run, format_table
+
+    metrics = evaluate_run(args.run, args.data, n=args.n, k=args.k, n_likelihood=args.n_likelihood,
+                           seed=args.seed, sampler=args.sampler, temperature=args.temperature,
+                           progress=not args.quiet)
+    print(format_table(metrics))
+    print(f"wrote {Path(args.run) / METRICS_FILE}")
+
+
+def cmd_gallery(args):
+    _quiet_tensorflow()
+    from vae_keras.gallery import build_gallery
+
+    index = build_gallery(args.run, args.out, data_dir=args.data, metrics_path=args.metrics, n=args.n,
+                          seed=args.seed)
+    print(f"wrote the gallery of {args.run} to {index} (open it in a browser; no server needed)")
 
 def cmd_demo(args):
     """phantoms -> train -> generate: the README's main job."""
@@ -119,16 +172,19 @@ def cmd_demo(args):
     from vae_keras.train import train
     from vae_keras.visualize import image_grid
 
-    print(f"[2/3] training the seed VAE into {run_dir}", file=sys.stderr)
-    config = get_config("seed", quick=quick, image_size=size, epochs=epochs, seed=args.seed)
+    print(f"[2/3] training the {args.config} VAE into {run_dir}", file=sys.stderr)
+    config = get_config(args.config, quick=quick, image_size=size, epochs=epochs, seed=args.seed)
     resume = (run_dir / "config.json").is_file()
     trainer = train(config, data_dir, run_dir, resume=resume, progress=not args.quiet)
     model = trainer.model
     _finish_run_figures(run_dir, model, trainer.history, data_images=trainer.train_images[:256] / 255.0)
 
     print(f"[3/3] generating {args.n_generate} images into {gen_dir}", file=sys.stderr)
-    export_samples(model, args.n_generate, gen_dir, seed=args.seed, progress=not args.quiet)
-    image_grid(sample_images(model, 64, seed=args.seed), out / "samples_grid.png", ncols=8)
+    from vae_keras.samplers import load_sampler
+
+    sampler = load_sampler(run_dir, model)  # the run's fitted latent sampler (a mixture for `sigma`)
+    export_samples(model, args.n_generate, gen_dir, seed=args.seed, progress=not args.quiet, sampler=sampler)
+    image_grid(sample_images(model, 64, seed=args.seed, sampler=sampler), out / "samples_grid.png", ncols=8)
     image_grid(trainer.train_images[:64] / 255.0, out / "real_grid.png", ncols=8)
     for name in ("training.gif", "latent_manifold.png", "loss_curves.png"):  # one folder to open
         if (run_dir / name).is_file():
@@ -181,8 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "--resume continues an interrupted run from its last complete checkpoint.")
     s.add_argument("data", help="prepared data folder (from `phantoms` or `prepare`)")
     s.add_argument("--out", required=True, help="run folder (checkpoints, config, history, figures)")
-    s.add_argument("--config", default="seed", choices=sorted(NAMED_CONFIGS),
-                   help="named configuration (default: seed, the 2021 project's network)")
+    s.add_argument("--config", default=DEFAULT_CONFIG, choices=sorted(NAMED_CONFIGS),
+                   help=f"named configuration (default: {DEFAULT_CONFIG}, the best measured in figures/quality.md; "
+                        "seed: the 2021 project's network, the reference)")
     s.add_argument("--epochs", type=int, help="number of epochs (default: the configuration's)")
     s.add_argument("--image-size", type=int, help="image side, divisible by 4 (default: 224; 64 in quick mode)")
     s.add_argument("--latent-dim", type=int, help="latent dimensions (default: the configuration's)")
@@ -192,6 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--minutes", type=float, help="stop at the first epoch end after this many minutes")
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     s.add_argument("--jit-compile", action="store_true", help="compile the step with XLA (faster on GPU, slower on CPU)")
+    s.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker", "tpu"),
+                   help="tf.distribute strategy: auto = a TPU if attached, else all GPUs when there are several, "
+                        "else one device; multiworker reads TF_CONFIG (default: auto)")
+    s.add_argument("--precision", default="float32", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
+                   help="numeric precision; auto = mixed_bfloat16 on TPU, mixed_float16 on GPU, float32 on CPU "
+                        "(default: float32)")
+    s.add_argument("--deterministic", action="store_true",
+                   help="enable TensorFlow op determinism: a rerun or resumed run gives bit-identical weights")
     s.add_argument("--quick", action="store_true", help=quick_help)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_train)
@@ -206,11 +271,52 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=float, default=1.0, help="prior scale; < 1 gives typical, cleaner samples")
     s.add_argument("--seed", type=int, default=0, help="random seed of the latent draws")
     s.add_argument("--batch-size", type=int, default=64, help="decoding batch size")
+    s.add_argument("--label", help="threat class(es) every image must contain, comma-separated (handgun, knife, "
+                                   "razor_blade, shuriken; 'benign' for none): a conditional run is conditioned on "
+                                   "them; they go into the manifest")
+    s.add_argument("--format", choices=("yolo", "voc", "csv"),
+                   help="write images + labels for detection frameworks (YOLO txt, Pascal VOC XML, or our "
+                        "manifest CSV); YOLO/VOC need boxes, so labelled images need --tip")
+    s.add_argument("--tip", metavar="DATA",
+                   help="hybrid mode: a VAE-generated benign bag with real threat items from this prepared, "
+                        "box-labelled data set projected in (Beer-Lambert), so every image has exact boxes")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_generate)
 
+    s = sub.add_parser("evaluate", help="measure a trained run: likelihood, sharpness, two-sample test, ...",
+                       description="Compute on the test split: -ELBO and IWAE NLL (bits/dim), reconstruction "
+                                   "PSNR/SSIM, and on N generated images: sharpness, dense-object mass and "
+                                   "intensity W1 vs the real images, a classifier two-sample test, Frechet distance "
+                                   "and precision/recall in a threat classifier's feature space, a memorisation "
+                                   "ratio, and per-class recognition for a conditional run. Writes RUN/metrics.json.")
+    s.add_argument("run", help="a run folder written by `train`")
+    s.add_argument("--data", required=True, help="the prepared data set the run was trained on")
+    s.add_argument("--n", type=int, default=500, help="generated images (default: 500)")
+    s.add_argument("--k", type=int, default=64, help="importance samples of the IWAE bound (default: 64)")
+    s.add_argument("--n-likelihood", type=int, default=256, help="test images for the likelihood (default: 256)")
+    s.add_argument("--sampler", choices=["normal", "gmm"], help="latent sampler (default: the run's)")
+    s.add_argument("--temperature", type=float, default=1.0, help="sampler scale (default: 1)")
+    s.add_argument("--seed", type=int, default=0, help="random seed")
+    s.add_argument("--quiet", action="store_true", help="no progress messages")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("gallery", help="write a static HTML gallery of a trained run",
+                       description="Write OUT/index.html and its pictures: the run's configuration and data, real "
+                                   "test images next to generated ones, reconstructions, the latent manifold, an "
+                                   "interpolation, the training GIF, loss curves, the metrics.json table and a "
+                                   "memorisation check. Self-contained: open it from disk, nothing is loaded "
+                                   "from the network.")
+    s.add_argument("run", help="a run folder written by `train`")
+    s.add_argument("--out", required=True, help="output folder (index.html + PNG/GIF files)")
+    s.add_argument("--data", help="the prepared data set, for real images, reconstructions and nearest "
+                                  "neighbours (default: the one recorded in RUN/run_info.json, if any)")
+    s.add_argument("--metrics", help="an evaluation metrics.json (default: RUN/metrics.json when present)")
+    s.add_argument("--n", type=int, default=32, help="images per sample grid (default: 32)")
+    s.add_argument("--seed", type=int, default=0, help="random seed of the latent draws")
+    s.set_defaults(func=cmd_gallery)
+
     s = sub.add_parser("demo", help="the main job: phantoms -> train -> generate -> figures",
-                       description="Render phantoms, train the seed VAE, generate images, and write a sample grid, "
+                       description="Render phantoms, train the default VAE (--config), generate images, and write a sample grid, "
                                    "the training GIF, the latent manifold and loss curves under --out. Full size "
                                    "(224x224, 1877 images) by default, for a GPU; --quick or XRAY_VAE_QUICK=1 runs "
                                    "in a few minutes on 2 CPU cores. Rerunning resumes where it stopped.")
@@ -219,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, help="epochs (default: 30)")
     s.add_argument("--image-size", type=int, help="image side (default: 224; 64 in quick mode)")
     s.add_argument("--n-generate", type=int, default=100, help="images to export (default: 100)")
+    s.add_argument("--config", default=DEFAULT_CONFIG, choices=sorted(NAMED_CONFIGS),
+                   help=f"named configuration (default: {DEFAULT_CONFIG}, the best measured; seed = the 2021 network)")
     s.add_argument("--seed", type=int, default=0, help="random seed")
     s.add_argument("--quick", action="store_true", help=quick_help)
     s.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -236,7 +344,9 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("\ninterrupted: finished epochs are checkpointed; rerun with --resume to continue",
-              file=sys.stderr)
+        hint = {"train": "finished epochs are checkpointed; rerun with --resume to continue",
+                "demo": "rerun the same command to continue where it stopped"}.get(
+            args.command, "complete files are kept and listed in the manifest; rerun to finish")
+        print(f"\ninterrupted: {hint}", file=sys.stderr)
         return 130
     return 0

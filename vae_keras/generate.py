@@ -3,9 +3,11 @@
 Why the export is built the way it is: decoding is a few big tensor ops, PNG encoding is
 per-image CPU work. A thread pool encodes and writes batch k while the model decodes batch
 k+1 (both TensorFlow and Pillow's zlib release the GIL), so an export runs at about the speed
-of the decoder alone. Every PNG is written atomically and the manifest is rewritten after each
-finished batch, so a killed export leaves complete files and a manifest listing exactly the
-batches that finished (at most a few complete but unlisted PNGs of the batches in flight).
+of the decoder alone. PNGs are written under temporary names (``.sample_000012.png.tmp``);
+when a whole batch is written it is flushed to disk and renamed into place together with a
+manifest listing it (:func:`data_prep.atomic.commit_files`), so a killed export leaves complete
+PNGs and a manifest that lists exactly those (plus hidden temporary files, which the next
+export into the folder removes).
 """
 from __future__ import annotations
 
@@ -20,23 +22,27 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 import tensorflow as tf
 
-from data_prep.atomic import PathLike
-from data_prep.manifest import CLASSES, ManifestRow, read_manifest, write_manifest
+from data_prep.atomic import PathLike, commit_files, sync_files
+from data_prep.manifest import CLASSES, ManifestRow, manifest_text, read_manifest, write_manifest
 
 MANIFEST = "manifest.csv"
 SAMPLE_NAME = "sample_{:06d}.png"
-_SAMPLE_RE = re.compile(r"^\.?sample_\d{6,}\.png(\.tmp)?$")   # samples and leftover temp files
+# samples, and the temporary files a killed export leaves (of samples and of the manifest)
+_SAMPLE_RE = re.compile(r"^(\.?sample_\d{6,}\.png(\.tmp)?|\.manifest\.csv\.\w+\.tmp)$")
 
 
-def _latents(model, n: int, temperature: float, seed: int) -> np.ndarray:
+def _latents(model, n: int, temperature: float, seed: int, sampler=None) -> np.ndarray:
     """The ``n`` latent draws of ``seed``: ``temperature * eps``, eps from ``default_rng(seed)``.
 
-    All draws are made up front, so the images do not depend on ``batch_size``.
+    All draws are made up front, so the images do not depend on ``batch_size``. A ``sampler``
+    (:mod:`vae_keras.samplers`, e.g. the run's fitted Gaussian mixture) replaces the prior.
     """
     if int(n) < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
+    if sampler is not None:
+        return np.asarray(sampler.sample(int(n), temperature=temperature, seed=seed), np.float32)
     eps = np.random.default_rng(seed).standard_normal((int(n), int(model.latent_dim)))
     return (eps * temperature).astype(np.float32)                # (n, latent_dim)
 
@@ -45,6 +51,41 @@ def _decoder(model):
     """``model.decode(z, apply_sigmoid=True)`` as one graph, traced once for any batch size."""
     return tf.function(lambda z: model.decode(z, apply_sigmoid=True),
                        input_signature=[tf.TensorSpec((None, int(model.latent_dim)), tf.float32)])
+
+
+def _conditional_decoder(model):
+    """``model.decode(z, apply_sigmoid=True, y=y)`` of a conditional model, as one graph."""
+    return tf.function(lambda z, y: model.decode(z, apply_sigmoid=True, y=y),
+                       input_signature=[tf.TensorSpec((None, int(model.latent_dim)), tf.float32),
+                                        tf.TensorSpec((None, int(model.num_classes)), tf.float32)])
+
+
+def _decode_all(model, z: np.ndarray, y: Optional[np.ndarray], batch_size: int):
+    """Yield the decoded batches ``(start, probs (b, S, S, 1))`` of ``z``, conditioned on ``y`` if given."""
+    if y is None:
+        decode = _decoder(model)
+        for i in range(0, len(z), batch_size):
+            yield i, decode(z[i:i + batch_size]).numpy()
+    else:
+        decode = _conditional_decoder(model)
+        for i in range(0, len(z), batch_size):
+            yield i, decode(z[i:i + batch_size], y[i:i + batch_size]).numpy()
+
+
+def label_vectors(per_labels: Sequence[Sequence[str]]) -> np.ndarray:
+    """Lists of class names -> (n, len(CLASSES)) float32 multi-hot vectors (the model's condition)."""
+    y = np.zeros((len(per_labels), len(CLASSES)), np.float32)
+    for i, names in enumerate(per_labels):
+        for name in names:
+            y[i, CLASSES.index(name)] = 1.0
+    return y
+
+
+def _conditions(model, labels, n: int) -> Optional[np.ndarray]:
+    """The condition vectors of a conditional model (benign when ``labels`` is None), else None."""
+    if not getattr(model, "conditional", False):
+        return None
+    return label_vectors(_per_sample_labels(labels, n))
 
 
 def _as_model_input(images, model, name="images") -> np.ndarray:
@@ -67,22 +108,28 @@ def _posterior_mean(model, images, batch_size=256) -> np.ndarray:
                            for i in range(0, len(x), batch_size)])   # (n, latent_dim)
 
 
-def sample_images(model, n: int, temperature: float = 1.0, seed: int = 0, batch_size: int = 64) -> np.ndarray:
-    """``n`` images decoded from prior draws ``z ~ N(0, temperature^2 I)``.
+def sample_images(model, n: int, temperature: float = 1.0, seed: int = 0, batch_size: int = 64,
+                  labels=None, sampler=None) -> np.ndarray:
+    """``n`` images decoded from prior draws ``z ~ N(0, temperature^2 I)`` (or from ``sampler``).
 
     Deterministic: the same ``seed`` gives the same images, whatever ``batch_size``.
 
+    Args:
+        labels: for a conditional model, the classes every sample must contain (``["knife"]``)
+            or one list per sample; default benign bags. Ignored by an unconditional model.
+        sampler: a latent sampler (:mod:`vae_keras.samplers`); default the prior.
+
     Returns:
-        (n, S, S, 1) float32 Bernoulli means in [0, 1].
+        (n, S, S, 1) float32 pixel means in [0, 1].
     """
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    z = _latents(model, n, temperature, seed)
+    z = _latents(model, n, temperature, seed, sampler)
     size = int(model.config.image_size)
     if len(z) == 0:
         return np.zeros((0, size, size, 1), np.float32)
-    decode = _decoder(model)
-    return np.concatenate([decode(z[i:i + batch_size]).numpy() for i in range(0, len(z), batch_size)])
+    y = _conditions(model, labels, len(z))
+    return np.concatenate([probs for _, probs in _decode_all(model, z, y, int(batch_size))])
 
 
 def reconstruct(model, images, batch_size: int = 64) -> np.ndarray:
@@ -138,56 +185,36 @@ def _per_sample_labels(labels, n: int) -> List[List[str]]:
     return per
 
 
-def _write_png(path: Path, image: np.ndarray, compress_level: int = 1) -> None:
-    """Encode one sample (S, S, 1) in [0, 1] and write it atomically (runs in a worker thread).
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")                   # one writer per sample: no clash
 
-    Temporary name + ``os.replace``, like :func:`data_prep.atomic.save_png_atomic`, but without
-    an ``fsync`` per file (that would cost more than the decoding): :func:`_make_durable`
-    flushes a whole batch at once before the manifest lists it. ``compress_level=1`` encodes
-    2-3x faster than zlib's default for ~20% larger files.
+
+def _write_png(path: Path, image: np.ndarray, compress_level: int = 1) -> None:
+    """Encode one sample (S, S, 1) in [0, 1] into ``path``'s temporary name (a worker thread).
+
+    No ``fsync`` per file (that would cost more than the decoding): the batch is flushed at once
+    and renamed to ``path`` when the manifest lists it. ``compress_level=1`` encodes 2-3x faster
+    than zlib's default for ~20% larger files.
     """
     from PIL import Image
 
     pixels = np.clip(np.rint(image[..., 0] * 255.0), 0, 255).astype(np.uint8)   # (S, S)
     buf = io.BytesIO()
     Image.fromarray(pixels, mode="L").save(buf, format="PNG", compress_level=compress_level)
-    tmp = path.with_name(f".{path.name}.tmp")                    # one writer per sample: no clash
+    tmp = _tmp_name(path)
     try:
         with open(tmp, "wb") as f:
             f.write(buf.getvalue())
-        os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def _make_durable(out_dir: Path, paths: Sequence[Path]) -> None:
-    """Flush written files to disk: one ``syncfs`` on Linux, else an ``fsync`` per file."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open(out_dir, os.O_RDONLY)
-        try:
-            if libc.syncfs(fd) == 0:
-                return
-        finally:
-            os.close(fd)
-    except (OSError, AttributeError, TypeError):  # not Linux (no syncfs), or it failed: the portable way
-        pass
-    for p in paths:
-        fd = os.open(p, os.O_RDWR)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, seed: int = 0,
                    batch_size: int = 64, progress: bool = True,
                    labels: Optional[Union[Sequence[str], Sequence[Sequence[str]]]] = None,
                    name: Optional[str] = None, overwrite: bool = True,
-                   workers: Optional[int] = None, compress_level: int = 1) -> List[ManifestRow]:
+                   workers: Optional[int] = None, compress_level: int = 1, sampler=None) -> List[ManifestRow]:
     """Write ``n`` samples as a data set: ``out_dir/sample_000000.png`` ... and ``manifest.csv``.
 
     The images are exactly ``sample_images(model, n, temperature, seed)``. The manifest uses
@@ -195,8 +222,9 @@ def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, s
     ``vae:{name}:{seed}:{i}`` so each image can be regenerated.
 
     Args:
-        labels: class names given to every sample (``["knife"]``), or one list per sample
-            (e.g. the conditions of a conditional model); default no labels.
+        labels: class names given to every sample (``["knife"]``), or one list per sample;
+            default no labels. A conditional model is conditioned on them (no labels: benign).
+        sampler: a latent sampler (:mod:`vae_keras.samplers`); default the prior.
         name: run name for ``source``; default ``model.run_name`` if set, else ``config.name``.
         overwrite: replace an earlier export in ``out_dir`` (its sample PNGs are deleted first,
             so the folder never mixes two exports); ``False`` raises instead. A folder whose
@@ -210,8 +238,9 @@ def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, s
     out_dir = Path(out_dir)
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    z = _latents(model, n, temperature, seed)                    # (n, latent_dim)
+    z = _latents(model, n, temperature, seed, sampler)           # (n, latent_dim)
     per_labels = _per_sample_labels(labels, len(z))
+    y = _conditions(model, labels, len(z))                       # (n, C) or None
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"{out_dir} exists and is not a folder")
     old = [p for p in out_dir.iterdir() if _SAMPLE_RE.match(p.name)] if out_dir.is_dir() else []
@@ -236,7 +265,6 @@ def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, s
     import keras
 
     bar = keras.utils.Progbar(len(z), verbose=1 if progress else 0, unit_name="image")
-    decode = _decoder(model)
     workers = int(workers or min(8, os.cpu_count() or 1))
     pending = collections.deque()                                # (futures of one batch, end index)
     done = 0
@@ -246,15 +274,15 @@ def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, s
         futures, end = pending.popleft()
         for future in futures:
             future.result()                                      # waits; re-raises a failed write
-        _make_durable(out_dir, [out_dir / r.path for r in rows[done:end]])
-        done = end
-        write_manifest(out_dir / MANIFEST, rows[:done])          # lists exactly the finished batches
+        finals = [out_dir / r.path for r in rows[done:end]]
+        sync_files(out_dir, [_tmp_name(p) for p in finals])
+        commit_files([(_tmp_name(p), p) for p in finals], out_dir / MANIFEST, manifest_text(rows[:end]))
+        done = end                                               # the manifest lists exactly these
         bar.update(done)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="png") as pool:
         try:
-            for start in range(0, len(z), batch_size):
-                probs = decode(z[start:start + batch_size]).numpy()    # (b, S, S, 1): overlaps the writes
+            for start, probs in _decode_all(model, z, y, int(batch_size)):   # (b, S, S, 1): overlaps the writes
                 futures = [pool.submit(_write_png, out_dir / rows[start + j].path, img, compress_level)
                            for j, img in enumerate(probs)]
                 pending.append((futures, start + len(probs)))
@@ -267,4 +295,8 @@ def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, s
                 for future in futures:
                     future.cancel()
             raise
+        finally:
+            pool.shutdown(wait=True)
+            for r in rows[done:]:                                # written but never listed
+                _tmp_name(out_dir / r.path).unlink(missing_ok=True)
     return rows

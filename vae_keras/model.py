@@ -13,6 +13,23 @@ CVAE tutorial's)::
     decoder: (latent,) -> Dense(S/4 * S/4 * 32) -> Reshape(S/4, S/4, 32)
              -> Conv2DTranspose(64, 3, s2, same) -> Conv2DTranspose(32, 3, s2, same)
              -> Conv2DTranspose(1, 3, s1, same)          # (batch, S, S, 1) logits
+
+The ``resnet`` architecture (``architecture="resnet"``) puts ``res_blocks`` residual blocks at
+every scale; for ``encoder_filters=(32, 64, 128)`` at 64x64::
+
+    encoder: (64, 64, 1) -> [Conv2D(f, 3, s2) + ResBlock(f)] for f in 32, 64, 128  # (8, 8, 128)
+             -> Flatten -> Dense(2 * latent)
+    decoder: (latent,) -> Dense(8 * 8 * 128) -> Reshape(8, 8, 128)
+             -> [ResBlock(f) + Conv2DTranspose(next f, 3, s2)] for f in 128, 64, 32     # (64, 64, 16)
+             -> Conv2D(1, 3)                                                         # (64, 64, 1)
+
+A ``conditional`` model also takes the multi-hot threat labels ``y`` (batch, num_classes): the
+encoder sees them as constant extra image channels, the decoder as extra latent inputs. Without
+``y`` a conditional model is conditioned on "benign" (all zeros).
+
+With ``likelihood="gaussian_sigma"`` the decoder's output is still pre-sigmoid: its sigmoid is
+the Gaussian mean, and ``log_sigma`` (a non-trainable weight, the running average of the
+analytic optimal log standard deviation seen in training) is the variance used for evaluation.
 """
 from __future__ import annotations
 
@@ -20,6 +37,57 @@ import tensorflow as tf
 import keras
 
 from vae_keras.config import VAEConfig
+
+
+class ResBlock(keras.layers.Layer):
+    """``x + Conv(act(Conv(act(x))))``: two 3x3 convolutions on a residual path, same shape out."""
+
+    def __init__(self, filters: int, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.conv1 = keras.layers.Conv2D(self.filters, 3, padding="same", activation="silu")
+        self.conv2 = keras.layers.Conv2D(self.filters, 3, padding="same")
+        self.act = keras.layers.Activation("silu")
+
+    def call(self, x):
+        return x + self.conv2(self.conv1(self.act(x)))                # (batch, h, w, filters)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}
+
+
+def _resnet_encoder(config: VAEConfig, channels: int) -> keras.Sequential:
+    s = config.image_size
+    enc = keras.Sequential(name="encoder")
+    enc.add(keras.layers.InputLayer(shape=(s, s, channels)))
+    for filters in config.encoder_filters:  # each halves the side: (batch, s/2, s/2, 32) ...
+        enc.add(keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="silu"))
+        for _ in range(config.res_blocks):
+            enc.add(ResBlock(filters))
+    enc.add(keras.layers.Activation("silu"))
+    enc.add(keras.layers.Flatten())                                     # (batch, s/8 * s/8 * 128)
+    enc.add(keras.layers.Dense(2 * config.latent_dim, dtype="float32"))                  # (batch, 2 * latent)
+    return enc
+
+
+def _resnet_decoder(config: VAEConfig, inputs: int) -> keras.Sequential:
+    s = config.image_size
+    base = s // 2 ** len(config.decoder_filters)
+    filters = config.decoder_filters
+    dec = keras.Sequential(name="decoder")
+    dec.add(keras.layers.InputLayer(shape=(inputs,)))
+    dec.add(keras.layers.Dense(base * base * filters[0], activation="silu"))
+    dec.add(keras.layers.Reshape((base, base, filters[0])))            # (batch, s/8, s/8, 128)
+    for i, f in enumerate(filters):  # each doubles the side
+        for _ in range(config.res_blocks):
+            dec.add(ResBlock(f))
+        out = filters[i + 1] if i + 1 < len(filters) else max(f // 2, 8)
+        dec.add(keras.layers.Conv2DTranspose(out, 3, strides=2, padding="same", activation="silu"))
+    dec.add(keras.layers.Conv2D(1, 3, padding="same", dtype="float32"))  # (batch, s, s, 1) pre-sigmoid
+    return dec
 
 
 class CVAE(keras.Model):
@@ -40,15 +108,24 @@ class CVAE(keras.Model):
         config.validate()
         self.config = config
         self.latent_dim = config.latent_dim
+        self.conditional = bool(config.conditional)
+        self.num_classes = int(config.num_classes)
         s = config.image_size
         down = 2 ** len(config.encoder_filters)
+        if config.likelihood == "gaussian_sigma":
+            self.log_sigma = self.add_weight(name="log_sigma", shape=(), initializer="zeros", trainable=False)
+        if config.architecture == "resnet":
+            extra = self.num_classes if self.conditional else 0
+            self.encoder = _resnet_encoder(config, 1 + extra)
+            self.decoder = _resnet_decoder(config, config.latent_dim + extra)
+            return
 
         self.encoder = keras.Sequential(name="encoder")
         self.encoder.add(keras.layers.InputLayer(shape=(s, s, 1)))
         for filters in config.encoder_filters:  # each halves the side: (batch, s/2, s/2, filters) ...
             self.encoder.add(keras.layers.Conv2D(filters, 3, strides=2, activation="relu"))
         self.encoder.add(keras.layers.Flatten())
-        self.encoder.add(keras.layers.Dense(2 * config.latent_dim))  # (batch, 2 * latent) = [mean | logvar]
+        self.encoder.add(keras.layers.Dense(2 * config.latent_dim, dtype="float32"))  # (batch, 2 * latent) = [mean | logvar]
 
         base = s // down
         first = config.decoder_filters[-1]  # the seed reshapes to 32 channels before upsampling
@@ -59,15 +136,29 @@ class CVAE(keras.Model):
         for filters in config.decoder_filters:  # each doubles the side
             self.decoder.add(keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="same",
                                                           activation="relu"))
-        self.decoder.add(keras.layers.Conv2DTranspose(1, 3, strides=1, padding="same"))  # (batch, s, s, 1) logits
+        self.decoder.add(keras.layers.Conv2DTranspose(1, 3, strides=1, padding="same", dtype="float32"))  # (batch, s, s, 1) logits
 
     # -- the VAE's four verbs ----------------------------------------------------------------
-    def encode(self, x, training=False):
+    def _labels(self, y, batch):
+        """The condition (batch, num_classes) float32: ``y``, or zeros (benign) when ``y`` is None."""
+        if y is None:
+            return tf.zeros((batch, self.num_classes), tf.float32)
+        y = tf.convert_to_tensor(y, tf.float32)
+        if y.shape.rank == 1:                                             # one label vector for all
+            y = tf.tile(y[None], (batch, 1))
+        return y
+
+    def encode(self, x, y=None, training=False):
         """``x`` (batch, S, S, 1) in [0, 1] -> ``(mean, logvar)``, each (batch, latent_dim).
 
         The log-variance is clipped to ``[-logvar_clip, logvar_clip]`` so that ``exp`` in the
-        reparameterization and the KL term can never overflow to inf.
+        reparameterization and the KL term can never overflow to inf. ``y`` (batch, num_classes)
+        is used by a conditional model only.
         """
+        if self.conditional:
+            x = tf.convert_to_tensor(x, tf.float32)
+            y = self._labels(y, tf.shape(x)[0])[:, None, None, :]          # (batch, 1, 1, C)
+            x = tf.concat([x, y * tf.ones_like(x)], axis=-1)               # (batch, S, S, 1 + C)
         h = self.encoder(x, training=training)
         mean, logvar = tf.split(h, num_or_size_splits=2, axis=1)
         clip = self.config.logvar_clip
@@ -79,22 +170,28 @@ class CVAE(keras.Model):
             eps = tf.random.normal(shape=tf.shape(mean))
         return eps * tf.exp(logvar * 0.5) + mean
 
-    def decode(self, z, apply_sigmoid=False, training=False):
-        """``z`` (batch, latent_dim) -> Bernoulli logits (batch, S, S, 1), or probabilities."""
+    def decode(self, z, apply_sigmoid=False, training=False, y=None):
+        """``z`` (batch, latent_dim) -> logits (batch, S, S, 1), or their sigmoid (the pixel means).
+
+        ``y`` (batch, num_classes) or (num_classes,) is used by a conditional model only.
+        """
+        if self.conditional:
+            z = tf.convert_to_tensor(z, tf.float32)
+            z = tf.concat([z, self._labels(y, tf.shape(z)[0])], axis=1)    # (batch, latent + C)
         logits = self.decoder(z, training=training)
         return tf.sigmoid(logits) if apply_sigmoid else logits
 
-    def sample(self, n=16, eps=None, temperature=1.0, seed=None):
+    def sample(self, n=16, eps=None, temperature=1.0, seed=None, y=None):
         """Decode ``n`` draws from the prior ``N(0, temperature^2 I)`` -> (n, S, S, 1) in [0, 1]."""
         if eps is None:
             eps = tf.random.normal(shape=(n, self.latent_dim), seed=seed)
         eps = tf.convert_to_tensor(eps, tf.float32) * temperature
-        return self.decode(eps, apply_sigmoid=True)
+        return self.decode(eps, apply_sigmoid=True, y=y)
 
-    def call(self, x, training=False):
+    def call(self, x, training=False, y=None):
         """Reconstruction logits of ``x`` through a single posterior sample (Keras' entry point)."""
-        mean, logvar = self.encode(x, training=training)
-        return self.decode(self.reparameterize(mean, logvar), training=training)
+        mean, logvar = self.encode(x, y=y, training=training)
+        return self.decode(self.reparameterize(mean, logvar), training=training, y=y)
 
     def get_config(self):
         return {"config": self.config.to_dict()}

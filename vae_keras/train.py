@@ -6,6 +6,12 @@ next step lives in one ``tf.train.Checkpoint`` (weights, Adam slots, epoch count
 random generator that draws the reparameterization noise), and each epoch's shuffle order is
 derived from ``(seed, epoch)``, so a resumed run takes exactly the steps the uninterrupted
 run would have taken.
+
+The improved configurations add, still inside that one step: the sigma-VAE's analytic variance
+(its running average is a model weight, so it is checkpointed), a KL weight that warms up with
+the optimizer's step counter (checkpointed too), free bits, and the labels of a conditional
+model. After training, a ``gmm`` sampler is fitted to the aggregate posterior and saved next to
+the checkpoints (:mod:`vae_keras.samplers`).
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ from data_prep.atomic import atomic_write_text
 from vae_keras import checkpoint as ckpt_io
 from vae_keras.config import VAEConfig
 from vae_keras.errors import RunExists, TrainingDiverged
-from vae_keras.losses import elbo_terms
+from vae_keras.losses import elbo_terms, free_bits_kl, loss_terms
 from vae_keras.model import build_model
 
 
@@ -55,6 +61,7 @@ class Trainer:
     minutes: Optional[float] = None
     progress: bool = True
     strategy: Optional[tf.distribute.Strategy] = None
+    precision: str = "float32"
     on_epoch_end: Optional[Callable[[dict], None]] = None
     history: list = field(default_factory=list)
 
@@ -75,21 +82,31 @@ class Trainer:
         from vae_keras.data import load_split  # decoded once, uint8, reused every epoch
 
         cfg = self.config
-        self.train_images, _ = load_split(self.data_dir, "train", image_size=cfg.image_size)
+        self.train_images, self.train_labels = load_split(self.data_dir, "train", image_size=cfg.image_size)
         try:
-            self.test_images, _ = load_split(self.data_dir, "test", image_size=cfg.image_size)
+            self.test_images, self.test_labels = load_split(self.data_dir, "test", image_size=cfg.image_size)
         except ValueError:  # a data set without a test split still trains
-            self.test_images = None
+            self.test_images = self.test_labels = None
+        if cfg.conditional and self.train_labels.shape[1] != cfg.num_classes:
+            raise ValueError(f"the data set has {self.train_labels.shape[1]} classes, the configuration "
+                             f"num_classes={cfg.num_classes}")
+        # the seed's objective exactly (one-sample ELBO); everything else takes the general path
+        self._plain = (cfg.likelihood == "bernoulli" and not cfg.analytic_kl and not cfg.conditional
+                       and cfg.kl_warmup_epochs == 0)
+        self._steps_per_epoch = math.ceil(len(self.train_images) / cfg.batch_size)
 
+        from vae_keras.distribute import set_precision
+
+        self.precision = set_precision(self.precision, self.strategy)
         with self.strategy.scope():
             keras.utils.set_random_seed(cfg.seed)
             self.model = build_model(cfg)
             self.optimizer = keras.optimizers.Adam(cfg.learning_rate)
+            if self.precision == "mixed_float16":  # float16 gradients underflow without loss scaling
+                self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
             self.optimizer.build(self.model.trainable_variables)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-            self.rng = tf.random.Generator.from_seed(cfg.seed)
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
-                                              epoch=self.epoch, rng=self.rng)
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.run_dir / ckpt_io.CHECKPOINT_DIR),
                                                   max_to_keep=3)
         if self.resume and self.manager.latest_checkpoint:
@@ -97,23 +114,81 @@ class Trainer:
             self.history = [h for h in self.history if h["epoch"] <= int(self.epoch.numpy())]
             print(f"Resuming {self.run_dir} from epoch {int(self.epoch.numpy())} "
                   f"({self.manager.latest_checkpoint})", file=sys.stderr)
-        self._train_step = tf.function(self._step, jit_compile=cfg.jit_compile)
+        self._train_step = tf.function(self._distributed_step, jit_compile=cfg.jit_compile)
         self._eval_step = tf.function(self._eval, reduce_retracing=True)
         self.summary_writer = tf.summary.create_file_writer(str(self.run_dir / "logs"))
 
     # -- one step ------------------------------------------------------------------------------
-    def _step(self, x):
-        """One Adam step on a batch ``x`` (batch, S, S, 1); returns the summed loss terms."""
-        eps = self.rng.normal(shape=(tf.shape(x)[0], self.config.latent_dim))
-        with tf.GradientTape() as tape:
-            recon, kl = elbo_terms(self.model, x, eps=eps, training=True)   # (batch,) each
-            loss = tf.reduce_mean(recon + kl)
-        grads = tape.gradient(loss, self.model.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
-        return tf.reduce_mean(recon), tf.reduce_mean(kl)
+    def kl_weight(self, step):
+        """The KL weight (beta) at optimizer step ``step``: a linear warm-up over ``kl_warmup_epochs``."""
+        warmup = self.config.kl_warmup_epochs * self._steps_per_epoch
+        if warmup <= 0:
+            return tf.constant(1.0)
+        return tf.minimum(1.0, tf.cast(step + 1, tf.float32) / float(warmup))
 
-    def _eval(self, x, eps):
-        recon, kl = elbo_terms(self.model, x, eps=eps, training=False)
+    def _step(self, x, y, eps):
+        """One replica's share of an Adam step; returns its summed loss terms and example count.
+
+        Args:
+            x: this replica's images (local_batch, S, S, 1); y: labels (local_batch, C);
+            eps: reparameterization noise (local_batch, latent_dim), drawn by the input pipeline
+                for the whole global batch so that any number of replicas sees the same noise.
+
+        The loss is the per-example loss summed over this replica's examples and divided by the
+        *global* batch size (all-reduced, so a smaller last batch is weighted right); gradients
+        summed over replicas are then exactly the single-device mean's.
+        """
+        cfg = self.config
+        local_n = tf.cast(tf.shape(x)[0], tf.float32)
+        global_n = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, local_n)
+        if self._plain:
+            with tf.GradientTape() as tape:
+                recon, kl = elbo_terms(self.model, x, eps=eps, training=True)   # (local_batch,) each
+                loss = tf.reduce_sum(recon + kl) / global_n
+                scaled = self.optimizer.scale_loss(loss)
+            log_sigma = tf.zeros(())
+        else:
+            beta = self.kl_weight(self.optimizer.iterations)
+            with tf.GradientTape() as tape:
+                recon, kl, kl_per_dim, log_sigma = loss_terms(self.model, x, y=y, eps=eps, training=True)
+                # free bits act on this replica's batch-mean KL per dimension (the whole batch on one device)
+                kl_term = (free_bits_kl(kl_per_dim, cfg.free_bits) * local_n if cfg.free_bits > 0
+                           else tf.reduce_sum(kl))
+                loss = (tf.reduce_sum(recon) + beta * kl_term) / global_n
+                scaled = self.optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        return tf.reduce_sum(recon), tf.reduce_sum(kl), local_n, log_sigma
+
+    def _distributed_step(self, x, y, eps):
+        """Run :meth:`_step` on every replica; returns the global mean ``recon``, ``kl`` and ``log_sigma``."""
+        recon, kl, n, log_sigma = self.strategy.run(self._step, args=(x, y, eps))
+        total = lambda v: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)  # noqa: E731
+        n = total(n)
+        log_sigma = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, log_sigma, axis=None)
+        if self.config.likelihood == "gaussian_sigma":  # running average of the optimal sigma, for evaluation
+            w = tf.maximum(0.01, 1.0 / tf.cast(self.optimizer.iterations, tf.float32))
+            self.model.log_sigma.assign((1.0 - w) * self.model.log_sigma + w * log_sigma)
+        return total(recon) / n, total(kl) / n, log_sigma
+
+    def train_step(self, x, y=None, eps=None):
+        """One optimisation step on an in-memory batch (benchmarks, notebooks); returns mean recon, kl, log_sigma.
+
+        Args:
+            x: images (batch, S, S, 1) float32 in [0, 1]; y: labels (batch, C), zeros when omitted;
+            eps: reparameterization noise (batch, latent_dim), standard normal when omitted.
+        """
+        x = tf.convert_to_tensor(x, tf.float32)
+        n = tf.shape(x)[0]
+        y = tf.zeros((n, self.config.num_classes)) if y is None else tf.convert_to_tensor(y, tf.float32)
+        eps = tf.random.normal((n, self.config.latent_dim)) if eps is None else tf.convert_to_tensor(eps, tf.float32)
+        return self._train_step(x, y, eps)
+
+    def _eval(self, x, y, eps):
+        if self._plain:
+            recon, kl = elbo_terms(self.model, x, eps=eps, training=False)
+        else:
+            recon, kl, _, _ = loss_terms(self.model, x, y=y, eps=eps, training=False)
         return tf.reduce_sum(recon), tf.reduce_sum(kl)
 
     # -- data ----------------------------------------------------------------------------------
@@ -122,20 +197,32 @@ class Trainer:
         from vae_keras.data import dataset_from_arrays
 
         cfg = self.config
-        return dataset_from_arrays(self.train_images, batch_size=cfg.batch_size, shuffle=True, flip=cfg.flip,
-                                   seed=cfg.seed, epoch=epoch)
+        ds = dataset_from_arrays(self.train_images, self.train_labels, batch_size=cfg.batch_size, shuffle=True,
+                                 flip=cfg.flip, seed=cfg.seed, epoch=epoch, with_labels=True)
 
-    def evaluate(self, images=None, batch_size: int = 256) -> dict:
+        def add_noise(step, batch):  # eps for the whole global batch: the same for any replica count
+            x, y = batch
+            eps = tf.random.stateless_normal((tf.shape(x)[0], cfg.latent_dim),
+                                             seed=tf.stack([tf.cast(cfg.seed * 100_003 + epoch, tf.int64), step]))
+            return x, y, eps
+
+        ds = ds.enumerate().map(add_noise, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        return self.strategy.experimental_distribute_dataset(ds)
+
+    def evaluate(self, images=None, batch_size: int = 256, labels=None) -> dict:
         """Mean single-sample ``recon`` and ``kl`` (nats/image) on ``images`` (default: test split)."""
-        images = self.test_images if images is None else images
+        if images is None:
+            images, labels = self.test_images, self.test_labels
         if images is None or len(images) == 0:
             return {}
+        if labels is None:
+            labels = np.zeros((len(images), self.config.num_classes), np.float32)
         rng = np.random.default_rng(12345)  # the same noise every epoch: comparable curves
         tot_r = tot_k = 0.0
         for i in range(0, len(images), batch_size):
             x = tf.cast(images[i:i + batch_size], tf.float32) / 255.0
             eps = rng.standard_normal((x.shape[0], self.config.latent_dim)).astype(np.float32)
-            r, k = self._eval_step(x, eps)
+            r, k = self._eval_step(x, tf.constant(labels[i:i + batch_size], tf.float32), eps)
             tot_r += float(r)
             tot_k += float(k)
         n = len(images)
@@ -158,8 +245,8 @@ class Trainer:
                 print(f"Epoch {epoch}/{cfg.epochs}", file=sys.stderr)
             bar = keras.utils.Progbar(steps, verbose=1 if self.progress else 0, unit_name="batch")
             sums = np.zeros(2)
-            for step, x in enumerate(self._epoch_dataset(epoch), start=1):
-                recon, kl = (float(v) for v in self._train_step(x))
+            for step, (x, y, eps) in enumerate(self._epoch_dataset(epoch), start=1):
+                recon, kl, log_sigma = (float(v) for v in self._train_step(x, y, eps))
                 if not (math.isfinite(recon) and math.isfinite(kl)):
                     last = self.manager.latest_checkpoint or "none (no epoch finished yet)"
                     raise TrainingDiverged(
@@ -169,6 +256,10 @@ class Trainer:
                 bar.update(step, values=[("loss", recon + kl), ("recon", recon), ("kl", kl)])
             record = {"epoch": epoch, "loss": float(sums.sum() / steps), "recon": float(sums[0] / steps),
                       "kl": float(sums[1] / steps)}
+            if not self._plain:
+                record["kl_weight"] = float(self.kl_weight(self.optimizer.iterations - 1))
+            if cfg.likelihood == "gaussian_sigma":
+                record["log_sigma"] = float(self.model.log_sigma.numpy())  # running optimum (last batch: log_sigma)
             record.update(self.evaluate())
             record["seconds"] = time.monotonic() - t0
             record["images_per_second"] = len(self.train_images) / record["seconds"]
@@ -194,7 +285,20 @@ class Trainer:
                 print(f"Time budget of {self.minutes} min reached after epoch {epoch}.", file=sys.stderr)
                 break
         self.summary_writer.flush()
+        self.fit_sampler()
         return self.history
+
+    def fit_sampler(self):
+        """Fit and save the run's latent sampler (``gmm``) and, for a conditional run, the label prior."""
+        from vae_keras import samplers
+
+        if self.config.conditional:
+            samplers.save_label_prior(self.run_dir, self.train_labels)
+        if self.config.sampler == "gmm" and self.history:
+            sampler = samplers.GMMSampler(self.model, n_components=self.config.gmm_components,
+                                          seed=self.config.seed)
+            sampler.fit(self.train_images, self.train_labels)
+            sampler.save(self.run_dir)
 
 
 def train(config: VAEConfig, data_dir, run_dir, **kwargs) -> Trainer:

@@ -1,0 +1,185 @@
+"""Beat the seed: train every configuration for the same wall-clock budget, measure, tabulate.
+
+For each configuration this trains a run on the same data for ``--minutes`` (whole epochs: it
+stops at the first epoch end past the budget), evaluates it with
+:func:`vae_keras.evaluate.evaluate_run` (test split; ``--n`` generated images) and writes
+
+    figures/quality.md                     the table of every measure, the targets, the command
+    figures/quality_samples_<config>.png   64 samples (a conditional run: one row per class)
+
+The table is rewritten after every configuration, so an interrupted benchmark leaves a valid
+(partial) table. Configurations with a ``gmm`` sampler are also scored with the plain N(0, I)
+prior, to show what the ex-post density buys.
+
+    python benchmarks/quality.py --data data/phantoms64 --minutes 10
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+#: (measure, test, description) of the issue's targets, checked against each improved configuration.
+TARGETS = [
+    ("sharpness_ratio", lambda v, s: v >= 0.6, "sharpness ratio >= 0.6"),
+    ("dense_mass_ratio", lambda v, s: 0.7 <= v <= 1.3, "dense-object mass ratio in [0.7, 1.3]"),
+    ("c2st_accuracy", lambda v, s: v <= 0.9, "two-sample test accuracy <= 0.9"),
+    ("nll_iwae_bpd", lambda v, s: s is not None and v < s, "NLL (IWAE) bits/dim below seed's"),
+    ("memorisation_ratio", lambda v, s: v >= 0.8, "memorisation ratio >= 0.8"),
+    ("class_recognition_mean", lambda v, s: v >= 0.8, "class recognised in >= 80% of conditional samples"),
+]
+
+
+def sample_grid(run_dir: Path, path: Path, seed: int = 0):
+    """64 samples of a run with its own sampler; a conditional run gets 16 per class (rows of 8)."""
+    import numpy as np
+
+    from data_prep.manifest import CLASSES
+    from vae_keras.checkpoint import load_run
+    from vae_keras.generate import sample_images
+    from vae_keras.samplers import load_sampler
+    from vae_keras.visualize import image_grid
+
+    config, model = load_run(run_dir)
+    sampler = load_sampler(run_dir, model)
+    if config.conditional:
+        images = np.concatenate([sample_images(model, 16, seed=seed + i, labels=[c], sampler=sampler)
+                                 for i, c in enumerate(CLASSES)])
+    else:
+        images = sample_images(model, 64, seed=seed, sampler=sampler)
+    image_grid(images, path, ncols=8)
+
+
+def write_table(path: Path, results: dict, args, command: str, started: str):
+    from vae_keras.evaluate import COLUMNS, format_value
+
+    seed = results.get("seed")
+    lines = [
+        "# Quality of the configurations at an equal training budget",
+        "",
+        f"Made by `{command}` on {started} (UTC) on a 2-core CPU ({platform.processor() or platform.machine()}, "
+        f"no GPU; the machine was shared, so epochs per budget are noisy). Each configuration trained for "
+        f"{args.minutes:g} min of wall clock (whole epochs) on `{args.data}` at {args.size}x{args.size}; "
+        f"measures on the test split, {args.n} generated images, IWAE with k={args.k} on {args.n_likelihood} "
+        "test images. `python -m vae_keras evaluate RUN --data DATA` computes the same numbers for any run.",
+        "",
+        "| configuration | epochs | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in COLUMNS) + " |",
+    ]
+    for name, m in results.items():
+        lines.append(f"| {name} | {m.get('epochs', '-')} | "
+                     + " | ".join(format_value(m, key, fmt) for key, _, fmt in COLUMNS) + " |")
+    lines += ["", "Bits/dim: 8-bit pixels, each model's decoder read as a density on [0, 1] (the Bernoulli "
+              "decoders as continuous Bernoulli, the Gaussian ones with their running optimal sigma); "
+              "lower is better. Sharpness, dense-mass and memorisation ratios: generated / real (1 is ideal); "
+              "2-sample acc.: 0.5 is ideal; Frechet distance, precision and recall in the feature space of a "
+              "small threat classifier trained on the real training split.", ""]
+    cond = {n: m for n, m in results.items() if "class_recognition" in m}
+    if cond:
+        clf = next(iter(cond.values())).get("threat_classifier", {})
+        lines += ["## Class-conditional generation", "",
+                  "Fraction of samples generated for a class in which the threat classifier finds that class, "
+                  "next to the classifier's recall of the class on *real* test images (its ceiling).", "",
+                  "| configuration | " + " | ".join(clf.get("classes", [])) + " | benign: no threat found |",
+                  "| --- | " + " | ".join("---" for _ in clf.get("classes", [])) + " | --- |"]
+        for n, m in cond.items():
+            lines.append(f"| {n} | " + " | ".join(f"{v:.2f}" for v in m["class_recognition"].values())
+                         + f" | {m.get('benign_no_threat_found', float('nan')):.2f} |")
+        rec = clf.get("test_recall_per_class", {})
+        lines.append("| classifier on real test images | " + " | ".join(f"{rec.get(c, float('nan')):.2f}"
+                                                                          for c in clf.get("classes", [])) + " | - |")
+        lines.append("")
+    lines += ["## Targets (each improved configuration vs `seed` at the same budget)", "",
+              "| configuration | " + " | ".join(d for _, _, d in TARGETS) + " |",
+              "| --- | " + " | ".join("---" for _ in TARGETS) + " |"]
+    for name, m in results.items():
+        if name == "seed":
+            continue
+        cells = []
+        for key, ok, _ in TARGETS:
+            v = m.get(key)
+            if v is None:
+                cells.append("n/a")
+            else:
+                s = seed.get(key) if seed else None
+                cells.append(("reached" if ok(v, s) else "**missed**") + f" ({v:.3g})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Sample grids: " + ", ".join(f"`figures/quality_samples_{n.split(' ')[0]}.png`"
+                                                  for n in results if " " not in n), ""]
+    if path.with_suffix(".notes.md").is_file():
+        lines += [path.with_suffix(".notes.md").read_text(encoding="utf-8")]
+    from data_prep.atomic import atomic_write_text
+
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="data/phantoms64", help="prepared data (rendered as phantoms if missing)")
+    p.add_argument("--configs", nargs="+", default=["seed", "sigma", "conditional", "resnet"])
+    p.add_argument("--minutes", type=float, default=10.0, help="training budget per configuration")
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--n-phantoms", type=int, default=3000)
+    p.add_argument("--n", type=int, default=500, help="generated images per evaluation")
+    p.add_argument("--k", type=int, default=64, help="importance samples of the IWAE bound")
+    p.add_argument("--n-likelihood", type=int, default=256, help="test images for the likelihood")
+    p.add_argument("--runs", default="runs/quality", help="where the runs go (an existing run is resumed)")
+    p.add_argument("--table", default="figures/quality.md")
+    p.add_argument("--prior-rows", nargs="*", default=["sigma"],
+                   help="gmm configurations also scored with the N(0, I) prior (default: sigma)")
+    args = p.parse_args(argv)
+    command = "python benchmarks/quality.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+    from vae_keras.config import get_config
+    from vae_keras.evaluate import evaluate_run, format_table
+    from vae_keras.train import Trainer
+
+    data = Path(args.data)
+    if not (data / "manifest.csv").is_file():
+        from data_prep.phantoms import write_phantom_dataset
+
+        write_phantom_dataset(data, n=args.n_phantoms, size=args.size, seed=0, progress=False)
+    table = Path(args.table)
+    figures = table.parent
+    results = {}
+    for name in args.configs:
+        run = Path(args.runs) / name
+        t0 = time.monotonic()
+        if not (run / "metrics.json").is_file():
+            if not (run / "history.json").is_file():  # a run trained before is only evaluated again
+                config = get_config(name, quick=False, image_size=args.size, epochs=100_000)
+                trainer = Trainer(config, str(data), str(run), minutes=args.minutes, progress=False)
+                trainer.fit()
+                print(f"{name}: trained {len(trainer.history)} epochs in {time.monotonic() - t0:.0f}s",
+                      file=sys.stderr)
+            metrics = evaluate_run(run, data, n=args.n, k=args.k, n_likelihood=args.n_likelihood)
+        else:
+            metrics = json.loads((run / "metrics.json").read_text())
+        results[name] = metrics
+        print(f"== {name}\n{format_table(metrics)}", file=sys.stderr)
+        sample_grid(run, figures / f"quality_samples_{name}.png")
+        if metrics.get("sampler") == "gmm" and name in args.prior_rows:
+            prior_path = run / "metrics_normal_sampler.json"
+            if prior_path.is_file():
+                prior = json.loads(prior_path.read_text())
+            else:
+                prior = evaluate_run(run, data, n=args.n, k=args.k, n_likelihood=args.n_likelihood,
+                                     sampler="normal", save=False)
+                prior_path.write_text(json.dumps(prior, indent=1) + "\n")
+            results[f"{name} (N(0,I) sampler)"] = prior
+        write_table(table, results, args, command, started)
+    print(f"wrote {table}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

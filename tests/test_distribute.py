@@ -1,0 +1,81 @@
+"""The training loop runs unchanged under MirroredStrategy (two logical CPU devices here).
+
+Logical devices must be configured before TensorFlow initialises, so the comparison runs in a
+fresh subprocess.
+"""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from vae_keras.distribute import PRECISIONS, STRATEGIES
+
+SCRIPT = textwrap.dedent("""
+    import json, sys
+    from vae_keras.distribute import select_strategy, split_cpu
+    split_cpu(2)
+    import tensorflow as tf
+    from vae_keras.config import get_config
+    from vae_keras.train import train
+    data, out = sys.argv[1], sys.argv[2]
+    cfg = get_config("seed", quick=False, image_size=32, latent_dim=2, batch_size=8, epochs=1, seed=1,
+                     learning_rate=1e-3)
+    result = {}
+    for name in ("default", "mirrored"):
+        strategy = select_strategy(name)
+        t = train(cfg, data, f"{out}/{name}", progress=False, strategy=strategy)
+        result[name] = {"replicas": strategy.num_replicas_in_sync, "loss": t.history[-1]["loss"],
+                        "test_loss": t.history[-1]["test_loss"]}
+    print(json.dumps(result))
+""")
+
+
+def test_one_epoch_under_mirrored_matches_default(tiny_dataset, tmp_path):
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(tiny_dataset), str(tmp_path)], capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["default"]["replicas"] == 1 and result["mirrored"]["replicas"] == 2
+    assert result["mirrored"]["loss"] == pytest.approx(result["default"]["loss"], rel=1e-4)
+    assert result["mirrored"]["test_loss"] == pytest.approx(result["default"]["test_loss"], rel=1e-4)
+
+
+def test_unknown_strategy_and_precision_are_refused():
+    from vae_keras.distribute import select_strategy, set_precision
+
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        select_strategy("gpu-farm")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        set_precision("float8")
+    assert "mirrored" in STRATEGIES and "mixed_bfloat16" in PRECISIONS
+
+
+def test_tpu_without_a_tpu_is_a_clear_error():
+    from vae_keras.distribute import select_strategy
+
+    with pytest.raises(ValueError, match="no TPU"):
+        select_strategy("tpu")
+
+
+MIXED = textwrap.dedent("""
+    import json, sys
+    from vae_keras.config import get_config
+    from vae_keras.train import train
+    cfg = get_config(sys.argv[3], quick=False, image_size=32, latent_dim=4, batch_size=8, epochs=1, seed=1)
+    t = train(cfg, sys.argv[1], sys.argv[2], progress=False, precision="mixed_bfloat16")
+    print(json.dumps({"loss": t.history[-1]["loss"], "policy": t.precision,
+                      "out": t.model.decode(t.model.encode(t.train_images[:2] / 255.0)[0]).dtype.name}))
+""")
+
+
+@pytest.mark.parametrize("config", ["seed", "sigma"])
+def test_mixed_precision_trains_with_float32_outputs(config, tiny_dataset, tmp_path):
+    out = subprocess.run([sys.executable, "-c", MIXED, str(tiny_dataset), str(tmp_path / "run"), config],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["policy"] == "mixed_bfloat16" and result["out"] == "float32"
+    assert result["loss"] == result["loss"] and result["loss"] < 1e6  # finite

@@ -1,0 +1,124 @@
+"""Each measure on cases whose answer is known, the samplers, and the evaluation end to end."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vae_keras import metrics as M
+
+
+def blocky_images(n=40, size=32, seed=0):
+    """Bright images with sharp dark rectangles and a little noise, (n, size, size, 1) in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    x = np.full((n, size, size), 0.9, np.float32)
+    for img in x:
+        for _ in range(3):
+            x0, y0 = rng.integers(0, size // 2, 2)
+            w, h = rng.integers(3, size // 2, 2)
+            img[y0:y0 + h, x0:x0 + w] = rng.uniform(0.05, 0.6)
+    return np.clip(x + rng.normal(0, 0.02, x.shape), 0, 1).astype(np.float32)[..., None]
+
+
+def box_blur(x, r=2):
+    a = x[..., 0]
+    out = np.zeros_like(a)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            out += np.roll(np.roll(a, dy, 1), dx, 2)
+    return (out / (2 * r + 1) ** 2)[..., None]
+
+
+def test_sharpness_ratio_identical_is_one_and_blur_lowers_it():
+    x = blocky_images()
+    assert M.sharpness_ratio(x, x) == pytest.approx(1.0)
+    assert M.sharpness_ratio(box_blur(x), x) < 0.3
+
+
+def test_dense_mass_and_intensity_w1():
+    x = blocky_images()
+    assert M.dense_mass_ratio(x, x) == pytest.approx(1.0)
+    assert M.dense_mass_ratio(np.full_like(x, 0.8), x) == 0.0
+    assert M.intensity_w1(x, x) == pytest.approx(0.0)
+    # shifting every pixel by 0.1 moves the histogram by 0.1 (within a bin)
+    w1 = M.intensity_w1(np.full((2, 8, 8), 0.5), np.full((2, 8, 8), 0.6))
+    assert w1 == pytest.approx(0.1, abs=1 / 256)
+
+
+def test_psnr_and_ssim():
+    x = blocky_images(n=4)
+    assert M.ssim(x, x) == pytest.approx(1.0, abs=1e-5)
+    assert M.psnr(x, np.clip(x + 0.1, 0, 1)) < M.psnr(x, np.clip(x + 0.01, 0, 1))
+
+
+def test_memorisation_ratio_copies_near_zero_fresh_near_one():
+    train, test, fresh = blocky_images(60, seed=1), blocky_images(30, seed=2), blocky_images(30, seed=3)
+    assert M.memorisation_ratio(train[:30], train, test) < 0.05
+    assert 0.7 < M.memorisation_ratio(fresh, train, test) < 1.4
+
+
+def test_frechet_distance_zero_for_identical_and_grows_with_shift():
+    f = np.random.default_rng(0).normal(size=(500, 8))
+    assert M.frechet_distance(f, f) == pytest.approx(0.0, abs=1e-6)
+    assert M.frechet_distance(f, f + 1.0) == pytest.approx(8.0, rel=0.05)
+
+
+def test_precision_recall():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(200, 4))
+    same = M.precision_recall(real, real + 1e-9)
+    assert same["precision"] == 1.0 and same["recall"] == 1.0
+    far = M.precision_recall(real, real + 50.0)
+    assert far["precision"] == 0.0 and far["recall"] == 0.0
+
+
+def test_two_sample_test_identical_sets_near_chance_and_blur_found():
+    x = blocky_images(40, size=16)
+    assert abs(M.classifier_two_sample_test(x, x, folds=2, steps=60) - 0.5) <= 0.1
+    assert M.classifier_two_sample_test(x, np.full_like(x, 0.9), folds=2, steps=60) >= 0.9
+
+
+def test_threat_classifier_round_trip(tmp_path):
+    x = blocky_images(16)
+    y = np.zeros((16, 4), np.float32)
+    y[::2, 1] = 1
+    clf = M.ThreatClassifier(32, ("handgun", "knife", "razor_blade", "shuriken"), width=4).fit(x, y, epochs=1)
+    clf.save(tmp_path / "clf")
+    back = M.ThreatClassifier.load(tmp_path / "clf")
+    np.testing.assert_allclose(back.predict(x), clf.predict(x), atol=1e-6)
+    assert back.features(x).shape == (16, 16)
+    rec = M.class_recognition(clf, {"knife": x[:4]})
+    assert set(rec) == {"knife"} and 0.0 <= rec["knife"] <= 1.0
+
+
+# -- samplers ------------------------------------------------------------------------------------
+def test_gmm_fit_recovers_two_clusters():
+    from vae_keras.samplers import fit_gmm
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-5, 0.5, (300, 2)), rng.normal(5, 0.5, (100, 2))])
+    w, means, covs, _ = fit_gmm(x, 2, seed=0)
+    order = np.argsort(means[:, 0])
+    np.testing.assert_allclose(means[order], [[-5, -5], [5, 5]], atol=0.2)
+    np.testing.assert_allclose(w[order], [0.75, 0.25], atol=0.02)
+    assert covs.shape == (2, 2, 2)
+
+
+def test_gmm_sampler_shapes_finite_and_saved(tiny_model, tiny_dataset, tmp_path):
+    from vae_keras.data import load_split
+    from vae_keras.samplers import GMMSampler, load_sampler
+
+    images, _ = load_split(tiny_dataset, "train")
+    sampler = GMMSampler(tiny_model, n_components=3, seed=0).fit(images)
+    z = sampler.sample(10, seed=1)
+    assert z.shape == (10, 2) and z.dtype == np.float32 and np.isfinite(z).all()
+    np.testing.assert_array_equal(z, sampler.sample(10, seed=1))
+    sampler.save(tmp_path)
+    back = load_sampler(tmp_path, tiny_model, "gmm")
+    np.testing.assert_allclose(back.sample(10, seed=1), z, atol=1e-6)
+    assert load_sampler(tmp_path, tiny_model, "normal").sample(5).shape == (5, 2)
+
+
+def test_bits_per_dim_of_a_uniform_density_is_eight():
+    from vae_keras.evaluate import nats_to_bpd
+
+    assert nats_to_bpd(0.0, 32) == pytest.approx(8.0)

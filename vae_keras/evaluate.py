@@ -1,0 +1,218 @@
+"""``python -m vae_keras evaluate RUN --data DATA``: every quality measure of a trained run.
+
+On the data set's test split it computes
+
+- likelihood: the negative ELBO and the importance-weighted bound (IWAE, ``k`` samples,
+  Burda et al. 2016) in bits per dimension of 8-bit pixels; reconstruction PSNR and SSIM;
+- on ``n`` generated images vs the real test images: sharpness ratio, dense-object mass ratio,
+  intensity Wasserstein-1, classifier two-sample test, Frechet distance, precision and recall
+  in a threat classifier's feature space, and the memorisation ratio;
+- for a conditional run: how often the threat classifier finds the requested class.
+
+It writes ``RUN/metrics.json`` and returns the same dict. The threat classifier is trained once
+per data set and image size and cached in ``DATA/.cache/`` (weights + JSON).
+
+Why bits per dimension need a proper density: the seed's Bernoulli decoder is not a density on
+continuous pixels, so it is scored as the *continuous Bernoulli* its logits define (the
+cross-entropy plus the normaliser ``log C``, :func:`vae_keras.losses.continuous_bernoulli_log_norm`);
+a Gaussian decoder uses its running optimal sigma. Both are densities on [0, 1]; the probability
+of an 8-bit pixel's bin is taken as density x 1/256, hence ``+ 8`` bits.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from vae_keras import metrics as M
+from vae_keras.losses import log_likelihood_terms, log_normal_pdf
+
+METRICS_FILE = "metrics.json"
+CLASSIFIER_PREFIX = "threat_classifier_{size}"
+
+
+def nats_to_bpd(nats_per_image: float, image_size: int) -> float:
+    """Nats per image of a density on [0, 1]^D -> bits per 8-bit dimension."""
+    return nats_per_image / (math.log(2.0) * image_size * image_size) + 8.0
+
+
+def importance_weighted_nll(model, images, labels=None, k: int = 64, batch_size: int = 8, seed: int = 0):
+    """Per-image ``(-ELBO, -IWAE_k)`` in nats, both from the same ``k`` posterior draws.
+
+    ``-ELBO`` is the mean over the ``k`` single-sample bounds; ``-IWAE`` is
+    ``-log mean_k p(x, z_k) / q(z_k | x)``, a tighter bound that approaches ``-log p(x)``.
+    """
+    x = M.as_images(images)[..., None]
+    rng = np.random.default_rng(seed)
+    elbo, iwae = [], []
+    d = int(model.latent_dim)
+    for i in range(0, len(x), batch_size):
+        xb = tf.constant(x[i:i + batch_size])
+        b = int(xb.shape[0])
+        yb = None if labels is None else tf.constant(np.repeat(labels[i:i + b], k, axis=0), tf.float32)
+        mean, logvar = model.encode(xb, y=None if labels is None else tf.constant(labels[i:i + b], tf.float32))
+        mean, logvar = tf.repeat(mean, k, axis=0), tf.repeat(logvar, k, axis=0)      # (b*k, d)
+        z = model.reparameterize(mean, logvar, eps=tf.constant(rng.standard_normal((b * k, d)), tf.float32))
+        log_px = log_likelihood_terms(model, tf.repeat(xb, k, axis=0), z, y=yb)      # (b*k,)
+        log_w = tf.reshape(log_px + log_normal_pdf(z, 0.0, 0.0) - log_normal_pdf(z, mean, logvar), (b, k))
+        elbo.append(-tf.reduce_mean(log_w, axis=1).numpy())
+        iwae.append(-(tf.reduce_logsumexp(log_w, axis=1) - math.log(k)).numpy())
+    return np.concatenate(elbo), np.concatenate(iwae)
+
+
+def threat_classifier(data_dir, image_size: int, progress: bool = True):
+    """The data set's :class:`~vae_keras.metrics.ThreatClassifier`, trained once and cached."""
+    from data_prep.manifest import CLASSES
+    from vae_keras.data import CACHE_DIR, _fingerprint, load_split
+
+    data_dir = Path(data_dir)
+    prefix = data_dir / CACHE_DIR / CLASSIFIER_PREFIX.format(size=image_size)
+    fingerprint = _fingerprint(data_dir, "train", image_size)
+    if Path(str(prefix) + ".json").is_file() and Path(str(prefix) + ".weights.h5").is_file():
+        try:
+            clf = M.ThreatClassifier.load(prefix)
+        except (ValueError, KeyError, OSError):  # written by an older classifier version
+            clf = M.ThreatClassifier(image_size, CLASSES)
+        if clf.info.get("fingerprint") == fingerprint and clf.info.get("version") == M.CLASSIFIER_VERSION:
+            return clf
+    if progress:
+        print(f"training the threat classifier on {data_dir} at {image_size}x{image_size} (cached after)",
+              file=sys.stderr)
+    train_x, train_y = load_split(data_dir, "train", image_size=image_size)
+    test_x, test_y = load_split(data_dir, "test", image_size=image_size)
+    clf = M.ThreatClassifier(image_size, CLASSES).fit(train_x, train_y, test=(test_x, test_y))
+    clf.info["fingerprint"] = fingerprint
+    clf.save(prefix)
+    return clf
+
+
+def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int = 256, seed: int = 0,
+                 sampler: Optional[str] = None, temperature: float = 1.0, n_per_class: int = 100,
+                 folds: int = 5, progress: bool = True, save: bool = True) -> dict:
+    """All measures of one run (see the module docstring); writes ``RUN/metrics.json``.
+
+    Args:
+        n: generated images for the sample measures (compared with up to ``n`` real test images).
+        k: importance samples of the IWAE bound (>= 64 for the issue's NLL), on the first
+            ``n_likelihood`` test images.
+        sampler: ``normal`` or ``gmm``; default the run's configured sampler.
+        n_per_class: samples per class for a conditional run's class recognition.
+    """
+    from vae_keras.checkpoint import load_run
+    from vae_keras.data import load_split
+    from vae_keras.generate import reconstruct, sample_images
+    from vae_keras.samplers import LABELS_FILE, load_sampler, sample_label_prior
+    from data_prep.manifest import CLASSES
+
+    t0 = time.monotonic()
+    run_dir = Path(run_dir)
+    config, model = load_run(run_dir)
+    size = config.image_size
+    log = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
+    train_x, train_y = load_split(data_dir, "train", image_size=size)
+    test_x, test_y = load_split(data_dir, "test", image_size=size)
+    cond_labels = test_y if config.conditional else None
+    out = {"run": str(run_dir), "config": config.name, "data": str(data_dir), "image_size": size,
+           "sampler": sampler or config.sampler, "temperature": temperature, "n_generated": int(n)}
+    history_path = run_dir / "history.json"
+    if history_path.is_file():
+        hist = json.loads(history_path.read_text(encoding="utf-8"))
+        out["epochs"] = len(hist)
+        out["train_seconds"] = float(sum(h.get("seconds", 0.0) for h in hist))
+
+    log(f"[1/4] likelihood: IWAE k={k} on {min(n_likelihood, len(test_x))} test images")
+    m = min(n_likelihood, len(test_x))
+    elbo, iwae = importance_weighted_nll(model, test_x[:m], None if cond_labels is None else cond_labels[:m],
+                                         k=k, seed=seed)
+    out.update(nll_elbo_bpd=nats_to_bpd(float(elbo.mean()), size), nll_iwae_bpd=nats_to_bpd(float(iwae.mean()), size),
+               iwae_k=int(k), n_likelihood=int(m))
+
+    log("[2/4] reconstructions")
+    if config.conditional:
+        recon = _reconstruct_conditional(model, test_x, test_y)
+    else:
+        recon = reconstruct(model, test_x)
+    out.update(recon_psnr=M.psnr(recon, test_x), recon_ssim=M.ssim(recon, test_x))
+
+    log(f"[3/4] {n} samples ({out['sampler']} sampler)")
+    latent_sampler = load_sampler(run_dir, model, sampler)
+    labels = None
+    if config.conditional and (run_dir / LABELS_FILE).is_file():
+        labels = [[c for c, v in zip(CLASSES, row) if v > 0.5] for row in sample_label_prior(run_dir, n, seed)]
+    gen = M.quantize(sample_images(model, n, temperature=temperature, seed=seed, labels=labels,
+                                   sampler=latent_sampler))
+    real = test_x[:n]
+    out.update(sharpness_ratio=M.sharpness_ratio(gen, real), dense_mass_ratio=M.dense_mass_ratio(gen, real),
+               intensity_w1=M.intensity_w1(gen, real), memorisation_ratio=M.memorisation_ratio(gen, train_x, real))
+
+    log("[4/4] classifiers: two-sample test, feature-space distances")
+    out["c2st_accuracy"] = M.classifier_two_sample_test(real, gen, folds=folds, seed=seed)
+    clf = threat_classifier(data_dir, size, progress)
+    out["threat_classifier"] = {k_: v for k_, v in clf.info.items() if k_ != "fingerprint"}
+    f_real, f_gen = clf.features(real), clf.features(gen)
+    out["frechet_distance"] = M.frechet_distance(f_real, f_gen)
+    out.update(M.precision_recall(f_real, f_gen))
+    if config.conditional:
+        by_class = {}
+        for i, name in enumerate(CLASSES):
+            by_class[name] = sample_images(model, n_per_class, temperature=temperature, seed=seed + 1 + i,
+                                           labels=[name], sampler=latent_sampler)
+        out["class_recognition"] = M.class_recognition(clf, by_class)
+        benign = sample_images(model, n_per_class, temperature=temperature, seed=seed + 99, labels=None,
+                               sampler=latent_sampler)
+        out["benign_no_threat_found"] = float(np.mean(np.all(clf.predict(benign) < 0.5, axis=1)))
+        out["class_recognition_mean"] = float(np.mean(list(out["class_recognition"].values())))
+    out["evaluate_seconds"] = time.monotonic() - t0
+    if save:
+        from data_prep.atomic import atomic_write_text
+
+        atomic_write_text(run_dir / METRICS_FILE, json.dumps(out, indent=1) + "\n")
+    return out
+
+
+def _reconstruct_conditional(model, images, labels, batch_size: int = 128) -> np.ndarray:
+    x = M.as_images(images)[..., None]
+    parts = []
+    for i in range(0, len(x), batch_size):
+        y = tf.constant(labels[i:i + batch_size], tf.float32)
+        mean, _ = model.encode(tf.constant(x[i:i + batch_size]), y=y)
+        parts.append(model.decode(mean, apply_sigmoid=True, y=y).numpy())
+    return np.concatenate(parts)
+
+
+#: (key, column title, format) of the printed and markdown tables.
+COLUMNS = [
+    ("nll_elbo_bpd", "-ELBO bits/dim", "{:.3f}"),
+    ("nll_iwae_bpd", "NLL (IWAE) bits/dim", "{:.3f}"),
+    ("recon_psnr", "recon PSNR dB", "{:.2f}"),
+    ("recon_ssim", "recon SSIM", "{:.3f}"),
+    ("sharpness_ratio", "sharpness ratio", "{:.3f}"),
+    ("dense_mass_ratio", "dense-mass ratio", "{:.3f}"),
+    ("intensity_w1", "intensity W1", "{:.4f}"),
+    ("c2st_accuracy", "2-sample acc.", "{:.3f}"),
+    ("frechet_distance", "Frechet dist.", "{:.2f}"),
+    ("precision", "precision", "{:.3f}"),
+    ("recall", "recall", "{:.3f}"),
+    ("memorisation_ratio", "memorisation ratio", "{:.3f}"),
+    ("class_recognition_mean", "class recognised", "{:.3f}"),
+]
+
+
+def format_value(metrics: dict, key: str, fmt: str) -> str:
+    v = metrics.get(key)
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
+
+
+def format_table(metrics: dict) -> str:
+    """A two-column text table of one run's measures."""
+    rows = [(title, format_value(metrics, key, fmt)) for key, title, fmt in COLUMNS]
+    if "class_recognition" in metrics:
+        rows += [(f"  recognised: {c}", f"{v:.3f}") for c, v in metrics["class_recognition"].items()]
+    width = max(len(t) for t, _ in rows)
+    return "\n".join(f"{t:<{width}}  {v}" for t, v in rows)
