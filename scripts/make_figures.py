@@ -14,7 +14,7 @@ configuration from scratch for at most ``--minutes`` (the budget of the committe
     OUT/training.gif
     OUT/generated.png, OUT/real.png, OUT/generated_<class>.png (conditional models)
     OUT/loss_curves.png
-    OUT/quality.md            the evaluation table (when the run was evaluated)
+    OUT/run_quality.md        the evaluation table of this run (figures/quality.md is the benchmark's)
     OUT/run/                  config.json, history.json, run_info.json, metrics.json of the run
 
 The run itself (checkpoints, logs) stays under ``--work`` (``build/figures``, not committed).
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
             atomic_write_bytes(out / "run" / name, (run / name).read_bytes())
     metrics_file = run / METRICS_FILE
     if metrics_file.is_file():
-        atomic_write_text(out / "quality.md",
+        atomic_write_text(out / "run_quality.md",
                           f"# Evaluation of `{args.config}` ({len(trainer.history)} epochs, "
                           f"{args.image_size}x{args.image_size})\n\n"
                           + metrics_markdown(json.loads(metrics_file.read_text(encoding="utf-8"))))
