@@ -69,7 +69,8 @@ def cmd_train(args):
     config = _config_from_args(args)
     trainer = train(config, args.data, args.out, resume=args.resume, minutes=args.minutes,
                     progress=not args.quiet, strategy=select_strategy(args.strategy), precision=args.precision)
-    _finish_run_figures(trainer.run_dir, trainer.model, trainer.history)
+    _finish_run_figures(trainer.run_dir, trainer.model, trainer.history,
+                        data_images=trainer.train_images[:256] / 255.0)  # picks the most active latent dims
     last = trainer.history[-1] if trainer.history else {}
     print(f"trained {trainer.config.name} for {len(trainer.history)} epoch(s) into {args.out}; "
           f"last loss {last.get('loss', float('nan')):.2f} nats/image")
