@@ -15,6 +15,7 @@ import collections
 import io
 import os
 import re
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
@@ -47,17 +48,31 @@ def _latents(model, n: int, temperature: float, seed: int, sampler=None) -> np.n
     return (eps * temperature).astype(np.float32)                # (n, latent_dim)
 
 
+#: One traced decoder per model and kind, reused by every call (kept off the model so checkpoints
+#: never see it; entries vanish with their model).
+_DECODERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _cached(model, kind: str, build):
+    per_model = _DECODERS.setdefault(model, {})
+    if kind not in per_model:
+        per_model[kind] = build()
+    return per_model[kind]
+
+
 def _decoder(model):
-    """``model.decode(z, apply_sigmoid=True)`` as one graph, traced once for any batch size."""
-    return tf.function(lambda z: model.decode(z, apply_sigmoid=True),
-                       input_signature=[tf.TensorSpec((None, int(model.latent_dim)), tf.float32)])
+    """``model.decode(z, apply_sigmoid=True)`` as one graph, traced once per model for any batch size."""
+    return _cached(model, "plain", lambda: tf.function(
+        lambda z: model.decode(z, apply_sigmoid=True),
+        input_signature=[tf.TensorSpec((None, int(model.latent_dim)), tf.float32)]))
 
 
 def _conditional_decoder(model):
-    """``model.decode(z, apply_sigmoid=True, y=y)`` of a conditional model, as one graph."""
-    return tf.function(lambda z, y: model.decode(z, apply_sigmoid=True, y=y),
-                       input_signature=[tf.TensorSpec((None, int(model.latent_dim)), tf.float32),
-                                        tf.TensorSpec((None, int(model.num_classes)), tf.float32)])
+    """``model.decode(z, apply_sigmoid=True, y=y)`` of a conditional model, as one graph per model."""
+    return _cached(model, "conditional", lambda: tf.function(
+        lambda z, y: model.decode(z, apply_sigmoid=True, y=y),
+        input_signature=[tf.TensorSpec((None, int(model.latent_dim)), tf.float32),
+                         tf.TensorSpec((None, int(model.num_classes)), tf.float32)]))
 
 
 def _decode_all(model, z: np.ndarray, y: Optional[np.ndarray], batch_size: int):
