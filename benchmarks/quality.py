@@ -40,18 +40,18 @@ TARGETS = [
 
 
 def sample_grid(run_dir: Path, path: Path, seed: int = 0):
-    """64 samples of a run with its own sampler; a conditional run gets 16 per class (rows of 8)."""
+    """64 samples of a run with its own sampler; a run that can be asked for a class gets 16 per class."""
     import numpy as np
 
     from data_prep.manifest import CLASSES
     from vae_keras.checkpoint import load_run
     from vae_keras.generate import sample_images
-    from vae_keras.samplers import load_sampler
+    from vae_keras.samplers import answers_labels, load_sampler
     from vae_keras.visualize import image_grid
 
     config, model = load_run(run_dir)
     sampler = load_sampler(run_dir, model)
-    if config.conditional:
+    if answers_labels(config, sampler):
         images = np.concatenate([sample_images(model, 16, seed=seed + i, labels=[c], sampler=sampler)
                                  for i, c in enumerate(CLASSES)])
     else:
@@ -66,8 +66,9 @@ def write_table(path: Path, results: dict, args, command: str, started: str):
     lines = [
         "# Quality of the configurations at an equal training budget",
         "",
-        f"Made by `{command}` on {started} (UTC) on a 2-core CPU ({platform.processor() or platform.machine()}, "
-        f"no GPU; the machine was shared, so epochs per budget are noisy). Each configuration trained for "
+        f"Made by `{command}` on {started} (UTC) on a {os.cpu_count()}-core CPU "
+        f"({platform.processor() or platform.machine()}, no GPU; load average {args.load:.1f} when it started, "
+        "nothing else running). Each configuration trained for "
         f"{args.minutes:g} min of wall clock (whole epochs) on `{args.data}` at {args.size}x{args.size}; "
         f"measures on the test split, {args.n} generated images, IWAE with k={args.k} on {args.n_likelihood} "
         "test images. `python -m vae_keras evaluate RUN --data DATA` computes the same numbers for any run.",
@@ -88,7 +89,9 @@ def write_table(path: Path, results: dict, args, command: str, started: str):
         clf = next(iter(cond.values())).get("threat_classifier", {})
         lines += ["## Class-conditional generation", "",
                   "Fraction of samples generated for a class in which the threat classifier finds that class, "
-                  "next to the classifier's recall of the class on *real* test images (its ceiling).", "",
+                  "next to the classifier's recall of the class on *real* test images (its ceiling). Unconditional "
+                  "runs are asked for a class through their mixture sampler alone (latents of training bags "
+                  "with that class); `conditional` also feeds the label to its decoder.", "",
                   "| configuration | " + " | ".join(clf.get("classes", [])) + " | benign: no threat found |",
                   "| --- | " + " | ".join("---" for _ in clf.get("classes", [])) + " | --- |"]
         for n, m in cond.items():
@@ -125,7 +128,7 @@ def write_table(path: Path, results: dict, args, command: str, started: str):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="data/phantoms64", help="prepared data (rendered as phantoms if missing)")
-    p.add_argument("--configs", nargs="+", default=["seed", "sigma", "conditional", "resnet"])
+    p.add_argument("--configs", nargs="+", default=["seed", "resnet", "sigma", "adversarial", "conditional"])
     p.add_argument("--minutes", type=float, default=10.0, help="training budget per configuration")
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--n-phantoms", type=int, default=3000)
@@ -137,6 +140,7 @@ def main(argv=None):
     p.add_argument("--prior-rows", nargs="*", default=["sigma"],
                    help="gmm configurations also scored with the N(0, I) prior (default: sigma)")
     args = p.parse_args(argv)
+    args.load = os.getloadavg()[0]
     command = "python benchmarks/quality.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
 

@@ -190,3 +190,18 @@ def test_cli_gallery(tiny_run, tiny_dataset, tmp_path, capsys):
     assert (tmp_path / "g" / INDEX).is_file() and "index.html" in capsys.readouterr().out
     assert main(["gallery", str(tmp_path / "no_run"), "--out", str(tmp_path / "h")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_a_conditional_run_gets_real_and_generated_grids_per_class(tiny_dataset, tmp_path):
+    from data_prep.manifest import CLASSES
+    from vae_keras.config import get_config
+    from vae_keras.train import train
+
+    config = get_config("conditional", quick=False, image_size=32, epochs=1, batch_size=8, gmm_components=2)
+    train(config, tiny_dataset, tmp_path / "run", progress=False)
+    index = build_gallery(tmp_path / "run", tmp_path / "site", data_dir=tiny_dataset, n=8)
+    html = index.read_text(encoding="utf-8")
+    for name in (*CLASSES, "benign"):
+        assert (tmp_path / "site" / f"generated_{name}.png").is_file()
+        assert f"asked for <b>{name}</b>" in html
+    assert "Gaussian mixture fitted to the training codes" in html

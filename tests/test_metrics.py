@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
 import pytest
 
 from vae_keras import metrics as M
@@ -116,6 +117,42 @@ def test_gmm_sampler_shapes_finite_and_saved(tiny_model, tiny_dataset, tmp_path)
     back = load_sampler(tmp_path, tiny_model, "gmm")
     np.testing.assert_allclose(back.sample(10, seed=1), z, atol=1e-6)
     assert load_sampler(tmp_path, tiny_model, "normal").sample(5).shape == (5, 2)
+
+
+class _BrightnessEncoder:
+    """A stand-in model whose code is (brightness, brightness) * 10 - 5: bright bags at (5, 5), dark at (-5, -5)."""
+
+    latent_dim = 2
+
+    def encode(self, x, y=None):
+        b = tf.reduce_mean(x, axis=[1, 2, 3])[:, None] * 10.0 - 5.0
+        return tf.concat([b, b], axis=1), tf.zeros((tf.shape(x)[0], 2))
+
+
+def test_gmm_sampler_draws_the_codes_of_the_requested_labels(tmp_path):
+    from vae_keras.samplers import GMMSampler, load_sampler
+
+    rng = np.random.default_rng(0)
+    n = 120
+    knife = np.arange(n) % 3 == 0                                     # a third of the bags hold a knife
+    images = np.where(knife[:, None, None, None], 0.95, 0.05) + rng.normal(0, 0.01, (n, 8, 8, 1))
+    labels = np.zeros((n, 4), np.float32)
+    labels[knife, 1] = 1.0
+    model = _BrightnessEncoder()
+    sampler = GMMSampler(model, n_components=2, seed=0).fit(images.astype(np.float32), labels)
+    assert set(sampler.by_labels) == {(0, 0, 0, 0), (0, 1, 0, 0)}
+    want = np.tile([[0, 1, 0, 0]], (50, 1))
+    z = sampler.sample(50, seed=3, labels=want)
+    assert z.shape == (50, 2) and np.isfinite(z).all()
+    assert (z > 2).all()                                              # every latent is a knife bag's
+    assert (sampler.sample(50, seed=3, labels=np.zeros((50, 4))) < -2).all()
+    mixed = sampler.sample(400, seed=3)                               # no labels: the whole mixture
+    assert 0.2 < np.mean(mixed[:, 0] > 0) < 0.45
+    with pytest.warns(UserWarning, match="no mixture"):               # never seen: whole mixture
+        assert sampler.sample(5, seed=0, labels=np.tile([[1, 1, 1, 1]], (5, 1))).shape == (5, 2)
+    sampler.save(tmp_path)
+    back = load_sampler(tmp_path, model, "gmm")
+    np.testing.assert_allclose(back.sample(50, seed=3, labels=want), z, atol=1e-6)
 
 
 def test_bits_per_dim_of_a_uniform_density_is_eight():

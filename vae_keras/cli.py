@@ -112,19 +112,26 @@ def cmd_generate(args):
 
 
 def _generate_labels(args, config):
-    """``--label knife[,handgun]`` (``benign`` for none) -> the classes every sample gets; a
-    conditional run without ``--label`` draws them with the training split's frequencies."""
+    """``--label knife[,handgun]`` (``benign`` for none) -> the classes every sample gets; without
+    ``--label``, a run that can be asked for a class draws them with the training split's frequencies."""
     if args.label is not None:
         names = [] if args.label.strip() in ("", "benign") else [n.strip() for n in args.label.split(",")]
-        if not config.conditional:
-            print("note: this run is not conditional; --label only goes into the manifest", file=sys.stderr)
+        if not config.conditional and config.sampler != "gmm":
+            print("note: this run is neither conditional nor has a fitted mixture sampler; --label only goes "
+                  "into the manifest", file=sys.stderr)
         return names
-    if config.conditional and (Path(args.run) / "label_prior.npz").is_file():
-        from data_prep.manifest import CLASSES
-        from vae_keras.samplers import sample_label_prior
+    from vae_keras.checkpoint import load_run
+    from vae_keras.samplers import load_sampler
 
-        return [[c for c, v in zip(CLASSES, row) if v > 0.5] for row in sample_label_prior(args.run, args.n, args.seed)]
-    return None
+    _, model = load_run(args.run)
+    return _label_mix(Path(args.run), config, load_sampler(args.run, model), args.n, args.seed)
+
+
+def _label_mix(run_dir: Path, config, sampler, n: int, seed: int):
+    """Per-sample classes with the training frequencies for a run that can be asked for a class, else None."""
+    from vae_keras.samplers import answers_labels, sample_label_mix
+
+    return sample_label_mix(run_dir, n, seed) if answers_labels(config, sampler) else None
 
 
 def cmd_evaluate(args):
@@ -184,8 +191,12 @@ def cmd_demo(args):
     from vae_keras.samplers import load_sampler
 
     sampler = load_sampler(run_dir, model)  # the run's fitted latent sampler (a mixture for `sigma`)
-    export_samples(model, args.n_generate, gen_dir, seed=args.seed, progress=not args.quiet, sampler=sampler)
-    image_grid(sample_images(model, 64, seed=args.seed, sampler=sampler), out / "samples_grid.png", ncols=8)
+    labels = _label_mix(run_dir, trainer.config, sampler, args.n_generate, args.seed)   # None: unlabelled
+    export_samples(model, args.n_generate, gen_dir, seed=args.seed, progress=not args.quiet, sampler=sampler,
+                   labels=labels)
+    image_grid(sample_images(model, 64, seed=args.seed, sampler=sampler,
+                             labels=_label_mix(run_dir, trainer.config, sampler, 64, args.seed)),
+               out / "samples_grid.png", ncols=8)
     image_grid(trainer.train_images[:64] / 255.0, out / "real_grid.png", ncols=8)
     for name in ("training.gif", "latent_manifold.png", "loss_curves.png"):  # one folder to open
         if (run_dir / name).is_file():
@@ -274,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=64, help="decoding batch size")
     s.add_argument("--label", help="threat class(es) every image must contain, comma-separated (handgun, knife, "
                                    "razor_blade, shuriken; 'benign' for none): a conditional run is conditioned on "
-                                   "them; they go into the manifest")
+                                   "them, a fitted mixture sampler draws the latents of training bags with them; "
+                                   "they go into the manifest")
     s.add_argument("--format", choices=("yolo", "voc", "csv"),
                    help="write images + labels for detection frameworks (YOLO txt, Pascal VOC XML, or our "
                         "manifest CSV); YOLO/VOC need boxes, so labelled images need --tip")

@@ -7,7 +7,8 @@ On the data set's test split it computes
 - on ``n`` generated images vs the real test images: sharpness ratio, dense-object mass ratio,
   intensity Wasserstein-1, classifier two-sample test, Frechet distance, precision and recall
   in a threat classifier's feature space, and the memorisation ratio;
-- for a conditional run: how often the threat classifier finds the requested class.
+- for a run that can be asked for a class (a conditional model, or a mixture sampler fitted per
+  label combination): how often the threat classifier finds the requested class.
 
 It writes ``RUN/metrics.json`` and returns the same dict. The threat classifier is trained once
 per data set and image size and cached in ``DATA/.cache/`` (weights + JSON).
@@ -107,7 +108,7 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
     from vae_keras.checkpoint import load_run
     from vae_keras.data import load_split
     from vae_keras.generate import reconstruct, sample_images
-    from vae_keras.samplers import LABELS_FILE, load_sampler, sample_label_prior
+    from vae_keras.samplers import LABELS_FILE, answers_labels, load_sampler, sample_label_prior
     from data_prep.manifest import CLASSES
 
     t0 = time.monotonic()
@@ -158,14 +159,14 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
     f_real, f_gen = clf.features(real), clf.features(gen)
     out["frechet_distance"] = M.frechet_distance(f_real, f_gen)
     out.update(M.precision_recall(f_real, f_gen))
-    if config.conditional:
+    if answers_labels(config, latent_sampler):  # a class can be asked for
         by_class = {}
         for i, name in enumerate(CLASSES):
             by_class[name] = sample_images(model, n_per_class, temperature=temperature, seed=seed + 1 + i,
                                            labels=[name], sampler=latent_sampler)
         out["class_recognition"] = M.class_recognition(clf, by_class)
-        benign = sample_images(model, n_per_class, temperature=temperature, seed=seed + 99, labels=None,
-                               sampler=latent_sampler)
+        benign = sample_images(model, n_per_class, temperature=temperature, seed=seed + 99,
+                               labels=[[]] * n_per_class, sampler=latent_sampler)
         out["benign_no_threat_found"] = float(np.mean(np.all(clf.predict(benign) < 0.5, axis=1)))
         out["class_recognition_mean"] = float(np.mean(list(out["class_recognition"].values())))
     out["evaluate_seconds"] = time.monotonic() - t0

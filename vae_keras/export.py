@@ -258,7 +258,7 @@ def hybrid_samples(model, labels_per_image: Sequence[Sequence[str]], crops, seed
 
     n = len(labels_per_image)
     bags = sample_images(model, n, temperature=temperature, seed=seed, batch_size=batch_size,
-                         labels=None, sampler=sampler)                       # (n, S, S, 1), benign
+                         labels=[[] for _ in range(n)], sampler=sampler)     # (n, S, S, 1), benign
     return tip.project_labels(bags, labels_per_image, crops, seed=seed, **kwargs)
 
 

@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import html
-import inspect
 import json
 import math
 import re
@@ -195,15 +194,13 @@ def _interleave_rows(top, bottom, ncols: int) -> np.ndarray:
     return np.concatenate(rows)
 
 
-def _class_samples(model, n: int, seed: int, cls):
-    """Samples of one class from a conditional model, or None when ``sample_images`` takes no labels."""
-    from vae_keras.generate import sample_images
+def _load_run_sampler(run_dir: Path, model):
+    """The run's latent sampler (its fitted mixture for ``gmm`` runs), or None (the prior) if missing."""
+    from vae_keras.samplers import load_sampler
 
-    if "labels" not in inspect.signature(sample_images).parameters:
-        return None
     try:
-        return sample_images(model, n, seed=seed, labels=[cls] if cls else None)   # None: benign bags
-    except (TypeError, ValueError):
+        return load_sampler(run_dir, model)
+    except (FileNotFoundError, ValueError, OSError):
         return None
 
 
@@ -343,6 +340,7 @@ def build_gallery(run_dir: PathLike, out_dir: PathLike, data_dir: Optional[PathL
     """
     from vae_keras.checkpoint import load_history, load_run
     from vae_keras.generate import reconstruct, sample_images
+    from vae_keras.samplers import answers_labels, sample_label_mix
     from vae_keras.visualize import image_grid, interpolation_strip, latent_manifold, make_gif, plot_history
 
     t0 = time.monotonic()
@@ -403,7 +401,16 @@ def build_gallery(run_dir: PathLike, out_dir: PathLike, data_dir: Optional[PathL
              + _table(config_rows) + "</div></div>")
 
     # -- real and generated
-    generated = sample_images(model, n, seed=seed)                         # (n, S, S, 1)
+    sampler = _load_run_sampler(run_dir, model)
+    by_class = answers_labels(config, sampler)
+    if sampler is None or config.sampler == "normal":
+        drawn_from = "draws from the prior N(0, I)"
+    else:
+        drawn_from = "draws from the Gaussian mixture fitted to the training codes"
+    if by_class:  # any class mix, with the training split's frequencies (a conditional model's default)
+        generated = sample_images(model, n, seed=seed, sampler=sampler, labels=sample_label_mix(run_dir, n, seed))
+    else:
+        generated = sample_images(model, n, seed=seed, sampler=sampler)    # (n, S, S, 1)
     image_grid(generated, out_dir / "generated.png", ncols=ncols)
     figs = []
     if test_x is not None:
@@ -411,20 +418,17 @@ def build_gallery(run_dir: PathLike, out_dir: PathLike, data_dir: Optional[PathL
         figs.append(page.figure("real.png", f"{min(n, len(test_x))} real test images",
                                 "Real test images (not seen in training)."))
     figs.append(page.figure("generated.png", f"{n} generated images",
-                            f"Generated: {n} draws from the prior N(0, I), decoded (seed {seed})"
-                            f"{'; benign bags, no class asked for' if getattr(config, 'conditional', False) else ''}. Compare "
+                            f"Generated: {n} {drawn_from}, decoded (seed {seed})"
+                            f"{'; classes drawn with the training frequencies' if by_class else ''}. Compare "
                             "the bag outlines, the clutter and the dark dense objects with the real ones."))
     body = '<div class="cards">' + "".join(figs) + "</div>"
-    if getattr(config, "conditional", False):
+    if by_class:
         from data_prep.manifest import CLASSES
 
         per_class = []
         for cls in (*CLASSES, ""):
             name = cls or "benign"
-            samples = _class_samples(model, ncols, seed, cls)
-            if samples is None:
-                per_class = None
-                break
+            samples = sample_images(model, ncols, seed=seed, sampler=sampler, labels=[[cls] if cls else []] * ncols)
             image_grid(samples, out_dir / f"generated_{name}.png", ncols=ncols)
             pair = [page.figure(f"generated_{name}.png", f"generated images of class {name}",
                                 f"Generated, asked for <b>{_e(name)}</b>.")]
@@ -435,9 +439,7 @@ def build_gallery(run_dir: PathLike, out_dir: PathLike, data_dir: Optional[PathL
                     pair.insert(0, page.figure(f"real_{name}.png", f"real test images of class {name}",
                                                f"Real test images with <b>{_e(name)}</b>."))
             per_class.append(f'<h3>{_e(name)}</h3><div class="cards">{"".join(pair)}</div>')
-        body += ("".join(per_class) if per_class else
-                 '<p class="muted">This model is conditional, but <code>sample_images</code> takes no class '
-                 "labels in this version of the library: per-class samples are not shown.</p>")
+        body += "".join(per_class)
     page.add("samples", "Real and generated images", body)
 
     conditional = bool(getattr(config, "conditional", False))

@@ -32,18 +32,23 @@ SAMPLE_NAME = "sample_{:06d}.png"
 _SAMPLE_RE = re.compile(r"^(\.?sample_\d{6,}\.png(\.tmp)?|\.manifest\.csv\.\w+\.tmp)$")
 
 
-def _latents(model, n: int, temperature: float, seed: int, sampler=None) -> np.ndarray:
+def _latents(model, n: int, temperature: float, seed: int, sampler=None, labels=None) -> np.ndarray:
     """The ``n`` latent draws of ``seed``: ``temperature * eps``, eps from ``default_rng(seed)``.
 
     All draws are made up front, so the images do not depend on ``batch_size``. A ``sampler``
-    (:mod:`vae_keras.samplers`, e.g. the run's fitted Gaussian mixture) replaces the prior.
+    (:mod:`vae_keras.samplers`, e.g. the run's fitted Gaussian mixture) replaces the prior; given
+    the requested ``labels`` (class names, see :func:`sample_images`) a fitted mixture draws
+    each latent from the codes of training bags with those threats.
     """
     if int(n) < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if sampler is not None:
-        return np.asarray(sampler.sample(int(n), temperature=temperature, seed=seed), np.float32)
+        if labels is None:
+            return np.asarray(sampler.sample(int(n), temperature=temperature, seed=seed), np.float32)
+        y = label_vectors(_per_sample_labels(labels, int(n)))
+        return np.asarray(sampler.sample(int(n), temperature=temperature, seed=seed, labels=y), np.float32)
     eps = np.random.default_rng(seed).standard_normal((int(n), int(model.latent_dim)))
     return (eps * temperature).astype(np.float32)                # (n, latent_dim)
 
@@ -130,8 +135,9 @@ def sample_images(model, n: int, temperature: float = 1.0, seed: int = 0, batch_
     Deterministic: the same ``seed`` gives the same images, whatever ``batch_size``.
 
     Args:
-        labels: for a conditional model, the classes every sample must contain (``["knife"]``)
-            or one list per sample; default benign bags. Ignored by an unconditional model.
+        labels: the classes every sample must contain (``["knife"]``) or one list per sample.
+            A conditional model is conditioned on them (default: benign bags); a fitted mixture
+            ``sampler`` draws the latents of training bags with those classes (default: any bag).
         sampler: a latent sampler (:mod:`vae_keras.samplers`); default the prior.
 
     Returns:
@@ -139,7 +145,7 @@ def sample_images(model, n: int, temperature: float = 1.0, seed: int = 0, batch_
     """
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    z = _latents(model, n, temperature, seed, sampler)
+    z = _latents(model, n, temperature, seed, sampler, labels)
     size = int(model.config.image_size)
     if len(z) == 0:
         return np.zeros((0, size, size, 1), np.float32)
@@ -238,7 +244,8 @@ def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, s
 
     Args:
         labels: class names given to every sample (``["knife"]``), or one list per sample;
-            default no labels. A conditional model is conditioned on them (no labels: benign).
+            default no labels. A conditional model is conditioned on them (no labels: benign), a
+            fitted mixture ``sampler`` draws the latents of training bags with those classes.
         sampler: a latent sampler (:mod:`vae_keras.samplers`); default the prior.
         name: run name for ``source``; default ``model.run_name`` if set, else ``config.name``.
         overwrite: replace an earlier export in ``out_dir`` (its sample PNGs are deleted first,
@@ -253,7 +260,7 @@ def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, s
     out_dir = Path(out_dir)
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    z = _latents(model, n, temperature, seed, sampler)           # (n, latent_dim)
+    z = _latents(model, n, temperature, seed, sampler, labels)   # (n, latent_dim)
     per_labels = _per_sample_labels(labels, len(z))
     y = _conditions(model, labels, len(z))                       # (n, C) or None
     if out_dir.exists() and not out_dir.is_dir():

@@ -15,6 +15,7 @@ the only thing we would use from that package, and owning it keeps the fitted st
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -32,7 +33,8 @@ class NormalSampler:
     def __init__(self, model):
         self.latent_dim = int(model.latent_dim)
 
-    def sample(self, n: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
+    def sample(self, n: int, temperature: float = 1.0, seed: int = 0, labels=None) -> np.ndarray:
+        """``labels`` is accepted for a uniform interface and ignored: the prior has no classes."""
         eps = np.random.default_rng(seed).standard_normal((int(n), self.latent_dim))
         return (eps * temperature).astype(np.float32)                   # (n, latent_dim)
 
@@ -86,24 +88,44 @@ def fit_gmm(x: np.ndarray, n_components: int, seed: int = 0, max_iter: int = 200
     return weights, means, covs, float(ll.mean())
 
 
+def _draw(rng, weights, means, chols, n: int, temperature: float) -> np.ndarray:
+    """``n`` draws of one mixture: a component by its weight, then ``mean + temperature * L eps``."""
+    comp = rng.choice(len(weights), size=int(n), p=weights / weights.sum())
+    eps = rng.standard_normal((int(n), means.shape[1]))
+    return means[comp] + temperature * np.einsum("nij,nj->ni", chols[comp], eps)   # (n, d)
+
+
 class GMMSampler:
     """Latents from a Gaussian mixture fitted to the posterior means of the training images.
 
+    Given the training labels, it also fits one smaller mixture per label combination (each
+    combination's own codes, ``count // points_per_component`` components, at most
+    ``n_components``): ``sample(n, labels=...)`` then draws the latents of bags that hold the
+    requested threats. Why: a latent drawn from the whole mixture is, most of the time, the
+    code of a bag with other threats or none, and the decoder draws what its latent holds;
+    a conditional decoder was only ever trained on a latent and a label that agree.
+
     Args:
         model: a trained CVAE. n_components: mixture size (Ghosh et al. use 10). seed: EM start.
+        min_points: a label combination with fewer training images gets no mixture of its own
+            (its requests fall back to the whole mixture, with a warning).
     """
 
-    def __init__(self, model, n_components: int = 10, seed: int = 0):
+    def __init__(self, model, n_components: int = 10, seed: int = 0, min_points: int = 10,
+                 points_per_component: int = 50):
         if int(n_components) < 1:
             raise ValueError(f"n_components must be >= 1, got {n_components}")
         self.model = model
         self.latent_dim = int(model.latent_dim)
         self.n_components = int(n_components)
         self.seed = int(seed)
+        self.min_points = int(min_points)
+        self.points_per_component = int(points_per_component)
         self.weights = self.means = self.covariances = None
+        self.by_labels: dict = {}        # label combination (tuple of 0/1) -> (weights, means, covariances)
 
-    def fit(self, images, labels=None, batch_size: int = 256) -> "GMMSampler":
-        """Encode ``images`` (n, S, S, 1), uint8 or [0, 1], and fit the mixture to their means."""
+    def encode(self, images, labels=None, batch_size: int = 256) -> np.ndarray:
+        """Posterior means of ``images`` (n, S, S, 1), uint8 or [0, 1] -> (n, latent_dim)."""
         import tensorflow as tf
 
         x = np.asarray(images)
@@ -112,20 +134,46 @@ class GMMSampler:
         for i in range(0, len(x), batch_size):
             y = None if labels is None else tf.constant(labels[i:i + batch_size], tf.float32)
             codes.append(self.model.encode(tf.constant(x[i:i + batch_size]), y=y)[0].numpy())
-        z = np.concatenate(codes)                                         # (n, latent_dim)
+        return np.concatenate(codes)                                      # (n, latent_dim)
+
+    def fit(self, images, labels=None, batch_size: int = 256) -> "GMMSampler":
+        """Encode ``images`` and fit the mixture to their means (and one per label combination)."""
+        z = self.encode(images, labels, batch_size)
         self.weights, self.means, self.covariances, self.log_likelihood = fit_gmm(
             z, self.n_components, seed=self.seed)
+        self.by_labels = {}
+        if labels is not None:
+            keys = _label_keys(labels)
+            if len(set(keys)) > 1:                   # one combination only: the whole mixture is it
+                for key in sorted(set(keys)):
+                    rows = np.array([k == key for k in keys])
+                    if rows.sum() < self.min_points:
+                        continue
+                    k = max(1, min(self.n_components, int(rows.sum()) // self.points_per_component))
+                    self.by_labels[key] = fit_gmm(z[rows], k, seed=self.seed)[:3]
         return self
 
-    def sample(self, n: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
-        """``n`` latents: a component by its weight, then ``mean + temperature * L eps``."""
+    def sample(self, n: int, temperature: float = 1.0, seed: int = 0, labels=None) -> np.ndarray:
+        """``n`` latents (n, latent_dim) float32; ``labels`` (n, C) multi-hot picks each one's mixture."""
         if self.means is None:
             raise ValueError("GMMSampler.sample before fit (or load)")
         rng = np.random.default_rng(seed)
-        comp = rng.choice(len(self.weights), size=int(n), p=self.weights / self.weights.sum())
-        eps = rng.standard_normal((int(n), self.latent_dim))
         chols = np.linalg.cholesky(self.covariances)                      # (k, d, d)
-        z = self.means[comp] + temperature * np.einsum("nij,nj->ni", chols[comp], eps)
+        if labels is None or not self.by_labels:
+            return _draw(rng, self.weights, self.means, chols, n, temperature).astype(np.float32)
+        keys = _label_keys(labels)
+        if len(keys) != int(n):
+            raise ValueError(f"labels must have n={n} rows, got {len(keys)}")
+        z = np.empty((int(n), self.latent_dim))
+        for key in sorted(set(keys)):
+            rows = np.array([k == key for k in keys])
+            if key in self.by_labels:
+                w, m, c = self.by_labels[key]
+                z[rows] = _draw(rng, w, m, np.linalg.cholesky(c), rows.sum(), temperature)
+            else:
+                warnings.warn(f"no mixture for label combination {key} (fewer than {self.min_points} training "
+                              "images): its latents come from the whole mixture", stacklevel=2)
+                z[rows] = _draw(rng, self.weights, self.means, chols, rows.sum(), temperature)
         return z.astype(np.float32)                                       # (n, latent_dim)
 
     def save(self, run_dir: PathLike) -> Path:
@@ -133,8 +181,13 @@ class GMMSampler:
 
         from data_prep.atomic import atomic_write_bytes
 
+        arrays = dict(weights=self.weights, means=self.means, covariances=self.covariances,
+                      label_keys=np.array(sorted(self.by_labels), np.int8).reshape(len(self.by_labels), -1 if self.by_labels else 0))
+        for j, key in enumerate(sorted(self.by_labels)):
+            arrays.update({f"labels{j}_{name}": a for name, a in
+                           zip(("weights", "means", "covariances"), self.by_labels[key])})
         buf = io.BytesIO()
-        np.savez(buf, weights=self.weights, means=self.means, covariances=self.covariances)
+        np.savez(buf, **arrays)
         return atomic_write_bytes(Path(run_dir) / GMM_FILE, buf.getvalue())
 
     @classmethod
@@ -142,9 +195,18 @@ class GMMSampler:
         with np.load(Path(run_dir) / GMM_FILE, allow_pickle=False) as f:
             sampler = cls(model, n_components=len(f["weights"]))
             sampler.weights, sampler.means, sampler.covariances = f["weights"], f["means"], f["covariances"]
+            keys = f["label_keys"] if "label_keys" in f.files else np.zeros((0, 0))
+            for j, key in enumerate(keys):
+                sampler.by_labels[tuple(int(v) for v in key)] = tuple(
+                    f[f"labels{j}_{name}"] for name in ("weights", "means", "covariances"))
         if sampler.means.shape[1] != sampler.latent_dim:
             raise ValueError(f"{GMM_FILE} has latent_dim {sampler.means.shape[1]}, the model {sampler.latent_dim}")
         return sampler
+
+
+def _label_keys(labels) -> list:
+    """Multi-hot rows (n, C) -> n hashable keys (tuples of 0/1)."""
+    return [tuple(int(v > 0.5) for v in row) for row in np.asarray(labels)]
 
 
 def load_sampler(run_dir: PathLike, model, kind: Optional[str] = None):
@@ -179,3 +241,18 @@ def sample_label_prior(run_dir: PathLike, n: int, seed: int = 0) -> np.ndarray:
         combos, counts = f["combos"], f["counts"]
     idx = np.random.default_rng(seed + 7919).choice(len(combos), size=int(n), p=counts / counts.sum())
     return combos[idx].astype(np.float32)
+
+
+def answers_labels(config, sampler) -> bool:
+    """Whether a run can be asked for a class: a conditional model, or a mixture fitted per label combination."""
+    return bool(getattr(config, "conditional", False) or getattr(sampler, "by_labels", None))
+
+
+def sample_label_mix(run_dir: PathLike, n: int, seed: int = 0):
+    """``n`` lists of class names drawn with the training split's label frequencies, or None when the
+    run saved no label prior (its data had no labels)."""
+    from data_prep.manifest import CLASSES
+
+    if not (Path(run_dir) / LABELS_FILE).is_file():
+        return None
+    return [[c for c, v in zip(CLASSES, row) if v > 0.5] for row in sample_label_prior(run_dir, n, seed)]
