@@ -26,7 +26,7 @@ test: install
 # The committed figures/ (README): train FIGURES_CONFIG on the phantom set for at most
 # FIGURES_MINUTES, evaluate it, build figures/gallery/. ~20 min on 2 CPU cores (the default configuration); on a GPU try
 #   make figures FIGURES_MINUTES=60 FIGURES_SIZE=224
-FIGURES_CONFIG  ?= sigma
+FIGURES_CONFIG  ?= adversarial
 FIGURES_MINUTES ?= 20
 FIGURES_SIZE    ?= 64
 FIGURES_OUT     ?= figures

@@ -92,3 +92,33 @@ def test_conditional_run_trains_fits_sampler_and_generates_with_label(tiny_datas
     assert [r.labels for r in rows] == [["knife"]] * 5
     _, model = load_run(run)
     assert model.conditional
+
+
+def test_adversarial_pieces_on_known_cases():
+    from vae_keras.adversarial import adaptive_weight, generator_loss, hinge_discriminator_loss, patch_discriminator
+
+    sure = hinge_discriminator_loss(tf.fill((2, 4, 4, 1), 2.0), tf.fill((2, 4, 4, 1), -2.0))
+    fooled = hinge_discriminator_loss(tf.fill((2, 4, 4, 1), -1.0), tf.fill((2, 4, 4, 1), 1.0))
+    np.testing.assert_allclose(sure.numpy(), 0.0)                  # confident and right: no loss
+    np.testing.assert_allclose(fooled.numpy(), 4.0)
+    np.testing.assert_allclose(generator_loss(tf.fill((2, 4, 4, 1), 3.0)).numpy(), -3.0)
+    assert float(adaptive_weight(tf.fill((4,), 2.0), tf.fill((4,), 1.0))) == pytest.approx(2.0, rel=1e-3)
+    assert float(adaptive_weight(tf.ones((4,)), tf.zeros((4,)))) == 1e4       # clipped, never inf
+    assert patch_discriminator(32)(tf.zeros((3, 32, 32, 1))).shape == (3, 8, 8, 1)
+    with pytest.raises(ValueError, match="adversarial"):
+        small("sigma", adversarial_weight=-1.0)
+
+
+def test_adversarial_training_steps_both_networks_and_resumes(tiny_dataset, tmp_path):
+    """After adversarial_start_epoch the step also trains the discriminator; its state is checkpointed."""
+    config = small("sigma", adversarial_weight=0.5, adversarial_start_epoch=1, gmm_components=2).replace(epochs=2)
+    trainer = Trainer(config, str(tiny_dataset), tmp_path / "adv", progress=False)
+    assert not trainer.adversarial_at(1) and trainer.adversarial_at(2)
+    disc = [w.numpy().copy() for w in trainer.discriminator.trainable_weights]
+    trainer.fit()
+    assert [h.get("discriminator_loss") is None for h in trainer.history] == [True, False]
+    assert np.isfinite(trainer.history[-1]["discriminator_loss"]) and trainer.history[-1]["adversarial_weight"] > 0
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(disc, trainer.discriminator.trainable_weights))
+    resumed = Trainer(config.replace(epochs=3), str(tiny_dataset), tmp_path / "adv", resume=True, progress=False)
+    for a, b in zip(trainer.discriminator.weights, resumed.discriminator.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

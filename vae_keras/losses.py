@@ -81,8 +81,11 @@ def continuous_bernoulli_log_norm(logits):
                     tf.math.log(safe / tf.math.tanh(safe / 2.0)))
 
 
-def loss_terms(model, x, y=None, eps=None, training=True):
+def loss_terms(model, x, y=None, eps=None, training=True, return_mean=False):
     """Per-example ``(recon, kl, kl_per_dim, log_sigma)`` for any configuration.
+
+    With ``return_mean`` the decoded pixel means (batch, S, S, 1) come fifth (the adversarial
+    loss judges them).
 
     ``recon`` is ``-log p(x|z)`` (nats/image): Bernoulli cross-entropy, or for ``gaussian_sigma``
     the Gaussian NLL with the batch's analytic optimal shared sigma (``log_sigma``, a scalar;
@@ -106,6 +109,8 @@ def loss_terms(model, x, y=None, eps=None, training=True):
     else:
         kl = log_normal_pdf(z, mean, logvar) - log_normal_pdf(z, 0.0, 0.0)
         kl_per_dim = tf.zeros_like(mean)
+    if return_mean:
+        return recon, kl, kl_per_dim, log_sigma, tf.sigmoid(out)
     return recon, kl, kl_per_dim, log_sigma
 
 

@@ -156,7 +156,7 @@ class CVAE(keras.Model):
         is used by a conditional model only.
         """
         if self.conditional:
-            x = tf.convert_to_tensor(x, tf.float32)
+            x = tf.cast(x, tf.float32)  # Keras may hand a mixed-precision model bfloat16/float16 inputs
             y = self._labels(y, tf.shape(x)[0])[:, None, None, :]          # (batch, 1, 1, C)
             x = tf.concat([x, y * tf.ones_like(x)], axis=-1)               # (batch, S, S, 1 + C)
         h = self.encoder(x, training=training)
@@ -176,7 +176,7 @@ class CVAE(keras.Model):
         ``y`` (batch, num_classes) or (num_classes,) is used by a conditional model only.
         """
         if self.conditional:
-            z = tf.convert_to_tensor(z, tf.float32)
+            z = tf.cast(z, tf.float32)
             z = tf.concat([z, self._labels(y, tf.shape(z)[0])], axis=1)    # (batch, latent + C)
         logits = self.decoder(z, training=training)
         return tf.sigmoid(logits) if apply_sigmoid else logits

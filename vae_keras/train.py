@@ -9,8 +9,9 @@ run would have taken.
 
 The improved configurations add, still inside that one step: the sigma-VAE's analytic variance
 (its running average is a model weight, so it is checkpointed), a KL weight that warms up with
-the optimizer's step counter (checkpointed too), free bits, and the labels of a conditional
-model. After training, a ``gmm`` sampler is fitted to the aggregate posterior and saved next to
+the optimizer's step counter (checkpointed too), free bits, the labels of a conditional
+model, and for ``adversarial_weight`` > 0 a patch discriminator with its own optimizer (both in
+the checkpoint; :mod:`vae_keras.adversarial`). After training, a ``gmm`` sampler is fitted to the aggregate posterior and saved next to
 the checkpoints (:mod:`vae_keras.samplers`).
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ import keras
 
 from data_prep.atomic import atomic_write_text
 from vae_keras import checkpoint as ckpt_io
+from vae_keras.adversarial import adaptive_weight, generator_loss, hinge_discriminator_loss, patch_discriminator
 from vae_keras.config import VAEConfig
 from vae_keras.errors import RunExists, TrainingDiverged
 from vae_keras.losses import elbo_terms, free_bits_kl, loss_terms
@@ -92,7 +94,7 @@ class Trainer:
                              f"num_classes={cfg.num_classes}")
         # the seed's objective exactly (one-sample ELBO); everything else takes the general path
         self._plain = (cfg.likelihood == "bernoulli" and not cfg.analytic_kl and not cfg.conditional
-                       and cfg.kl_warmup_epochs == 0)
+                       and cfg.kl_warmup_epochs == 0 and cfg.adversarial_weight == 0)
         self._steps_per_epoch = math.ceil(len(self.train_images) / cfg.batch_size)
 
         from vae_keras.distribute import set_precision
@@ -106,7 +108,15 @@ class Trainer:
                 self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
             self.optimizer.build(self.model.trainable_variables)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch)
+            parts = {}
+            if cfg.adversarial_weight > 0:  # the patch discriminator and its own optimizer (VQGAN's betas)
+                self.discriminator = patch_discriminator(cfg.image_size)
+                self.d_optimizer = keras.optimizers.Adam(cfg.learning_rate, beta_1=0.5, beta_2=0.9)
+                if self.precision == "mixed_float16":
+                    self.d_optimizer = keras.optimizers.LossScaleOptimizer(self.d_optimizer)
+                self.d_optimizer.build(self.discriminator.trainable_variables)
+                parts = dict(discriminator=self.discriminator, d_optimizer=self.d_optimizer)
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch, **parts)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.run_dir / ckpt_io.CHECKPOINT_DIR),
                                                   max_to_keep=3)
         if self.resume and self.manager.latest_checkpoint:
@@ -126,13 +136,15 @@ class Trainer:
             return tf.constant(1.0)
         return tf.minimum(1.0, tf.cast(step + 1, tf.float32) / float(warmup))
 
-    def _step(self, x, y, eps):
+    def _step(self, x, y, eps, adversarial=False):
         """One replica's share of an Adam step; returns its summed loss terms and example count.
 
         Args:
             x: this replica's images (local_batch, S, S, 1); y: labels (local_batch, C);
             eps: reparameterization noise (local_batch, latent_dim), drawn by the input pipeline
                 for the whole global batch so that any number of replicas sees the same noise.
+            adversarial: add the patch discriminator's loss (and take a discriminator step); a
+                Python bool, so each setting is its own traced graph.
 
         The loss is the per-example loss summed over this replica's examples and divided by the
         *global* batch size (all-reduced, so a smaller last batch is weighted right); gradients
@@ -149,27 +161,62 @@ class Trainer:
             log_sigma = tf.zeros(())
         else:
             beta = self.kl_weight(self.optimizer.iterations)
-            with tf.GradientTape() as tape:
-                recon, kl, kl_per_dim, log_sigma = loss_terms(self.model, x, y=y, eps=eps, training=True)
+            with tf.GradientTape(persistent=adversarial) as tape:
+                recon, kl, kl_per_dim, log_sigma, x_mean = loss_terms(self.model, x, y=y, eps=eps, training=True,
+                                                                      return_mean=True)
                 # free bits act on this replica's batch-mean KL per dimension (the whole batch on one device)
                 kl_term = (free_bits_kl(kl_per_dim, cfg.free_bits) * local_n if cfg.free_bits > 0
                            else tf.reduce_sum(kl))
                 loss = (tf.reduce_sum(recon) + beta * kl_term) / global_n
                 scaled = self.optimizer.scale_loss(loss)
+                if adversarial:
+                    g_loss = tf.reduce_sum(generator_loss(self.discriminator(x_mean, training=False))) / global_n
+                    g_scaled = self.optimizer.scale_loss(g_loss)
+        if adversarial:
+            return self._adversarial_updates(tape, x, x_mean, scaled, g_scaled, global_n) + (
+                tf.reduce_sum(recon), tf.reduce_sum(kl), local_n, log_sigma)
         grads = tape.gradient(scaled, self.model.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         return tf.reduce_sum(recon), tf.reduce_sum(kl), local_n, log_sigma
 
-    def _distributed_step(self, x, y, eps):
-        """Run :meth:`_step` on every replica; returns the global mean ``recon``, ``kl`` and ``log_sigma``."""
-        recon, kl, n, log_sigma = self.strategy.run(self._step, args=(x, y, eps))
+    def _adversarial_updates(self, tape, x, x_mean, scaled, g_scaled, global_n):
+        """The VAE step with the adaptive-weight adversarial term, then one discriminator step.
+
+        Returns ``(discriminator loss, adaptive weight)`` of this replica (see :mod:`vae_keras.adversarial`).
+        """
+        last = self.model.decoder.layers[-1].kernel                      # the decoder's last kernel
+        weight = self.config.adversarial_weight * adaptive_weight(tape.gradient(scaled, last),
+                                                                  tape.gradient(g_scaled, last))
+        grads = tape.gradient([scaled, g_scaled], self.model.trainable_variables,
+                              output_gradients=[tf.ones_like(scaled), tf.ones_like(g_scaled) * weight])
+        del tape
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        fake = tf.stop_gradient(x_mean)
+        with tf.GradientTape() as d_tape:
+            d_loss = tf.reduce_sum(hinge_discriminator_loss(self.discriminator(x, training=True),
+                                                            self.discriminator(fake, training=True))) / global_n
+            d_scaled = self.d_optimizer.scale_loss(d_loss)
+        d_grads = d_tape.gradient(d_scaled, self.discriminator.trainable_variables)
+        self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_variables))
+        return d_loss, weight
+
+    def _distributed_step(self, x, y, eps, adversarial=False):
+        """Run :meth:`_step` on every replica; returns the global mean ``recon``, ``kl`` and ``log_sigma``
+        (and, when ``adversarial``, the discriminator's loss and the adaptive weight)."""
+        out = self.strategy.run(self._step, args=(x, y, eps), kwargs=dict(adversarial=adversarial))
         total = lambda v: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)  # noqa: E731
+        extra = ()
+        if adversarial:
+            d_loss, weight = out[:2]
+            out = out[2:]
+            extra = (total(d_loss), self.strategy.reduce(tf.distribute.ReduceOp.MEAN, weight, axis=None))
+        recon, kl, n, log_sigma = out
         n = total(n)
         log_sigma = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, log_sigma, axis=None)
         if self.config.likelihood == "gaussian_sigma":  # running average of the optimal sigma, for evaluation
             w = tf.maximum(0.01, 1.0 / tf.cast(self.optimizer.iterations, tf.float32))
             self.model.log_sigma.assign((1.0 - w) * self.model.log_sigma + w * log_sigma)
-        return total(recon) / n, total(kl) / n, log_sigma
+        return (total(recon) / n, total(kl) / n, log_sigma) + extra
 
     def train_step(self, x, y=None, eps=None):
         """One optimisation step on an in-memory batch (benchmarks, notebooks); returns mean recon, kl, log_sigma.
@@ -182,7 +229,11 @@ class Trainer:
         n = tf.shape(x)[0]
         y = tf.zeros((n, self.config.num_classes)) if y is None else tf.convert_to_tensor(y, tf.float32)
         eps = tf.random.normal((n, self.config.latent_dim)) if eps is None else tf.convert_to_tensor(eps, tf.float32)
-        return self._train_step(x, y, eps)
+        return self._train_step(x, y, eps, adversarial=self.adversarial_at(int(self.epoch.numpy()) + 1))[:3]
+
+    def adversarial_at(self, epoch: int) -> bool:
+        """Whether the adversarial term is on in ``epoch`` (1-based)."""
+        return self.config.adversarial_weight > 0 and epoch > self.config.adversarial_start_epoch
 
     def _eval(self, x, y, eps):
         if self._plain:
@@ -245,8 +296,11 @@ class Trainer:
                 print(f"Epoch {epoch}/{cfg.epochs}", file=sys.stderr)
             bar = keras.utils.Progbar(steps, verbose=1 if self.progress else 0, unit_name="batch")
             sums = np.zeros(2)
+            adversarial = self.adversarial_at(epoch)
+            adv_sums = np.zeros(2)                                   # discriminator loss, adaptive weight
             for step, (x, y, eps) in enumerate(self._epoch_dataset(epoch), start=1):
-                recon, kl, log_sigma = (float(v) for v in self._train_step(x, y, eps))
+                recon, kl, log_sigma, *adv = (float(v) for v in self._train_step(x, y, eps, adversarial=adversarial))
+                adv_sums += adv or (0.0, 0.0)
                 if not (math.isfinite(recon) and math.isfinite(kl)):
                     last = self.manager.latest_checkpoint or "none (no epoch finished yet)"
                     raise TrainingDiverged(
@@ -258,6 +312,9 @@ class Trainer:
                       "kl": float(sums[1] / steps)}
             if not self._plain:
                 record["kl_weight"] = float(self.kl_weight(self.optimizer.iterations - 1))
+            if adversarial:
+                record["discriminator_loss"] = float(adv_sums[0] / steps)
+                record["adversarial_weight"] = float(adv_sums[1] / steps)
             if cfg.likelihood == "gaussian_sigma":
                 record["log_sigma"] = float(self.model.log_sigma.numpy())  # running optimum (last batch: log_sigma)
             record.update(self.evaluate())
@@ -289,10 +346,10 @@ class Trainer:
         return self.history
 
     def fit_sampler(self):
-        """Fit and save the run's latent sampler (``gmm``) and, for a conditional run, the label prior."""
+        """Fit and save the run's latent sampler (``gmm``) and, when the data has labels, the label prior."""
         from vae_keras import samplers
 
-        if self.config.conditional:
+        if self.config.conditional or self.train_labels.any():
             samplers.save_label_prior(self.run_dir, self.train_labels)
         if self.config.sampler == "gmm" and self.history:
             sampler = samplers.GMMSampler(self.model, n_components=self.config.gmm_components,
