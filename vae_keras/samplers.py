@@ -15,7 +15,6 @@ the only thing we would use from that package, and owning it keeps the fitted st
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -108,7 +107,7 @@ class GMMSampler:
     Args:
         model: a trained CVAE. n_components: mixture size (Ghosh et al. use 10). seed: EM start.
         min_points: a label combination with fewer training images gets no mixture of its own
-            (its requests fall back to the whole mixture, with a warning).
+            (its requests fall back to the whole mixture; a conditional decoder still gets the label).
     """
 
     def __init__(self, model, n_components: int = 10, seed: int = 0, min_points: int = 10,
@@ -170,9 +169,7 @@ class GMMSampler:
             if key in self.by_labels:
                 w, m, c = self.by_labels[key]
                 z[rows] = _draw(rng, w, m, np.linalg.cholesky(c), rows.sum(), temperature)
-            else:
-                warnings.warn(f"no mixture for label combination {key} (fewer than {self.min_points} training "
-                              "images): its latents come from the whole mixture", stacklevel=2)
+            else:  # too rare in training for a mixture of its own (see min_points)
                 z[rows] = _draw(rng, self.weights, self.means, chols, rows.sum(), temperature)
         return z.astype(np.float32)                                       # (n, latent_dim)
 
