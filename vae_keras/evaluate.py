@@ -108,7 +108,7 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
     from vae_keras.checkpoint import load_run
     from vae_keras.data import load_split
     from vae_keras.generate import reconstruct, sample_images
-    from vae_keras.samplers import LABELS_FILE, answers_labels, load_sampler, sample_label_prior
+    from vae_keras.samplers import answers_labels, load_sampler, sample_label_mix
     from data_prep.manifest import CLASSES
 
     t0 = time.monotonic()
@@ -143,9 +143,7 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
 
     log(f"[3/4] {n} samples ({out['sampler']} sampler)")
     latent_sampler = load_sampler(run_dir, model, sampler)
-    labels = None
-    if config.conditional and (run_dir / LABELS_FILE).is_file():
-        labels = [[c for c, v in zip(CLASSES, row) if v > 0.5] for row in sample_label_prior(run_dir, n, seed)]
+    labels = sample_label_mix(run_dir, n, seed) if config.conditional else None   # None: no label prior saved
     gen = M.quantize(sample_images(model, n, temperature=temperature, seed=seed, labels=labels,
                                    sampler=latent_sampler))
     real = test_x[:n]
