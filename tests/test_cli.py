@@ -8,7 +8,7 @@ import pytest
 from data_prep.manifest import read_manifest
 from vae_keras.cli import build_parser, main
 
-COMMANDS = ["phantoms", "prepare", "train", "generate", "evaluate", "gallery", "demo"]
+COMMANDS = ["phantoms", "prepare", "objects", "train", "generate", "evaluate", "gallery", "demo"]
 
 
 def run_cli(*args, env=None):

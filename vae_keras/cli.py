@@ -96,11 +96,12 @@ def cmd_generate(args):
 
     config, model = load_run(args.run)
     labels = _generate_labels(args, config)
-    if args.format or args.tip:  # detector formats, optionally hybrid (VAE bag + real threats with exact boxes)
+    if args.format or args.tip or args.objects:  # detector formats; hybrid or composite: exact boxes
         from vae_keras.export import export_run
 
         rows = export_run(args.run, args.n, args.out, fmt=args.format or "csv", labels=labels, tip_data=args.tip,
-                          seed=args.seed, temperature=args.temperature, batch_size=args.batch_size, model=model)
+                          seed=args.seed, temperature=args.temperature, batch_size=args.batch_size, model=model,
+                          objects_run=args.objects)
         print(f"wrote {len(rows)} labelled images ({args.format or 'csv'}) to {args.out}")
         return
     from vae_keras.samplers import load_sampler
@@ -116,7 +117,7 @@ def _generate_labels(args, config):
     ``--label``, a run that can be asked for a class draws them with the training split's frequencies."""
     if args.label is not None:
         names = [] if args.label.strip() in ("", "benign") else [n.strip() for n in args.label.split(",")]
-        if not config.conditional and config.sampler != "gmm":
+        if not config.conditional and config.sampler != "gmm" and not getattr(args, "objects", None):
             print("note: this run is neither conditional nor has a fitted mixture sampler; --label only goes "
                   "into the manifest", file=sys.stderr)
         return names
@@ -136,13 +137,23 @@ def _label_mix(run_dir: Path, config, sampler, n: int, seed: int):
 
 def cmd_evaluate(args):
     _quiet_tensorflow()
-    from vae_keras.evaluate import METRICS_FILE, evaluate_run, format_table
+    from vae_keras.evaluate import METRICS_FILE, evaluate_run, format_table, objects_metrics_file
 
     metrics = evaluate_run(args.run, args.data, n=args.n, k=args.k, n_likelihood=args.n_likelihood,
                            seed=args.seed, sampler=args.sampler, temperature=args.temperature,
-                           progress=not args.quiet)
+                           progress=not args.quiet, objects_run=args.objects)
     print(format_table(metrics))
-    print(f"wrote {Path(args.run) / METRICS_FILE}")
+    print(f"wrote {Path(args.run) / (objects_metrics_file(args.objects) if args.objects else METRICS_FILE)}")
+
+
+def cmd_objects(args):
+    _quiet_tensorflow()
+    from vae_keras.objects import object_canvas, write_object_dataset
+
+    rows = write_object_dataset(args.data, args.out, args.size, progress=not args.quiet)
+    side = object_canvas(args.size)
+    print(f"wrote {len(rows)} threats ({side}x{side}) and manifest.csv to {args.out}; train the object VAE with "
+          f"`python -m vae_keras train {args.out} --config objects --image-size {side} --epochs 200 --minutes 3 --out RUN`")
 
 
 def cmd_gallery(args):
@@ -289,10 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "they go into the manifest")
     s.add_argument("--format", choices=("yolo", "voc", "csv"),
                    help="write images + labels for detection frameworks (YOLO txt, Pascal VOC XML, or our "
-                        "manifest CSV); YOLO/VOC need boxes, so labelled images need --tip")
+                        "manifest CSV); YOLO/VOC need boxes: a `layout` run's samples carry the boxes of their "
+                        "layouts, other runs' labelled images need --tip")
     s.add_argument("--tip", metavar="DATA",
                    help="hybrid mode: a VAE-generated benign bag with real threat items from this prepared, "
                         "box-labelled data set projected in (Beer-Lambert), so every image has exact boxes")
+    s.add_argument("--objects", metavar="OBJECT_RUN",
+                   help="composite mode: generated threats from this object VAE (`train --config objects` on a set "
+                        "written by `objects`) projected into the run's generated benign bags, exact boxes")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_generate)
 
@@ -310,8 +325,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sampler", choices=["normal", "gmm"], help="latent sampler (default: the run's)")
     s.add_argument("--temperature", type=float, default=1.0, help="sampler scale (default: 1)")
     s.add_argument("--seed", type=int, default=0, help="random seed")
+    s.add_argument("--objects", metavar="OBJECT_RUN",
+                   help="measure composites instead: the run's bags with threats from this object VAE "
+                        "(writes RUN/metrics_objects_<name>.json)")
     s.add_argument("--quiet", action="store_true", help="no progress messages")
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("objects", help="cut the boxed threats of a data set out, for an object VAE",
+                       description="Write a prepared data set of the threats of DATA alone: each boxed threat as a "
+                                   "transmission map (bag divided out) centred on an empty canvas of half the bag "
+                                   "side, labelled with its class, in its image's split. Train the object VAE on it "
+                                   "(`train OUT --config objects --image-size SIZE/2`) and generate composites with "
+                                   "`generate BAG_RUN --objects OBJECT_RUN`.")
+    s.add_argument("data", help="a prepared data set with boxes (phantoms, or `prepare` output)")
+    s.add_argument("out", help="output folder (a new prepared data set)")
+    s.add_argument("--size", type=int, default=64,
+                   help="side the bags are trained at (default 64): objects keep their size relative to it")
+    s.add_argument("--quiet", action="store_true", help="no progress messages")
+    s.set_defaults(func=cmd_objects)
 
     s = sub.add_parser("gallery", help="write a static HTML gallery of a trained run",
                        description="Write OUT/index.html and its pictures: the run's configuration and data, real "

@@ -54,6 +54,9 @@ class VAEConfig:
             :mod:`vae_keras.adversarial`); 0 = off.
         adversarial_start_epoch: epochs of plain VAE training before the discriminator joins.
         conditional: feed the multi-hot threat labels to encoder and decoder (a conditional VAE).
+        layout: condition on layout maps instead, where each threat is (boxes rasterized to an
+            (S/4, S/4, classes) map, :mod:`vae_keras.layouts`), injected at every decoder scale.
+            Needs ``conditional`` and the ``resnet`` architecture.
         num_classes: length of the label vector (the manifest's classes).
         sampler: how ``generate`` draws latents: ``normal`` (the prior N(0, I)) or ``gmm`` (a
             Gaussian mixture fitted to the aggregate posterior after training, Ghosh et al. 2020).
@@ -81,6 +84,7 @@ class VAEConfig:
     adversarial_weight: float = 0.0
     adversarial_start_epoch: int = 0
     conditional: bool = False
+    layout: bool = False
     num_classes: int = 4
     sampler: str = "normal"
     gmm_components: int = 10
@@ -126,6 +130,9 @@ class VAEConfig:
                              f"{self.adversarial_weight}, {self.adversarial_start_epoch}")
         if self.free_bits > 0 and not self.analytic_kl:
             raise ValueError("free_bits needs analytic_kl=True (free bits act on each dimension's closed-form KL)")
+        if self.layout and not (self.conditional and self.architecture == "resnet"):
+            raise ValueError("layout=True needs conditional=True and architecture='resnet' (layout maps are "
+                             "injected at each scale of the residual decoder)")
         if self.num_classes < 1 or self.gmm_components < 1:
             raise ValueError(f"num_classes and gmm_components must be >= 1, got {self.num_classes}, "
                              f"{self.gmm_components}")
@@ -185,8 +192,18 @@ ADVERSARIAL = SIGMA.replace(name="adversarial", adversarial_weight=0.5, adversar
 #: ``adversarial`` conditioned on the multi-hot threat labels (``generate --label knife``).
 CONDITIONAL = ADVERSARIAL.replace(name="conditional", conditional=True)
 
+#: ``conditional`` told *where* each threat is: layout maps of the boxes at every decoder scale, so
+#: the objects need not pass through the latent vector (``generate --label knife`` draws a training
+#: layout with a knife, and the export gets its boxes).
+LAYOUT = CONDITIONAL.replace(name="layout", layout=True)
+
+#: The threat-object VAE of composite generation (:mod:`vae_keras.objects`): ``conditional`` with a
+#: 32-dimensional latent, trained on the threats alone (``python -m vae_keras objects``), at half the
+#: bags' side (``--size 32`` for 64x64 bags).
+OBJECTS = CONDITIONAL.replace(name="objects", latent_dim=32)
+
 NAMED_CONFIGS = {"seed": SEED, "resnet": RESNET, "sigma": SIGMA, "adversarial": ADVERSARIAL,
-                 "conditional": CONDITIONAL}
+                 "conditional": CONDITIONAL, "layout": LAYOUT, "objects": OBJECTS}
 
 #: The configuration recommended for new runs (measured in figures/quality.md); ``seed`` stays the reference.
 DEFAULT_CONFIG = "adversarial"

@@ -213,11 +213,15 @@ def _finish(ds: tf.data.Dataset, flip: bool, seed: int, reshuffle: bool, with_la
     autotune = tf.data.AUTOTUNE
 
     def to_float(x, y):
+        if y.dtype == tf.uint8:                                               # layout maps (batch, L, L, C)
+            y = tf.cast(y, tf.float32) * (1.0 / 255.0)
         return tf.cast(x, tf.float32) * (1.0 / 255.0), y                     # (batch, S, S, 1) in [0, 1]
 
     def to_float_flipped(pair, flip_seed):
         x, y = to_float(*pair)
         mask = tf.random.stateless_uniform((tf.shape(x)[0], 1, 1, 1), seed=flip_seed) < 0.5
+        if y.shape.rank == 4:                                                 # a layout flips with its image
+            y = tf.where(mask, tf.reverse(y, axis=[2]), y)
         return tf.where(mask, tf.reverse(x, axis=[2]), x), y                  # flipped along the width
 
     if flip:  # one stateless seed per batch, drawn from a seeded stream
@@ -234,6 +238,9 @@ def dataset_from_arrays(images: np.ndarray, labels: Optional[np.ndarray] = None,
                         shuffle: bool = True, flip: bool = False, seed: int = 0, epoch: Optional[int] = None,
                         with_labels: bool = False, drop_remainder: bool = False) -> tf.data.Dataset:
     """The in-memory pipeline on already decoded ``uint8`` images (n, S, S, 1).
+
+    ``labels`` may also be uint8 layout maps (n, L, L, C) (:mod:`vae_keras.layouts`): they are
+    scaled to [0, 1] and flipped with their images.
 
     The training loop decodes a split once with :func:`load_split` and calls this every epoch
     with ``epoch=k``: that epoch's order and flips then depend only on ``(seed, k)``, so a run

@@ -95,8 +95,13 @@ def threat_classifier(data_dir, image_size: int, progress: bool = True):
 
 def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int = 256, seed: int = 0,
                  sampler: Optional[str] = None, temperature: float = 1.0, n_per_class: int = 100,
-                 folds: int = 5, progress: bool = True, save: bool = True) -> dict:
+                 folds: int = 5, progress: bool = True, save: bool = True, objects_run=None) -> dict:
     """All measures of one run (see the module docstring); writes ``RUN/metrics.json``.
+
+    With ``objects_run`` (an object VAE, :mod:`vae_keras.objects`) the generated images are
+    composites: the run's bags with generated threats projected in, with the training split's
+    label mix; the likelihood and reconstruction measures stay the bag run's. Written to
+    ``RUN/metrics_objects_<OBJECTS RUN NAME>.json``.
 
     Args:
         n: generated images for the sample measures (compared with up to ``n`` real test images).
@@ -119,6 +124,10 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
     train_x, train_y = load_split(data_dir, "train", image_size=size)
     test_x, test_y = load_split(data_dir, "test", image_size=size)
     cond_labels = test_y if config.conditional else None
+    if config.layout:  # a layout model is conditioned on the test images' box maps
+        from vae_keras.layouts import load_boxes, rasterize
+
+        cond_labels = rasterize(load_boxes(data_dir, "test", size), test_y, size).astype(np.float32) / 255.0
     out = {"run": str(run_dir), "config": config.name, "data": str(data_dir), "image_size": size,
            "sampler": sampler or config.sampler, "temperature": temperature, "n_generated": int(n)}
     history_path = run_dir / "history.json"
@@ -136,16 +145,31 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
 
     log("[2/4] reconstructions")
     if config.conditional:
-        recon = _reconstruct_conditional(model, test_x, test_y)
+        recon = _reconstruct_conditional(model, test_x, cond_labels)
     else:
         recon = reconstruct(model, test_x)
     out.update(recon_psnr=M.psnr(recon, test_x), recon_ssim=M.ssim(recon, test_x))
 
     log(f"[3/4] {n} samples ({out['sampler']} sampler)")
     latent_sampler = load_sampler(run_dir, model, sampler)
-    labels = sample_label_mix(run_dir, n, seed) if config.conditional else None   # None: no label prior saved
-    gen = M.quantize(sample_images(model, n, temperature=temperature, seed=seed, labels=labels,
-                                   sampler=latent_sampler))
+    if objects_run is not None:
+        from vae_keras.objects import composite_samples, load_objects
+
+        object_model, object_sampler = load_objects(objects_run)
+        out["objects_run"] = str(objects_run)
+
+        def generate(count, labels, seed_):  # composites: generated bags + generated threats
+            per = labels if labels is not None else [[] for _ in range(count)]
+            return composite_samples(model, object_model, per, seed=seed_, temperature=temperature,
+                                     bag_sampler=latent_sampler, object_sampler=object_sampler,
+                                     object_name=Path(objects_run).name)[0]
+    else:
+        def generate(count, labels, seed_):
+            return sample_images(model, count, temperature=temperature, seed=seed_, labels=labels,
+                                 sampler=latent_sampler)
+    mix = config.conditional or objects_run is not None
+    labels = sample_label_mix(run_dir, n, seed) if mix else None   # None: no label prior saved
+    gen = M.quantize(generate(n, labels, seed))
     real = test_x[:n]
     out.update(sharpness_ratio=M.sharpness_ratio(gen, real), dense_mass_ratio=M.dense_mass_ratio(gen, real),
                intensity_w1=M.intensity_w1(gen, real), memorisation_ratio=M.memorisation_ratio(gen, train_x, real))
@@ -157,22 +181,26 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
     f_real, f_gen = clf.features(real), clf.features(gen)
     out["frechet_distance"] = M.frechet_distance(f_real, f_gen)
     out.update(M.precision_recall(f_real, f_gen))
-    if answers_labels(config, latent_sampler):  # a class can be asked for
+    if objects_run is not None or answers_labels(config, latent_sampler):  # a class can be asked for
         by_class = {}
         for i, name in enumerate(CLASSES):
-            by_class[name] = sample_images(model, n_per_class, temperature=temperature, seed=seed + 1 + i,
-                                           labels=[name], sampler=latent_sampler)
+            by_class[name] = generate(n_per_class, [[name]] * n_per_class, seed + 1 + i)
         out["class_recognition"] = M.class_recognition(clf, by_class)
-        benign = sample_images(model, n_per_class, temperature=temperature, seed=seed + 99,
-                               labels=[[]] * n_per_class, sampler=latent_sampler)
+        benign = generate(n_per_class, [[]] * n_per_class, seed + 99)
         out["benign_no_threat_found"] = float(np.mean(np.all(clf.predict(benign) < 0.5, axis=1)))
         out["class_recognition_mean"] = float(np.mean(list(out["class_recognition"].values())))
     out["evaluate_seconds"] = time.monotonic() - t0
     if save:
         from data_prep.atomic import atomic_write_text
 
-        atomic_write_text(run_dir / METRICS_FILE, json.dumps(out, indent=1) + "\n")
+        name = METRICS_FILE if objects_run is None else objects_metrics_file(objects_run)
+        atomic_write_text(run_dir / name, json.dumps(out, indent=1) + "\n")
     return out
+
+
+def objects_metrics_file(objects_run) -> str:
+    """Name of the metrics file of a bag run evaluated with the object run ``objects_run``."""
+    return f"metrics_objects_{Path(objects_run).name}.json"
 
 
 def _reconstruct_conditional(model, images, labels, batch_size: int = 128) -> np.ndarray:

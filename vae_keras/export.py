@@ -10,8 +10,9 @@ project's manifest, which lists exactly the complete image+label pairs):
   1-based inclusive pixel coordinates as in VOC);
 - ``csv``: ``OUT/images/NAME.png`` and the manifest (labels and JSON boxes).
 
-**Boxes.** A VAE-generated image has image-level labels only: nobody knows where the knife it
-was asked for is. Detectors read a missing box as "no object here", so writing such an image to
+**Boxes.** A ``layout`` run draws each threat where its layout's boxes are, so its samples are
+exported with those boxes, in any format. Other runs' images have image-level labels only:
+nobody knows where the knife they were asked for is. Detectors read a missing box as "no object here", so writing such an image to
 YOLO or VOC with an empty box list would teach them the opposite of the truth. Therefore
 :func:`export_detection` *refuses* (``ValueError``) a yolo/voc export of an image whose labels
 are not all covered by boxes; benign images (no labels) are fine and become negatives. For
@@ -265,7 +266,7 @@ def hybrid_samples(model, labels_per_image: Sequence[Sequence[str]], crops, seed
 def export_run(run_dir: PathLike, n: int, out_dir: PathLike, fmt: str = "yolo", labels=None,
                tip_data: Optional[PathLike] = None, seed: int = 0, temperature: float = 1.0,
                batch_size: int = 64, overwrite: bool = True, tip_split: str = "train",
-               model=None) -> List[ManifestRow]:
+               model=None, objects_run: Optional[PathLike] = None) -> List[ManifestRow]:
     """``generate RUN --n N --out DIR --format FMT [--label CLASS] [--tip DATA]`` in one call.
 
     Args:
@@ -274,36 +275,49 @@ def export_run(run_dir: PathLike, n: int, out_dir: PathLike, fmt: str = "yolo", 
             list per image; ``None``: benign.
         tip_data: a prepared, boxed data set (phantoms or ``prepare`` output): hybrid mode, real
             threats of its ``tip_split`` projected into generated benign bags, exact boxes.
-            Without it, images are pure VAE samples (image-level labels: ``csv`` only, unless benign).
+            Without it, images are pure VAE samples: a ``layout`` run's carry the boxes of their
+            layouts (any format); other runs' have image-level labels only (``csv``, unless benign).
         model: the run's model when the caller has loaded it already (``load_run``); default loaded here.
+        objects_run: an object VAE (:mod:`vae_keras.objects`): composite mode, *generated* threats
+            projected into generated benign bags, exact boxes (instead of ``tip_data``'s real ones).
 
     Returns:
         the manifest rows written to ``out_dir/manifest.csv``.
     """
     from vae_keras import tip
-    from vae_keras.checkpoint import load_run
-    from vae_keras.generate import _per_sample_labels, sample_images
+    from vae_keras.checkpoint import load_config, load_run
+    from vae_keras.generate import _per_sample_labels, sample_with_boxes
     from vae_keras.samplers import load_sampler
 
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     per = _per_sample_labels(labels, int(n))
-    if tip_data is None:  # fail before any work
+    layout_run = (model.config if model is not None else load_config(run_dir)).layout
+    if tip_data is not None and objects_run is not None:
+        raise ValueError("choose the real threats of tip_data or the generated ones of objects_run, not both")
+    if tip_data is None and objects_run is None and not layout_run:  # fail before any work
         _check_boxes(per, [[] for _ in per], fmt)
     if model is None:
         _, model = load_run(run_dir)
     config = model.config
     sampler = load_sampler(run_dir, model)
     name = Path(run_dir).name
-    if tip_data is not None:
+    if objects_run is not None:
+        from vae_keras.objects import composite_samples, load_objects
+
+        object_model, object_sampler = load_objects(objects_run)
+        images, _, boxes = composite_samples(model, object_model, per, seed=seed, temperature=temperature,
+                                             bag_sampler=sampler, object_sampler=object_sampler,
+                                             batch_size=batch_size, object_name=Path(objects_run).name)
+        sources = [f"composite:vae:{name}:{seed}:{i}+objects:{Path(objects_run).name}" for i in range(len(per))]
+    elif tip_data is not None:
         crops = tip.crops_from_prepared(tip_data, tip_split, image_size=config.image_size)
         images, _, boxes = hybrid_samples(model, per, crops, seed=seed, temperature=temperature,
                                           sampler=sampler, batch_size=batch_size)
         sources = [f"hybrid:vae:{name}:{seed}:{i}+tip:{Path(tip_data).name}" for i in range(len(per))]
     else:
-        images = sample_images(model, int(n), temperature=temperature, seed=seed, batch_size=batch_size,
-                               labels=per, sampler=sampler)
-        boxes = None
+        images, boxes = sample_with_boxes(model, int(n), temperature=temperature, seed=seed, batch_size=batch_size,
+                                          labels=per, sampler=sampler)   # boxes: a layout run's layouts
         sources = [f"vae:{name}:{seed}:{i}" for i in range(len(per))]
     return export_detection(out_dir, images, boxes, labels=per, fmt=fmt, sources=sources, overwrite=overwrite,
                             batch_size=batch_size)

@@ -72,12 +72,22 @@ def _decoder(model):
         input_signature=[tf.TensorSpec((None, int(model.latent_dim)), tf.float32)]))
 
 
+def _condition_shape(model) -> tuple:
+    """Shape of one condition: (C,) labels, or a layout model's (L, L, C) maps."""
+    if getattr(model, "layout", False):
+        from vae_keras.layouts import layout_side
+
+        side = layout_side(model.config.image_size)
+        return (side, side, int(model.num_classes))
+    return (int(model.num_classes),)
+
+
 def _conditional_decoder(model):
     """``model.decode(z, apply_sigmoid=True, y=y)`` of a conditional model, as one graph per model."""
     return _cached(model, "conditional", lambda: tf.function(
         lambda z, y: model.decode(z, apply_sigmoid=True, y=y),
         input_signature=[tf.TensorSpec((None, int(model.latent_dim)), tf.float32),
-                         tf.TensorSpec((None, int(model.num_classes)), tf.float32)]))
+                         tf.TensorSpec((None,) + _condition_shape(model), tf.float32)]))
 
 
 def _decode_all(model, z: np.ndarray, y: Optional[np.ndarray], batch_size: int):
@@ -102,10 +112,40 @@ def label_vectors(per_labels: Sequence[Sequence[str]]) -> np.ndarray:
 
 
 def _conditions(model, labels, n: int) -> Optional[np.ndarray]:
-    """The condition vectors of a conditional model (benign when ``labels`` is None), else None."""
+    """The condition vectors of a conditional model (benign when ``labels`` is None), else None.
+
+    A layout model without layouts gets maps that say "these classes, anywhere".
+    """
     if not getattr(model, "conditional", False):
         return None
-    return label_vectors(_per_sample_labels(labels, n))
+    y = label_vectors(_per_sample_labels(labels, n))
+    if getattr(model, "layout", False):
+        side = _condition_shape(model)[0]
+        y = np.ascontiguousarray(np.broadcast_to(y[:, None, None, :], (len(y), side, side, y.shape[1])))
+    return y
+
+
+def draw(model, n: int, temperature: float = 1.0, seed: int = 0, labels=None, sampler=None):
+    """The latents, conditions and boxes of ``n`` samples: ``(z, y or None, boxes or None)``.
+
+    A layout model with a sampler that kept its training layouts (:meth:`GMMSampler.sample_layouts`)
+    gets, per sample, a training layout with the requested classes and a latent from the mixture
+    component of that training bag; the layout's boxes then label the sample. Otherwise ``z`` comes
+    from :func:`_latents` and ``y`` from :func:`_conditions` (no boxes).
+    """
+    if getattr(model, "layout", False) and getattr(sampler, "layout_boxes", None) is not None:
+        from vae_keras.layouts import rasterize
+
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if int(n) < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        vectors = label_vectors(_per_sample_labels(labels, int(n)))
+        z, boxes = sampler.sample_layouts(int(n), temperature=temperature, seed=seed, labels=vectors)
+        y = rasterize(boxes, vectors, model.config.image_size).astype(np.float32) / 255.0   # (n, L, L, C)
+        return z, y, boxes
+    z = _latents(model, n, temperature, seed, sampler, labels)
+    return z, _conditions(model, labels, len(z)), None
 
 
 def _as_model_input(images, model, name="images") -> np.ndarray:
@@ -143,14 +183,20 @@ def sample_images(model, n: int, temperature: float = 1.0, seed: int = 0, batch_
     Returns:
         (n, S, S, 1) float32 pixel means in [0, 1].
     """
+    return sample_with_boxes(model, n, temperature, seed, batch_size, labels, sampler)[0]
+
+
+def sample_with_boxes(model, n: int, temperature: float = 1.0, seed: int = 0, batch_size: int = 64,
+                      labels=None, sampler=None):
+    """:func:`sample_images` and the boxes of each sample: ``(images, boxes)``; ``boxes`` is one
+    list of ``{"label", "box"}`` per image for a layout model with layouts (:func:`draw`), else None."""
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    z = _latents(model, n, temperature, seed, sampler, labels)
+    z, y, boxes = draw(model, n, temperature, seed, labels, sampler)
     size = int(model.config.image_size)
     if len(z) == 0:
-        return np.zeros((0, size, size, 1), np.float32)
-    y = _conditions(model, labels, len(z))
-    return np.concatenate([probs for _, probs in _decode_all(model, z, y, int(batch_size))])
+        return np.zeros((0, size, size, 1), np.float32), boxes
+    return np.concatenate([probs for _, probs in _decode_all(model, z, y, int(batch_size))]), boxes
 
 
 def reconstruct(model, images, batch_size: int = 64) -> np.ndarray:
@@ -240,7 +286,8 @@ def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, s
 
     The images are exactly ``sample_images(model, n, temperature, seed)``. The manifest uses
     the project's format (:mod:`data_prep.manifest`): split ``generated``, ``source``
-    ``vae:{name}:{seed}:{i}`` so each image can be regenerated.
+    ``vae:{name}:{seed}:{i}`` so each image can be regenerated; a layout model's samples carry
+    the boxes of their layouts.
 
     Args:
         labels: class names given to every sample (``["knife"]``), or one list per sample;
@@ -260,9 +307,8 @@ def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, s
     out_dir = Path(out_dir)
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    z = _latents(model, n, temperature, seed, sampler, labels)   # (n, latent_dim)
+    z, y, boxes = draw(model, n, temperature, seed, labels, sampler)   # (n, latent_dim), conditions, boxes
     per_labels = _per_sample_labels(labels, len(z))
-    y = _conditions(model, labels, len(z))                       # (n, C) or None
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"{out_dir} exists and is not a folder")
     old = [p for p in out_dir.iterdir() if _SAMPLE_RE.match(p.name)] if out_dir.is_dir() else []
@@ -278,7 +324,8 @@ def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, s
         raise FileExistsError(f"{out_dir} already holds an export ({len(old)} samples): "
                               "pass overwrite=True or choose another folder")
     run_name = name or getattr(model, "run_name", None) or model.config.name
-    rows = [ManifestRow(path=SAMPLE_NAME.format(i), split="generated", labels=per_labels[i], boxes=[],
+    rows = [ManifestRow(path=SAMPLE_NAME.format(i), split="generated", labels=per_labels[i],
+                        boxes=[dict(b, box=[int(round(v)) for v in b["box"]]) for b in boxes[i]] if boxes else [],
                         source=f"vae:{run_name}:{seed}:{i}") for i in range(len(z))]
     write_manifest(out_dir / MANIFEST, [])       # an empty, valid export first: then the old files go
     for p in old:

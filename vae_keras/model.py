@@ -27,6 +27,18 @@ A ``conditional`` model also takes the multi-hot threat labels ``y`` (batch, num
 encoder sees them as constant extra image channels, the decoder as extra latent inputs. Without
 ``y`` a conditional model is conditioned on "benign" (all zeros).
 
+A ``layout`` model takes layout maps ``y`` (batch, S/4, S/4, num_classes) instead, the share of
+each cell covered by each class's boxes (:mod:`vae_keras.layouts`): the encoder sees them
+resized to (S, S) as extra channels, and the decoder concatenates them, resized, to its features
+at every scale (a 3x3 conv mixes them in) and once more before its output conv::
+
+    decoder: z -> Dense -> (S/8, S/8, 128)
+             -> [concat(layout at this side) + Conv2D(f, 3) + ResBlock(f) + Conv2DTranspose] x 3
+             -> concat(layout at S) -> Conv2D(1, 3)                          # (batch, S, S, 1)
+
+A multi-hot vector given to a layout model means "these classes, anywhere" (a map of ones),
+which is also how images labelled without boxes are trained.
+
 With ``likelihood="gaussian_sigma"`` the decoder's output is still pre-sigmoid: its sigmoid is
 the Gaussian mean, and ``log_sigma`` (a non-trainable weight, the running average of the
 analytic optimal log standard deviation seen in training) is the variance used for evaluation.
@@ -37,6 +49,7 @@ import tensorflow as tf
 import keras
 
 from vae_keras.config import VAEConfig
+from vae_keras.layouts import layout_side
 
 
 class ResBlock(keras.layers.Layer):
@@ -90,6 +103,33 @@ def _resnet_decoder(config: VAEConfig, inputs: int) -> keras.Sequential:
     return dec
 
 
+def _layout_decoder(config: VAEConfig) -> keras.Model:
+    """The residual decoder with the layout maps concatenated at every scale (two inputs: z, maps)."""
+    s = config.image_size
+    filters = config.decoder_filters
+    base = s // 2 ** len(filters)
+    side = layout_side(s)
+    z = keras.Input((config.latent_dim,), name="z")
+    maps = keras.Input((side, side, config.num_classes), name="layout")   # (batch, S/4, S/4, C)
+
+    def at(size):  # the layout at a feature map's side
+        return maps if size == side else keras.layers.Resizing(size, size, interpolation="bilinear")(maps)
+
+    h = keras.layers.Dense(base * base * filters[0], activation="silu")(z)
+    h = keras.layers.Reshape((base, base, filters[0]))(h)               # (batch, S/8, S/8, 128)
+    for i, f in enumerate(filters):  # each doubles the side
+        size = base * 2 ** i
+        h = keras.layers.Concatenate()([h, at(size)])                   # (batch, size, size, f + C)
+        h = keras.layers.Conv2D(f, 3, padding="same", activation="silu")(h)
+        for _ in range(config.res_blocks):
+            h = ResBlock(f)(h)
+        out = filters[i + 1] if i + 1 < len(filters) else max(f // 2, 8)
+        h = keras.layers.Conv2DTranspose(out, 3, strides=2, padding="same", activation="silu")(h)
+    h = keras.layers.Concatenate()([h, at(s)])                          # (batch, S, S, 16 + C)
+    out = keras.layers.Conv2D(1, 3, padding="same", dtype="float32")(h)  # (batch, S, S, 1) pre-sigmoid
+    return keras.Model([z, maps], out, name="decoder")
+
+
 class CVAE(keras.Model):
     """Convolutional variational autoencoder.
 
@@ -110,6 +150,7 @@ class CVAE(keras.Model):
         self.latent_dim = config.latent_dim
         self.conditional = bool(config.conditional)
         self.num_classes = int(config.num_classes)
+        self.layout = bool(config.layout)
         s = config.image_size
         down = 2 ** len(config.encoder_filters)
         if config.likelihood == "gaussian_sigma":
@@ -117,7 +158,8 @@ class CVAE(keras.Model):
         if config.architecture == "resnet":
             extra = self.num_classes if self.conditional else 0
             self.encoder = _resnet_encoder(config, 1 + extra)
-            self.decoder = _resnet_decoder(config, config.latent_dim + extra)
+            self.decoder = (_layout_decoder(config) if self.layout
+                            else _resnet_decoder(config, config.latent_dim + extra))
             return
 
         self.encoder = keras.Sequential(name="encoder")
@@ -140,13 +182,30 @@ class CVAE(keras.Model):
 
     # -- the VAE's four verbs ----------------------------------------------------------------
     def _labels(self, y, batch):
-        """The condition (batch, num_classes) float32: ``y``, or zeros (benign) when ``y`` is None."""
+        """The condition (batch, num_classes) float32: ``y``, or zeros (benign) when ``y`` is None.
+
+        A layout model's condition is (batch, S/4, S/4, num_classes) (see :meth:`_layout_maps`).
+        """
+        if self.layout:
+            return self._layout_maps(y, batch)
         if y is None:
             return tf.zeros((batch, self.num_classes), tf.float32)
-        y = tf.convert_to_tensor(y, tf.float32)
+        y = tf.cast(y, tf.float32)
         if y.shape.rank == 1:                                             # one label vector for all
             y = tf.tile(y[None], (batch, 1))
         return y
+
+    def _layout_maps(self, y, batch):
+        """Layout maps (batch, L, L, C) float32 from maps, one map, multi-hot vectors ("anywhere") or None."""
+        side = layout_side(self.config.image_size)
+        if y is None:
+            return tf.zeros((batch, side, side, self.num_classes), tf.float32)
+        y = tf.cast(y, tf.float32)
+        if y.shape.rank in (1, 3):                                        # one condition for all
+            y = tf.repeat(y[None], batch, axis=0)
+        if y.shape.rank == 2:                                             # labels: the whole map
+            y = tf.tile(y[:, None, None, :], (1, side, side, 1))
+        return y                                                          # (batch, L, L, C)
 
     def encode(self, x, y=None, training=False):
         """``x`` (batch, S, S, 1) in [0, 1] -> ``(mean, logvar)``, each (batch, latent_dim).
@@ -157,7 +216,12 @@ class CVAE(keras.Model):
         """
         if self.conditional:
             x = tf.cast(x, tf.float32)  # Keras may hand a mixed-precision model bfloat16/float16 inputs
-            y = self._labels(y, tf.shape(x)[0])[:, None, None, :]          # (batch, 1, 1, C)
+            y = self._labels(y, tf.shape(x)[0])
+            if self.layout:
+                s = self.config.image_size
+                y = tf.image.resize(y, (s, s), method="bilinear")          # (batch, S, S, C)
+            else:
+                y = y[:, None, None, :]                                     # (batch, 1, 1, C)
             x = tf.concat([x, y * tf.ones_like(x)], axis=-1)               # (batch, S, S, 1 + C)
         h = self.encoder(x, training=training)
         mean, logvar = tf.split(h, num_or_size_splits=2, axis=1)
@@ -173,8 +237,13 @@ class CVAE(keras.Model):
     def decode(self, z, apply_sigmoid=False, training=False, y=None):
         """``z`` (batch, latent_dim) -> logits (batch, S, S, 1), or their sigmoid (the pixel means).
 
-        ``y`` (batch, num_classes) or (num_classes,) is used by a conditional model only.
+        ``y`` (batch, num_classes) or (num_classes,) is used by a conditional model only (a layout
+        model's maps, or labels meaning "anywhere").
         """
+        if self.layout:
+            z = tf.cast(z, tf.float32)
+            logits = self.decoder([z, self._labels(y, tf.shape(z)[0])], training=training)
+            return tf.sigmoid(logits) if apply_sigmoid else logits
         if self.conditional:
             z = tf.cast(z, tf.float32)
             z = tf.concat([z, self._labels(y, tf.shape(z)[0])], axis=1)    # (batch, latent + C)

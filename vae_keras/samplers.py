@@ -122,6 +122,8 @@ class GMMSampler:
         self.points_per_component = int(points_per_component)
         self.weights = self.means = self.covariances = None
         self.by_labels: dict = {}        # label combination (tuple of 0/1) -> (weights, means, covariances)
+        # a layout model's training layouts: packed boxes, labels and each image's mixture component
+        self.layout_boxes = self.layout_labels = self.layout_components = None
 
     def encode(self, images, labels=None, batch_size: int = 256) -> np.ndarray:
         """Posterior means of ``images`` (n, S, S, 1), uint8 or [0, 1] -> (n, latent_dim)."""
@@ -135,9 +137,18 @@ class GMMSampler:
             codes.append(self.model.encode(tf.constant(x[i:i + batch_size]), y=y)[0].numpy())
         return np.concatenate(codes)                                      # (n, latent_dim)
 
-    def fit(self, images, labels=None, batch_size: int = 256) -> "GMMSampler":
-        """Encode ``images`` and fit the mixture to their means (and one per label combination)."""
-        z = self.encode(images, labels, batch_size)
+    def fit(self, images, labels=None, batch_size: int = 256, conditions=None, boxes=None) -> "GMMSampler":
+        """Encode ``images`` and fit the mixture to their means (and one per label combination).
+
+        Args:
+            labels: multi-hot (n, C): the label combinations (and the condition of a conditional model).
+            conditions: what the model is conditioned on, when not ``labels`` (a layout model's maps).
+            boxes: a layout model's training boxes (one list per image): kept, so that
+                :meth:`sample_layouts` can pair a drawn latent with a layout like its own.
+        """
+        if conditions is not None and np.asarray(conditions).dtype == np.uint8:
+            conditions = np.asarray(conditions, np.float32) / 255.0
+        z = self.encode(images, labels if conditions is None else conditions, batch_size)
         self.weights, self.means, self.covariances, self.log_likelihood = fit_gmm(
             z, self.n_components, seed=self.seed)
         self.by_labels = {}
@@ -150,7 +161,75 @@ class GMMSampler:
                         continue
                     k = max(1, min(self.n_components, int(rows.sum()) // self.points_per_component))
                     self.by_labels[key] = fit_gmm(z[rows], k, seed=self.seed)[:3]
+        if boxes is not None:
+            from vae_keras.layouts import pack_boxes
+
+            self.layout_boxes = pack_boxes(boxes)
+            self.layout_labels = (np.asarray(labels) > 0.5).astype(np.int8)
+            self.layout_components = self._components_of(z, _label_keys(labels))
         return self
+
+    def _mixture(self, key):
+        """(weights, means, covariances) of a label combination's mixture, or the whole mixture."""
+        return self.by_labels.get(key, (self.weights, self.means, self.covariances))
+
+    def _components_of(self, z, keys) -> np.ndarray:
+        """Each code's most responsible component in its label combination's mixture -> (n,) int."""
+        out = np.empty(len(z), np.int32)
+        for key in set(keys):
+            rows = np.array([k == key for k in keys])
+            w, m, c = self._mixture(key)
+            log_p = np.log(np.maximum(w, 1e-300)) + _log_gauss(z[rows], m, np.linalg.cholesky(c))
+            out[rows] = np.argmax(log_p, axis=1)
+        return out
+
+    def sample_layouts(self, n: int, temperature: float = 1.0, seed: int = 0, labels=None):
+        """``n`` latents paired with layouts: ``(z (n, latent_dim), boxes: one list per draw)``.
+
+        For each draw, a training image with the requested label combination is picked at random:
+        its boxes are the layout, and the latent is drawn from the mixture component that holds
+        that image's code (so bag and threats fit together, as in training). A combination no
+        training image has gets, per class, the boxes of that class from a random training image,
+        and a latent from the whole mixture. ``labels`` None: the training images' own mix.
+        """
+        from vae_keras.layouts import unpack_boxes
+
+        if self.layout_boxes is None:
+            raise ValueError("this sampler holds no layouts: it was not fitted on a layout model's boxes")
+        rng = np.random.default_rng(seed)
+        n = int(n)
+        train_keys = _label_keys(self.layout_labels)
+        if labels is None:
+            keys = [train_keys[i] for i in rng.integers(len(train_keys), size=n)]
+        else:
+            keys = _label_keys(labels)
+            if len(keys) != n:
+                raise ValueError(f"labels must have n={n} rows, got {len(keys)}")
+        z = np.empty((n, self.latent_dim))
+        boxes: list = [None] * n
+        for key in sorted(set(keys)):
+            draws = [j for j, k in enumerate(keys) if k == key]
+            same = np.array([i for i, k in enumerate(train_keys) if k == key])
+            if len(same):
+                w, m, c = self._mixture(key)
+                picks = rng.choice(same, size=len(draws))
+                comps = self.layout_components[picks]
+                z[draws] = m[comps] + temperature * np.einsum(
+                    "nij,nj->ni", np.linalg.cholesky(c)[comps], rng.standard_normal((len(draws), self.latent_dim)))
+                for j, i in zip(draws, picks):
+                    boxes[j] = unpack_boxes(self.layout_boxes, [int(i)])[0]
+                continue
+            z[draws] = _draw(rng, self.weights, self.means, np.linalg.cholesky(self.covariances), len(draws),
+                             temperature)
+            for j in draws:                        # per class, that class's boxes of a random training image
+                boxes[j] = []
+                for c_idx in np.flatnonzero(key):
+                    having = np.flatnonzero(self.layout_labels[:, c_idx])
+                    if len(having):
+                        i = int(rng.choice(having))
+                        boxes[j] += [b for b in unpack_boxes(self.layout_boxes, [i])[0]
+                                     if b["label"] == _class_name(c_idx)]
+        return z.astype(np.float32), boxes
 
     def sample(self, n: int, temperature: float = 1.0, seed: int = 0, labels=None) -> np.ndarray:
         """``n`` latents (n, latent_dim) float32; ``labels`` (n, C) multi-hot picks each one's mixture."""
@@ -183,6 +262,9 @@ class GMMSampler:
         for j, key in enumerate(sorted(self.by_labels)):
             arrays.update({f"labels{j}_{name}": a for name, a in
                            zip(("weights", "means", "covariances"), self.by_labels[key])})
+        if self.layout_boxes is not None:
+            arrays.update(layout_boxes=self.layout_boxes, layout_labels=self.layout_labels,
+                          layout_components=self.layout_components)
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         return atomic_write_bytes(Path(run_dir) / GMM_FILE, buf.getvalue())
@@ -196,9 +278,18 @@ class GMMSampler:
             for j, key in enumerate(keys):
                 sampler.by_labels[tuple(int(v) for v in key)] = tuple(
                     f[f"labels{j}_{name}"] for name in ("weights", "means", "covariances"))
+            if "layout_boxes" in f.files:
+                sampler.layout_boxes, sampler.layout_labels, sampler.layout_components = (
+                    f["layout_boxes"], f["layout_labels"], f["layout_components"])
         if sampler.means.shape[1] != sampler.latent_dim:
             raise ValueError(f"{GMM_FILE} has latent_dim {sampler.means.shape[1]}, the model {sampler.latent_dim}")
         return sampler
+
+
+def _class_name(index: int) -> str:
+    from data_prep.manifest import CLASSES
+
+    return CLASSES[int(index)]
 
 
 def _label_keys(labels) -> list:

@@ -244,8 +244,12 @@ def project(target, crop: ThreatCrop, rng: np.random.Generator, region: Optional
     h, w = t.shape
     if region is None:
         region = bag_region(img)
-    # corners whose patch centre lies on the bag (fall back to anywhere the patch fits)
-    ys, xs = np.nonzero(region[h // 2:H - h + h // 2 + 1, w // 2:W - w + w // 2 + 1])
+    # corners whose patch lies on the bag: its centre and its four corners (else its centre only,
+    # else anywhere the patch fits), so that a threat does not hang out of the bag
+    centre = region[h // 2:H - h + h // 2 + 1, w // 2:W - w + w // 2 + 1]
+    inside = (centre & region[:H - h + 1, :W - w + 1] & region[h - 1:, :W - w + 1]
+              & region[:H - h + 1, w - 1:] & region[h - 1:, w - 1:])
+    ys, xs = np.nonzero(inside if inside.any() else centre)
     if len(xs) == 0:
         ys, xs = np.mgrid[0:H - h + 1, 0:W - w + 1].reshape(2, -1)
     k = int(rng.integers(len(xs)))
@@ -312,11 +316,13 @@ def crops_by_class(crops: Sequence[ThreatCrop]) -> dict:
 
 
 def project_labels(bags, labels_per_image: Sequence[Sequence[str]], crops: Sequence[ThreatCrop], seed: int = 0,
-                   **kwargs):
+                   one_each: bool = False, **kwargs):
     """Bag ``i`` gets one projected threat of each class named in ``labels_per_image[i]``.
 
     The hybrid export: ``bags`` are benign (e.g. VAE-generated), the threats real, so every
     image has exact boxes; an empty label list leaves the bag as it is (a negative example).
+    Threats are drawn at random from ``crops``; with ``one_each`` they are used in order, each
+    once while they last (generated threats, one made per request: :mod:`vae_keras.objects`).
 
     Returns:
         ``(images (n, S, S, 1) float32 in [0, 1], labels (n, C) float32, boxes: n lists)``.
@@ -333,13 +339,16 @@ def project_labels(bags, labels_per_image: Sequence[Sequence[str]], crops: Seque
     images = np.empty((len(bags), *bags.shape[1:3], 1), np.float32)
     labels = np.zeros((len(bags), len(CLASSES)), np.float32)
     boxes = []
+    used = {name: 0 for name in by_class}
     for i, names in enumerate(labels_per_image):
         img = _as_float_image(bags[i])
         region = bag_region(img)
         these = []
         for name in names:
             pool = by_class[name]
-            img, new = project(img, pool[int(rng.integers(len(pool)))], rng, region=region, **kwargs)
+            k = used[name] % len(pool) if one_each else int(rng.integers(len(pool)))
+            used[name] += 1
+            img, new = project(img, pool[k], rng, region=region, **kwargs)
             these += new
             labels[i, CLASSES.index(name)] = 1.0
         images[i, ..., 0] = img

@@ -92,6 +92,17 @@ class Trainer:
         if cfg.conditional and self.train_labels.shape[1] != cfg.num_classes:
             raise ValueError(f"the data set has {self.train_labels.shape[1]} classes, the configuration "
                              f"num_classes={cfg.num_classes}")
+        # what the model is conditioned on: the labels, or for a layout model the boxes' maps
+        self.train_boxes = None
+        self.train_conditions, self.test_conditions = self.train_labels, self.test_labels
+        if cfg.layout:
+            from vae_keras.layouts import load_boxes, rasterize
+
+            self.train_boxes = load_boxes(self.data_dir, "train", cfg.image_size)
+            self.train_conditions = rasterize(self.train_boxes, self.train_labels, cfg.image_size)  # (n, L, L, C) uint8
+            if self.test_images is not None:
+                self.test_conditions = rasterize(load_boxes(self.data_dir, "test", cfg.image_size),
+                                                 self.test_labels, cfg.image_size)
         # the seed's objective exactly (one-sample ELBO); everything else takes the general path
         self._plain = (cfg.likelihood == "bernoulli" and not cfg.analytic_kl and not cfg.conditional
                        and cfg.kl_warmup_epochs == 0 and cfg.adversarial_weight == 0)
@@ -248,7 +259,7 @@ class Trainer:
         from vae_keras.data import dataset_from_arrays
 
         cfg = self.config
-        ds = dataset_from_arrays(self.train_images, self.train_labels, batch_size=cfg.batch_size, shuffle=True,
+        ds = dataset_from_arrays(self.train_images, self.train_conditions, batch_size=cfg.batch_size, shuffle=True,
                                  flip=cfg.flip, seed=cfg.seed, epoch=epoch, with_labels=True)
 
         def add_noise(step, batch):  # eps for the whole global batch: the same for any replica count
@@ -261,13 +272,18 @@ class Trainer:
         return self.strategy.experimental_distribute_dataset(ds)
 
     def evaluate(self, images=None, batch_size: int = 256, labels=None) -> dict:
-        """Mean single-sample ``recon`` and ``kl`` (nats/image) on ``images`` (default: test split)."""
+        """Mean single-sample ``recon`` and ``kl`` (nats/image) on ``images`` (default: test split).
+
+        ``labels`` are the model's conditions: multi-hot (n, C), or a layout model's maps.
+        """
         if images is None:
-            images, labels = self.test_images, self.test_labels
+            images, labels = self.test_images, self.test_conditions
         if images is None or len(images) == 0:
             return {}
         if labels is None:
             labels = np.zeros((len(images), self.config.num_classes), np.float32)
+        if labels.dtype == np.uint8:                                     # layout maps
+            labels = labels.astype(np.float32) / 255.0
         rng = np.random.default_rng(12345)  # the same noise every epoch: comparable curves
         tot_r = tot_k = 0.0
         for i in range(0, len(images), batch_size):
@@ -354,7 +370,8 @@ class Trainer:
         if self.config.sampler == "gmm" and self.history:
             sampler = samplers.GMMSampler(self.model, n_components=self.config.gmm_components,
                                           seed=self.config.seed)
-            sampler.fit(self.train_images, self.train_labels)
+            sampler.fit(self.train_images, self.train_labels, conditions=self.train_conditions,
+                        boxes=self.train_boxes)
             sampler.save(self.run_dir)
 
 

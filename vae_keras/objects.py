@@ -1,0 +1,173 @@
+"""Composite generation: a VAE of the threat objects alone, projected into VAE-generated bags.
+
+Why: a whole-bag VAE at a CPU budget learns the bag, its outline and its clutter, and turns the
+threats into dark blobs, already in reconstruction (figures/quality.notes.md): an object of a
+few hundred pixels is a small part of the likelihood of a 64x64 bag, and its position, pose and
+shape must all pass through one latent vector. A second, small conditional VAE trained on the
+threats *alone* (each boxed threat of the training split cut out as a transmission map and
+centred on an empty canvas) has only the shape to learn, and learns it in minutes. X-ray
+images compose exactly: the transmission of a bag with an object in it is the product of the
+two (Beer-Lambert), which is what threat image projection (:mod:`vae_keras.tip`) does with
+real items. Here both parts are generated, so every composite is a new bag with a new
+knife, and its box is exact.
+
+The object canvas is half the bag's side (:data:`OBJECT_SCALE`): an object keeps its size
+relative to the bag whatever resolution the object VAE is trained at.
+
+    python -m vae_keras objects DATA OBJECTS --size 64     # the threats of DATA, canvas 32x32
+    python -m vae_keras train OBJECTS --config objects --image-size 32 --minutes 3 --out runs/objects
+    python -m vae_keras generate runs/bags --objects runs/objects --label knife --format yolo --out OUT
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from data_prep.atomic import PathLike
+
+#: The object canvas is the bag image's side divided by this.
+OBJECT_SCALE = 2
+#: Object images store ``transmission x OBJECT_LEVEL``: an empty canvas is 0.92, not 1. Why: a
+#: decoder whose sigmoid must output exactly 1 over most of the image drives its logits to +inf,
+#: where the gradient vanishes; trained on a canvas of 1 the object VAE stalled at the mean image
+#: (test loss flat for 6 epochs, measured), on 0.92 it learns from the third epoch.
+OBJECT_LEVEL = 0.92
+#: Transmissions above ``1 - OBJECT_CLEAN`` in a cut-out threat are set to 1: the faint bag clutter
+#: inside its box is dropped, so the object VAE learns the threat, not a grey rectangle around it.
+OBJECT_CLEAN = 0.4
+_SOURCE_PREFIX = "crop:"
+
+
+def object_canvas(bag_size: int) -> int:
+    """Side of the object canvas for bags of ``bag_size`` pixels."""
+    return max(8, int(bag_size) // OBJECT_SCALE)
+
+
+def _on_canvas(t: np.ndarray, side: int) -> np.ndarray:
+    """A transmission map centred on a (side, side) canvas of ones (shrunk to fit when larger)."""
+    from vae_keras.tip import _resize
+
+    h, w = t.shape
+    if max(h, w) > side:
+        f = side / float(max(h, w))
+        t = _resize(t, max(1, int(round(h * f))), max(1, int(round(w * f))))
+        h, w = t.shape
+    canvas = np.ones((side, side), np.float32)
+    y, x = (side - h) // 2, (side - w) // 2
+    canvas[y:y + h, x:x + w] = t
+    return canvas
+
+
+def write_object_dataset(data_dir: PathLike, out_dir: PathLike, bag_size: int, progress: bool = True) -> list:
+    """Cut every boxed threat of a prepared data set into a prepared data set of objects.
+
+    Each threat of ``data_dir`` (images loaded at ``bag_size``) becomes a transmission map
+    (:func:`vae_keras.tip.cut_threats`, faint clutter dropped: :data:`OBJECT_CLEAN`) centred on a transparent canvas of ``bag_size / 2``
+    pixels, saved as a PNG (``transmission x OBJECT_LEVEL``) labelled with its class, in the split
+    of the image it came from.
+
+    Returns:
+        the manifest rows written to ``out_dir/manifest.csv`` (written last).
+
+    Raises:
+        FileExistsError: ``out_dir`` holds a data set that is not an object set.
+        ValueError: ``data_dir`` has no boxed threat.
+    """
+    from data_prep.atomic import save_png_atomic
+    from data_prep.manifest import ManifestRow, read_manifest, write_manifest
+    from vae_keras import tip
+    from vae_keras.data import MANIFEST
+
+    out_dir = Path(out_dir)
+    if (out_dir / MANIFEST).is_file():
+        if not all(r.source.startswith(_SOURCE_PREFIX) for r in read_manifest(out_dir / MANIFEST)):
+            raise FileExistsError(f"{out_dir} holds a data set that is not an object set: choose another folder")
+        for split in ("train", "test"):
+            shutil.rmtree(out_dir / split, ignore_errors=True)
+    side = object_canvas(bag_size)
+    rows = []
+    for split in ("train", "test"):
+        try:
+            crops = tip.crops_from_prepared(data_dir, split, image_size=int(bag_size), clean=OBJECT_CLEAN)
+        except ValueError:                      # no such split
+            continue
+        if progress:
+            print(f"{split}: {len(crops)} threats -> {out_dir / split} ({side}x{side})", file=sys.stderr)
+        for k, crop in enumerate(crops):
+            canvas = _on_canvas(crop.transmission, side)
+            rel = f"{split}/{crop.label}_{k:06d}.png"
+            save_png_atomic(out_dir / rel, np.clip(np.rint(canvas * OBJECT_LEVEL * 255.0), 0, 255).astype(np.uint8))
+            box = tip.footprint_box(canvas, 0, 0)                          # where the threat is on its canvas
+            rows.append(ManifestRow(path=rel, split=split, labels=[crop.label],
+                                    boxes=[{"label": crop.label, "box": box}], source=_SOURCE_PREFIX + crop.source))
+    if not rows:
+        raise ValueError(f"{data_dir} has no boxed threat to cut out (its manifest has no boxes)")
+    write_manifest(out_dir / MANIFEST, rows)
+    return rows
+
+
+def generated_objects(model, counts: Dict[str, int], bag_size: int, seed: int = 0, temperature: float = 1.0,
+                      sampler=None, batch_size: int = 64, name: str = "objects") -> list:
+    """``counts[c]`` new threats of each class ``c`` from an object VAE, as :class:`~vae_keras.tip.ThreatCrop` s.
+
+    Each sample is rescaled to the bag's object canvas (``bag_size / 2``), its near-transparent
+    haze set to exactly 1 (so no faint square is pasted), and trimmed to its footprint.
+    """
+    from data_prep.manifest import CLASSES
+    from vae_keras.generate import sample_images
+    from vae_keras.tip import FOOTPRINT_TOL, ThreatCrop, _resize
+
+    side = object_canvas(bag_size)
+    crops = []
+    for c in sorted(counts):
+        k = int(counts[c])
+        if k <= 0:
+            continue
+        patches = sample_images(model, k, temperature=temperature, seed=seed + 101 * (1 + CLASSES.index(c)),
+                                labels=[c], sampler=sampler, batch_size=batch_size)[..., 0]   # (k, s, s)
+        for j, t in enumerate(patches):
+            t = t / OBJECT_LEVEL                                           # back to transmission
+            t = t if t.shape[0] == side else _resize(np.clip(t, 1e-3, 1.0), side, side)
+            t = np.where(t > 1.0 - FOOTPRINT_TOL, 1.0, np.clip(t, 1e-3, 1.0)).astype(np.float32)
+            ys, xs = np.nonzero(t < 1.0)
+            if len(xs):
+                t = t[max(0, ys.min() - 1):ys.max() + 2, max(0, xs.min() - 1):xs.max() + 2]
+            crops.append(ThreatCrop(c, np.ascontiguousarray(t), f"vae:{name}:{seed}:{c}:{j}"))
+    return crops
+
+
+def composite_samples(bag_model, object_model, labels_per_image: Sequence[Sequence[str]], seed: int = 0,
+                      temperature: float = 1.0, bag_sampler=None, object_sampler=None, batch_size: int = 64,
+                      object_name: str = "objects"):
+    """Generated bags with generated threats projected into them: one new object per requested class.
+
+    Returns:
+        ``(images (n, S, S, 1) float32, labels (n, C) float32, boxes: n lists)``, boxes exact.
+    """
+    from vae_keras.export import hybrid_samples
+
+    counts: Dict[str, int] = {}
+    for names in labels_per_image:
+        for c in names:
+            counts[c] = counts.get(c, 0) + 1
+    crops = generated_objects(object_model, counts, bag_model.config.image_size, seed=seed,
+                              temperature=temperature, sampler=object_sampler, batch_size=batch_size,
+                              name=object_name)
+    return hybrid_samples(bag_model, labels_per_image, crops, seed=seed, temperature=temperature,
+                          sampler=bag_sampler, batch_size=batch_size, one_each=True)
+
+
+def load_objects(run_dir: PathLike):
+    """``(model, sampler)`` of a trained object run (its configured sampler)."""
+    from vae_keras.checkpoint import load_run
+    from vae_keras.samplers import load_sampler
+
+    config, model = load_run(run_dir)
+    if not config.conditional:
+        raise ValueError(f"{run_dir} is not an object run: train one with `train --config objects` on a data set "
+                         "written by `python -m vae_keras objects`")
+    return model, load_sampler(run_dir, model)
