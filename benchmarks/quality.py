@@ -7,6 +7,12 @@ stops at the first epoch end past the budget), evaluates it with
     figures/quality.md                     the table of every measure, the targets, the command
     figures/quality_samples_<config>.png   64 samples (a conditional run: one row per class)
 
+The row ``composite`` is two VAEs sharing the same budget: bags from the ``--composite-bags``
+configuration trained for ``--minutes`` minus ``--objects-minutes``, and threats from an object
+VAE (:mod:`vae_keras.objects`) trained for ``--objects-minutes`` on the threats cut out of the
+same training split; its likelihood and reconstruction columns are the bag run's, its sample
+columns measure the composites.
+
 The table is rewritten after every configuration, so an interrupted benchmark leaves a valid
 (partial) table. Configurations with a ``gmm`` sampler are also scored with the plain N(0, I)
 prior, to show what the ex-post density buys.
@@ -91,7 +97,8 @@ def write_table(path: Path, results: dict, args, command: str, started: str):
                   "Fraction of samples generated for a class in which the threat classifier finds that class, "
                   "next to the classifier's recall of the class on *real* test images (its ceiling). Unconditional "
                   "runs are asked for a class through their mixture sampler alone (latents of training bags "
-                  "with that class); `conditional` also feeds the label to its decoder.", "",
+                  "with that class); `conditional` also feeds the label to its decoder, `layout` the boxes of a training "
+                  "layout with that class; `composite` projects a threat of that class made by the object VAE.", "",
                   "| configuration | " + " | ".join(clf.get("classes", [])) + " | benign: no threat found |",
                   "| --- | " + " | ".join("---" for _ in clf.get("classes", [])) + " | --- |"]
         for n, m in cond.items():
@@ -125,10 +132,65 @@ def write_table(path: Path, results: dict, args, command: str, started: str):
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
+def composite_row(args, data: Path, figures: Path) -> dict:
+    """The same budget split in two: the ``--composite-bags`` configuration trained for ``--minutes``
+    minus ``--objects-minutes``, and an object VAE trained ``--objects-minutes`` on the threats of
+    ``data`` (:mod:`vae_keras.objects`); measured on the composites."""
+    import numpy as np
+
+    from data_prep.manifest import CLASSES
+    from vae_keras.checkpoint import load_run
+    from vae_keras.config import get_config
+    from vae_keras.evaluate import evaluate_run, format_table, objects_metrics_file
+    from vae_keras.objects import composite_samples, load_objects, object_canvas, write_object_dataset
+    from vae_keras.samplers import load_sampler
+    from vae_keras.train import Trainer
+    from vae_keras.visualize import image_grid
+
+    bags = Path(args.runs) / "composite_bags"
+    objects = Path(args.runs) / "composite_objects"
+    side = object_canvas(args.size)
+    object_data = data.with_name(f"{data.name}_objects{side}")
+    saved = bags / objects_metrics_file(objects)
+    if saved.is_file():
+        metrics = json.loads(saved.read_text())
+    else:
+        if not (object_data / "manifest.csv").is_file():
+            write_object_dataset(data, object_data, args.size, progress=False)
+        if not (bags / "history.json").is_file():
+            t0 = time.monotonic()
+            config = get_config(args.composite_bags, quick=False, image_size=args.size, epochs=100_000)
+            trainer = Trainer(config, str(data), str(bags), minutes=args.minutes - args.objects_minutes,
+                              progress=False)
+            trainer.fit()
+            print(f"composite bags: trained {len(trainer.history)} epochs in {time.monotonic() - t0:.0f}s",
+                  file=sys.stderr)
+        if not (objects / "history.json").is_file():
+            t0 = time.monotonic()
+            config = get_config("objects", quick=False, image_size=side, epochs=100_000)
+            trainer = Trainer(config, str(object_data), str(objects), minutes=args.objects_minutes, progress=False)
+            trainer.fit()
+            print(f"objects: trained {len(trainer.history)} epochs in {time.monotonic() - t0:.0f}s", file=sys.stderr)
+        metrics = evaluate_run(bags, data, n=args.n, k=args.k, n_likelihood=args.n_likelihood, objects_run=objects)
+    hist = json.loads((objects / "history.json").read_text())
+    metrics["epochs"] = f"{metrics.get('epochs', '-')} + {len(hist)}"       # bags + objects
+    print(f"== composite\n{format_table(metrics)}", file=sys.stderr)
+    _, bag_model = load_run(bags)
+    object_model, object_sampler = load_objects(objects)
+    per = [[c] for c in CLASSES for _ in range(16)]
+    images = composite_samples(bag_model, object_model, per, seed=0, bag_sampler=load_sampler(bags, bag_model),
+                               object_sampler=object_sampler)[0]
+    image_grid(np.asarray(images), figures / "quality_samples_composite.png", ncols=8)
+    return metrics
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="data/phantoms64", help="prepared data (rendered as phantoms if missing)")
-    p.add_argument("--configs", nargs="+", default=["seed", "resnet", "sigma", "adversarial", "conditional"])
+    p.add_argument("--configs", nargs="+",
+                   default=["seed", "resnet", "sigma", "adversarial", "conditional", "layout", "composite"],
+                   help="named configurations, and `composite` (the --composite-bags run's bags with an object "
+                        "VAE's threats)")
     p.add_argument("--minutes", type=float, default=10.0, help="training budget per configuration")
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--n-phantoms", type=int, default=3000)
@@ -137,6 +199,10 @@ def main(argv=None):
     p.add_argument("--n-likelihood", type=int, default=256, help="test images for the likelihood")
     p.add_argument("--runs", default="runs/quality", help="where the runs go (an existing run is resumed)")
     p.add_argument("--table", default="figures/quality.md")
+    p.add_argument("--composite-bags", default="adversarial",
+                   help="the configuration of the `composite` row's bags (trained --minutes minus --objects-minutes)")
+    p.add_argument("--objects-minutes", type=float, default=3.0,
+                   help="the part of the `composite` row's budget that trains its object VAE (default: 3)")
     p.add_argument("--prior-rows", nargs="*", default=["sigma"],
                    help="gmm configurations also scored with the N(0, I) prior (default: sigma)")
     args = p.parse_args(argv)
@@ -159,6 +225,10 @@ def main(argv=None):
     for name in args.configs:
         run = Path(args.runs) / name
         t0 = time.monotonic()
+        if name == "composite":
+            results[f"composite ({args.composite_bags} + objects)"] = composite_row(args, data, figures)
+            write_table(table, results, args, command, started)
+            continue
         if not (run / "metrics.json").is_file():
             if not (run / "history.json").is_file():  # a run trained before is only evaluated again
                 config = get_config(name, quick=False, image_size=args.size, epochs=100_000)
