@@ -14,6 +14,9 @@ steps, on a small real training subset and on that subset plus each kind of extr
                      (the export's hybrid mode: exact boxes)
     classic+vae    vae with classic augmentation on every batch
     classic+tip    tip with classic augmentation on every batch
+    composite      + VAE-generated benign bags with VAE-generated threats projected into them: an
+                     object VAE (``vae_keras.objects``) trained ``--object-minutes`` on the subset's
+                     threats alone (no real pixel in any synthetic image; exact boxes)
 
 Synthetic images are added at ``--synthetic-ratio`` per real image (2: a subset of 140 gets 280).
 Scored on the whole real test split: per-class AUROC and average precision (keras.metrics.AUC),
@@ -48,8 +51,8 @@ import numpy as np  # noqa: E402
 from data_prep.atomic import atomic_write_text  # noqa: E402
 from data_prep.manifest import CLASSES, read_manifest  # noqa: E402
 
-ARMS = ("real", "classic", "vae", "tip", "hybrid", "classic+vae", "classic+tip")
-NEEDS_VAE = {"vae", "hybrid", "classic+vae"}
+ARMS = ("real", "classic", "vae", "tip", "hybrid", "classic+vae", "classic+tip", "composite")
+NEEDS_VAE = {"vae", "hybrid", "classic+vae", "composite"}
 NEEDS_BOXES = {"tip", "hybrid", "classic+tip"}
 
 
@@ -65,6 +68,8 @@ def parse_args(argv=None):
     p.add_argument("--synthetic-ratio", type=float, default=2.0, help="synthetic images per real image (default 2)")
     p.add_argument("--vae-config", default="conditional", help="named VAE configuration (default conditional)")
     p.add_argument("--vae-minutes", type=float, default=2.0, help="training budget of each VAE (minutes)")
+    p.add_argument("--object-minutes", type=float, default=1.0,
+                   help="training budget of the composite arm's object VAE (minutes)")
     p.add_argument("--classifier-steps", type=int, default=500, help="Adam steps of every classifier")
     p.add_argument("--batch-size", type=int, default=32, help="classifier batch size")
     p.add_argument("--width", type=int, default=16, help="classifier base width (metrics.small_cnn)")
@@ -76,6 +81,7 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.quick:
         args.fractions, args.seeds, args.vae_minutes, args.classifier_steps = "0.25", 1, 0.3, 100
+        args.object_minutes = 0.2
     args.fractions = [float(f) for f in str(args.fractions).split(",") if f.strip()]
     args.arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     bad = [a for a in args.arms if a not in ARMS]
@@ -104,6 +110,23 @@ def train_vae(subset_dir: Path, run_dir: Path, args, seed: int):
     return model, load_sampler(run_dir, model), (lambda n, s: sample_label_prior(run_dir, n, s))
 
 
+def train_objects(subset_dir: Path, work: Path, args, seed: int):
+    """The object VAE on the subset's threats only, for ``--object-minutes``; returns (model, sampler)."""
+    from vae_keras.config import get_config
+    from vae_keras.objects import load_objects, object_canvas, write_object_dataset
+    from vae_keras.train import train
+
+    run_dir = work / "objects"
+    if not (run_dir / "sampler_done").is_file():
+        shutil.rmtree(run_dir, ignore_errors=True)
+        data = work / "objects_data"
+        write_object_dataset(subset_dir, data, args.size, progress=False)
+        cfg = get_config("objects", quick=False, image_size=object_canvas(args.size), epochs=100_000, seed=seed)
+        train(cfg, data, run_dir, minutes=args.object_minutes, progress=False)
+        atomic_write_text(run_dir / "sampler_done", "1\n")
+    return load_objects(run_dir)
+
+
 def names_of(y) -> list:
     return [[c for c, v in zip(CLASSES, row) if v > 0.5] for row in y]
 
@@ -115,6 +138,7 @@ def run_one(args, fraction, seed, train_set, test_set, work: Path) -> list:
     from vae_keras import tip
     from vae_keras.augment import classic_augment, score, subset_dataset, train_classifier
     from vae_keras.generate import sample_images
+    from vae_keras.objects import composite_samples
 
     x, y, rows = train_set
     x_test, y_test = test_set
@@ -138,6 +162,12 @@ def run_one(args, fraction, seed, train_set, test_set, work: Path) -> list:
         if "hybrid" in args.arms and crops:
             pools["hybrid"] = tip.project_labels(sample_images(model, n_syn, seed=seed + 1, sampler=sampler),
                                                  per, crops, seed=seed)[:2]
+        if "composite" in args.arms and crops:
+            t0 = time.monotonic()
+            objects, object_sampler = train_objects(sub_dir, work / tag, args, seed)
+            pools["composite"] = composite_samples(model, objects, per, seed=seed + 2, bag_sampler=sampler,
+                                                   object_sampler=object_sampler)[:2]
+            timing["objects_train_s"] = time.monotonic() - t0
         del model
         keras.backend.clear_session()
     if NEEDS_BOXES & set(args.arms) and crops:
@@ -276,7 +306,10 @@ def write_report(records, meta, path: Path) -> Path:
             f"{meta['size']}x{meta['size']}); {meta['seeds']} seeds; every classifier "
             f"{meta['classifier_steps']} Adam steps of batch {meta['batch_size']} (width {meta['width']}); "
             f"each VAE `{meta['vae_config']}` trained {meta['vae_minutes']} min on the subset only; "
-            f"{meta['synthetic_ratio']:g} synthetic images per real one. Scores on the whole test split; "
+            f"{meta['synthetic_ratio']:g} synthetic images per real one"
+            + (f"; the composite arm's object VAE trained {meta['object_minutes']} min on the subset's threats"
+               if "object_minutes" in meta else "")
+            + ". Scores on the whole test split; "
             f"± is the standard deviation over seeds; the gain is the paired difference to `real` "
             f"(same seed, same subset). Wall time {meta['minutes']:.0f} min on {meta['machine']}.\n\n"
             + markdown_table(summary) + "\n" + best_arms(summary) + f"\n![mAP per arm]({png.name})\n\n" + notes)
@@ -303,6 +336,8 @@ def main(argv=None) -> int:
     state = json.loads(results_path.read_text()) if results_path.is_file() else {"records": [], "minutes": 0.0}
     settings = {k: getattr(args, k) for k in ("data", "size", "synthetic_ratio", "vae_config", "vae_minutes",
                                               "classifier_steps", "batch_size", "width")}
+    if "composite" in args.arms:
+        settings["object_minutes"] = args.object_minutes
     if args.report_only and state.get("settings"):
         settings = state["settings"]                 # report what was run, whatever the flags say now
     elif state.get("settings") not in (None, settings):

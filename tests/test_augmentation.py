@@ -74,12 +74,13 @@ def test_benchmark_end_to_end(tmp_path):
     bench = _load_benchmark()
     report = tmp_path / "fig" / "augmentation.md"
     argv = ["--data", str(data), "--out", str(tmp_path / "work"), "--size", "32", "--fractions", "0.5",
-            "--seeds", "1", "--arms", "real,classic,hybrid,tip", "--vae-minutes", "0", "--classifier-steps", "3",
+            "--seeds", "1", "--arms", "real,classic,hybrid,tip,composite", "--vae-minutes", "0",
+            "--object-minutes", "0", "--classifier-steps", "3",
             "--width", "4", "--synthetic-ratio", "0.5", "--report", str(report)]
     assert bench.main(argv) == 0
     results = json.loads((tmp_path / "work" / "results.json").read_text())
     arms = sorted({(r["arm"], r["seed"]) for r in results["records"]})
-    assert arms == sorted((a, s) for a in ("real", "classic", "hybrid", "tip") for s in (0,))
+    assert arms == sorted((a, s) for a in ("real", "classic", "hybrid", "tip", "composite") for s in (0,))
     assert all(r["synthetic_images"] == (0 if r["arm"] in ("real", "classic") else 7) for r in results["records"])
     text = report.read_text()
     assert "| 50% | 1 | tip |" in text and "benchmarks/augmentation.py" in text
