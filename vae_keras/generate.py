@@ -32,6 +32,13 @@ SAMPLE_NAME = "sample_{:06d}.png"
 _SAMPLE_RE = re.compile(r"^(\.?sample_\d{6,}\.png(\.tmp)?|\.manifest\.csv\.\w+\.tmp)$")
 
 
+def _check_draw(n: int, temperature: float) -> None:
+    if int(n) < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+
+
 def _latents(model, n: int, temperature: float, seed: int, sampler=None, labels=None) -> np.ndarray:
     """The ``n`` latent draws of ``seed``: ``temperature * eps``, eps from ``default_rng(seed)``.
 
@@ -40,10 +47,7 @@ def _latents(model, n: int, temperature: float, seed: int, sampler=None, labels=
     the requested ``labels`` (class names, see :func:`sample_images`) a fitted mixture draws
     each latent from the codes of training bags with those threats.
     """
-    if int(n) < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    _check_draw(n, temperature)
     if sampler is not None:
         if labels is None:
             return np.asarray(sampler.sample(int(n), temperature=temperature, seed=seed), np.float32)
@@ -136,10 +140,7 @@ def draw(model, n: int, temperature: float = 1.0, seed: int = 0, labels=None, sa
     if getattr(model, "layout", False) and getattr(sampler, "layout_boxes", None) is not None:
         from vae_keras.layouts import rasterize
 
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        if int(n) < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
+        _check_draw(n, temperature)
         vectors = label_vectors(_per_sample_labels(labels, int(n)))
         z, boxes = sampler.sample_layouts(int(n), temperature=temperature, seed=seed, labels=vectors)
         y = rasterize(boxes, vectors, model.config.image_size).astype(np.float32) / 255.0   # (n, L, L, C)
