@@ -125,9 +125,9 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
     test_x, test_y = load_split(data_dir, "test", image_size=size)
     cond_labels = test_y if config.conditional else None
     if config.layout:  # a layout model is conditioned on the test images' box maps
-        from vae_keras.layouts import load_boxes, rasterize
+        from vae_keras.layouts import load_layouts
 
-        cond_labels = rasterize(load_boxes(data_dir, "test", size), test_y, size).astype(np.float32) / 255.0
+        cond_labels = load_layouts(data_dir, "test", size, test_y)[0].astype(np.float32) / 255.0
     out = {"run": str(run_dir), "config": config.name, "data": str(data_dir), "image_size": size,
            "sampler": sampler or config.sampler, "temperature": temperature, "n_generated": int(n)}
     history_path = run_dir / "history.json"

@@ -83,6 +83,13 @@ def load_boxes(data_dir, split: str, image_size: int) -> list:
     return boxes_at_size(data_dir, _split_rows(Path(data_dir), split), image_size)
 
 
+def load_layouts(data_dir, split: str, image_size: int, labels) -> tuple:
+    """``(maps (n, L, L, C) uint8, boxes)`` of one split: its boxes at ``image_size`` rasterized with
+    its multi-hot ``labels`` (both in manifest order, as :func:`~vae_keras.data.load_split`)."""
+    boxes = load_boxes(data_dir, split, image_size)
+    return rasterize(boxes, labels, image_size), boxes
+
+
 def pack_boxes(boxes_per_image: Sequence[Sequence[dict]], classes: Sequence[str] = None) -> np.ndarray:
     """Box lists -> one (m, 6) float32 array of ``[image index, class index, x1, y1, x2, y2]`` rows
     (saved in a run's ``.npz`` files, which never hold pickles)."""

@@ -96,13 +96,12 @@ class Trainer:
         self.train_boxes = None
         self.train_conditions, self.test_conditions = self.train_labels, self.test_labels
         if cfg.layout:
-            from vae_keras.layouts import load_boxes, rasterize
+            from vae_keras.layouts import load_layouts
 
-            self.train_boxes = load_boxes(self.data_dir, "train", cfg.image_size)
-            self.train_conditions = rasterize(self.train_boxes, self.train_labels, cfg.image_size)  # (n, L, L, C) uint8
+            self.train_conditions, self.train_boxes = load_layouts(self.data_dir, "train", cfg.image_size,
+                                                                   self.train_labels)   # (n, L, L, C) uint8
             if self.test_images is not None:
-                self.test_conditions = rasterize(load_boxes(self.data_dir, "test", cfg.image_size),
-                                                 self.test_labels, cfg.image_size)
+                self.test_conditions = load_layouts(self.data_dir, "test", cfg.image_size, self.test_labels)[0]
         # the seed's objective exactly (one-sample ELBO); everything else takes the general path
         self._plain = (cfg.likelihood == "bernoulli" and not cfg.analytic_kl and not cfg.conditional
                        and cfg.kl_warmup_epochs == 0 and cfg.adversarial_weight == 0)
