@@ -112,17 +112,12 @@ def train_vae(subset_dir: Path, run_dir: Path, args, seed: int):
 
 def train_objects(subset_dir: Path, work: Path, args, seed: int):
     """The object VAE on the subset's threats only, for ``--object-minutes``; returns (model, sampler)."""
-    from vae_keras.config import get_config
-    from vae_keras.objects import load_objects, object_canvas, write_object_dataset
-    from vae_keras.train import train
+    from vae_keras.objects import load_objects, train_object_vae
 
     run_dir = work / "objects"
     if not (run_dir / "sampler_done").is_file():
         shutil.rmtree(run_dir, ignore_errors=True)
-        data = work / "objects_data"
-        write_object_dataset(subset_dir, data, args.size, progress=False)
-        cfg = get_config("objects", quick=False, image_size=object_canvas(args.size), epochs=100_000, seed=seed)
-        train(cfg, data, run_dir, minutes=args.object_minutes, progress=False)
+        train_object_vae(subset_dir, work / "objects_data", run_dir, args.size, args.object_minutes, seed=seed)
         atomic_write_text(run_dir / "sampler_done", "1\n")
     return load_objects(run_dir)
 

@@ -142,7 +142,7 @@ def composite_row(args, data: Path, figures: Path) -> dict:
     from vae_keras.checkpoint import load_run
     from vae_keras.config import get_config
     from vae_keras.evaluate import evaluate_run, format_table, objects_metrics_file
-    from vae_keras.objects import composite_samples, load_objects, object_canvas, write_object_dataset
+    from vae_keras.objects import composite_samples, load_objects, object_canvas, train_object_vae
     from vae_keras.samplers import load_sampler
     from vae_keras.train import Trainer
     from vae_keras.visualize import image_grid
@@ -155,8 +155,6 @@ def composite_row(args, data: Path, figures: Path) -> dict:
     if saved.is_file():
         metrics = json.loads(saved.read_text())
     else:
-        if not (object_data / "manifest.csv").is_file():
-            write_object_dataset(data, object_data, args.size, progress=False)
         if not (bags / "history.json").is_file():
             t0 = time.monotonic()
             config = get_config(args.composite_bags, quick=False, image_size=args.size, epochs=100_000)
@@ -167,9 +165,7 @@ def composite_row(args, data: Path, figures: Path) -> dict:
                   file=sys.stderr)
         if not (objects / "history.json").is_file():
             t0 = time.monotonic()
-            config = get_config("objects", quick=False, image_size=side, epochs=100_000)
-            trainer = Trainer(config, str(object_data), str(objects), minutes=args.objects_minutes, progress=False)
-            trainer.fit()
+            trainer = train_object_vae(data, object_data, objects, args.size, args.objects_minutes)
             print(f"objects: trained {len(trainer.history)} epochs in {time.monotonic() - t0:.0f}s", file=sys.stderr)
         metrics = evaluate_run(bags, data, n=args.n, k=args.k, n_likelihood=args.n_likelihood, objects_run=objects)
     hist = json.loads((objects / "history.json").read_text())

@@ -23,7 +23,7 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 
@@ -159,6 +159,21 @@ def composite_samples(bag_model, object_model, labels_per_image: Sequence[Sequen
                               name=object_name)
     return hybrid_samples(bag_model, labels_per_image, crops, seed=seed, temperature=temperature,
                           sampler=bag_sampler, batch_size=batch_size, one_each=True)
+
+
+def train_object_vae(data_dir: PathLike, object_data: PathLike, run_dir: PathLike, bag_size: int, minutes: float,
+                     seed: int = 0):
+    """The object VAE of ``data_dir``'s threats for bags of ``bag_size``: cuts them out into
+    ``object_data`` (unless already there) and trains ``--config objects`` at the object canvas
+    for ``minutes`` into ``run_dir``; returns the :class:`~vae_keras.train.Trainer`."""
+    from vae_keras.config import get_config
+    from vae_keras.data import MANIFEST
+    from vae_keras.train import train
+
+    if not (Path(object_data) / MANIFEST).is_file():
+        write_object_dataset(data_dir, object_data, bag_size, progress=False)
+    config = get_config("objects", quick=False, image_size=object_canvas(bag_size), epochs=100_000, seed=seed)
+    return train(config, object_data, run_dir, minutes=minutes, progress=False)
 
 
 def load_objects(run_dir: PathLike):
