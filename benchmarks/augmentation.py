@@ -1,6 +1,6 @@
 """Do our synthetic images help a threat classifier? The augmentation benchmark.
 
-A small multi-label CNN (handgun, knife, razor blade, shuriken; ``vae_keras.metrics``'
+A small multi-label CNN (handgun, knife, razor blade, shuriken; ``vae_keras.evaluation.metrics``'
 ``ThreatClassifier``) is trained from scratch, with the same recipe and the same number of Adam
 steps, on a small real training subset and on that subset plus each kind of extra data:
 
@@ -15,7 +15,7 @@ steps, on a small real training subset and on that subset plus each kind of extr
     classic+vae    vae with classic augmentation on every batch
     classic+tip    tip with classic augmentation on every batch
     composite      + VAE-generated benign bags with VAE-generated threats projected into them: an
-                     object VAE (``vae_keras.objects``) trained ``--object-minutes`` on the subset's
+                     object VAE (``vae_keras.sampling.objects``) trained ``--object-minutes`` on the subset's
                      threats alone (no real pixel in any synthetic image; exact boxes)
 
 Synthetic images are added at ``--synthetic-ratio`` per real image (2: a subset of 140 gets 280).
@@ -48,8 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from data_prep.atomic import atomic_write_text  # noqa: E402
-from data_prep.manifest import CLASSES, read_manifest  # noqa: E402
+from vae_keras.io.atomic import atomic_write_text  # noqa: E402
+from vae_keras.io.manifest import CLASSES, read_manifest  # noqa: E402
 
 ARMS = ("real", "classic", "vae", "tip", "hybrid", "classic+vae", "classic+tip", "composite")
 NEEDS_VAE = {"vae", "hybrid", "classic+vae", "composite"}
@@ -95,10 +95,10 @@ def parse_args(argv=None):
 # -- building blocks --------------------------------------------------------------------------------
 def train_vae(subset_dir: Path, run_dir: Path, args, seed: int):
     """The conditional VAE on the subset only, for ``--vae-minutes``; returns (model, sampler, label prior)."""
-    from vae_keras.checkpoint import load_run
+    from vae_keras.training.checkpoint import load_run
     from vae_keras.config import get_config
-    from vae_keras.samplers import load_sampler, sample_label_prior
-    from vae_keras.train import train
+    from vae_keras.models.priors import load_sampler, sample_label_prior
+    from vae_keras.training.trainer import train
 
     if (run_dir / "sampler_done").is_file():
         _, model = load_run(run_dir)
@@ -112,7 +112,7 @@ def train_vae(subset_dir: Path, run_dir: Path, args, seed: int):
 
 def train_objects(subset_dir: Path, work: Path, args, seed: int):
     """The object VAE on the subset's threats only, for ``--object-minutes``; returns (model, sampler)."""
-    from vae_keras.objects import load_objects, train_object_vae
+    from vae_keras.sampling.objects import load_objects, train_object_vae
 
     run_dir = work / "objects"
     if not (run_dir / "sampler_done").is_file():
@@ -130,10 +130,10 @@ def run_one(args, fraction, seed, train_set, test_set, work: Path) -> list:
     """Every arm for one (fraction, seed): returns one record per arm."""
     import keras
 
-    from vae_keras import tip
-    from vae_keras.augment import classic_augment, score, subset_dataset, train_classifier
-    from vae_keras.generate import sample_images
-    from vae_keras.objects import composite_samples
+    from vae_keras.sampling import tip
+    from vae_keras.evaluation.augmentation import classic_augment, score, subset_dataset, train_classifier
+    from vae_keras.sampling.generate import sample_images
+    from vae_keras.sampling.objects import composite_samples
 
     x, y, rows = train_set
     x_test, y_test = test_set
@@ -203,10 +203,10 @@ class _Row:
 
 
 def load_train_rows(data_dir: Path, size: int):
-    from vae_keras.tip import _native_side
+    from vae_keras.data.layouts import native_side
 
     rows = [r for r in read_manifest(data_dir / "manifest.csv") if r.split == "train"]
-    return [_Row(r, _native_side(data_dir, r), size) for r in rows]
+    return [_Row(r, native_side(data_dir, r), size) for r in rows]
 
 
 # -- the report ------------------------------------------------------------------------------------
@@ -318,7 +318,7 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
-    from vae_keras.data import load_split
+    from vae_keras.data.pipeline import load_split
 
     data = Path(args.data)
     out = Path(args.out)

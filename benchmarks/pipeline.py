@@ -37,8 +37,8 @@ def write_structured_dataset(root: Path, n: int, size: int, seed: int = 0, test_
     Used when ``data_prep.phantoms`` is not available; the pipeline's cost does not depend on
     the pixels, only on their number, but PNG sizes stay realistic (compressible structure).
     """
-    from data_prep.atomic import save_png_atomic
-    from data_prep.manifest import CLASSES, ManifestRow, write_manifest
+    from vae_keras.io.atomic import save_png_atomic
+    from vae_keras.io.manifest import CLASSES, ManifestRow, write_manifest
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size] / size
@@ -76,7 +76,7 @@ def make_data(root: Path, n: int, size: int) -> str:
 def train_step_for(config, data_dir: Path, work: Path):
     """The project's train step (``vae_keras.train.Trainer``) when present, else a plain one."""
     try:
-        from vae_keras.train import Trainer
+        from vae_keras.training.trainer import Trainer
 
         trainer = Trainer(config, str(data_dir), str(work / "run"), progress=False)
         return trainer.train_step, "vae_keras.train.Trainer.train_step"
@@ -84,8 +84,8 @@ def train_step_for(config, data_dir: Path, work: Path):
         import keras
         import tensorflow as tf
 
-        from vae_keras.losses import elbo_terms
-        from vae_keras.model import build_model
+        from vae_keras.models.losses import elbo_terms
+        from vae_keras.models.cvae import build_model
 
         model = build_model(config)
         opt = keras.optimizers.Adam(config.learning_rate)
@@ -128,8 +128,8 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     from vae_keras.config import get_config
-    from vae_keras.data import make_dataset
-    from vae_keras.generate import _decoder, export_samples
+    from vae_keras.data.pipeline import make_dataset
+    from vae_keras.sampling.generate import compiled_decoder, export_samples
 
     with tempfile.TemporaryDirectory(prefix="xray-vae-bench-") as tmp:
         work = Path(tmp)
@@ -174,10 +174,10 @@ def main(argv=None) -> int:
                  f"(c) {statistics.median(mem_cpu):.2f}, ratio {statistics.median(fed_cpu) / statistics.median(mem_cpu):.3f}"]
 
         if not args.no_export:  # (d) export vs the decoder alone
-            from vae_keras.model import build_model
+            from vae_keras.models.cvae import build_model
 
             model = build_model(config)
-            decode = _decoder(model)
+            decode = compiled_decoder(model)
             z = np.random.default_rng(0).standard_normal((n, config.latent_dim)).astype(np.float32)
             decode(z[:64])
             dec, exp = [], []

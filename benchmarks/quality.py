@@ -9,7 +9,7 @@ stops at the first epoch end past the budget), evaluates it with
 
 The row ``composite`` is two VAEs sharing the same budget: bags from the ``--composite-bags``
 configuration trained for ``--minutes`` minus ``--objects-minutes``, and threats from an object
-VAE (:mod:`vae_keras.objects`) trained for ``--objects-minutes`` on the threats cut out of the
+VAE (:mod:`vae_keras.sampling.objects`) trained for ``--objects-minutes`` on the threats cut out of the
 same training split; its likelihood and reconstruction columns are the bag run's, its sample
 columns measure the composites.
 
@@ -49,11 +49,11 @@ def sample_grid(run_dir: Path, path: Path, seed: int = 0):
     """64 samples of a run with its own sampler; a run that can be asked for a class gets 16 per class."""
     import numpy as np
 
-    from data_prep.manifest import CLASSES
-    from vae_keras.checkpoint import load_run
-    from vae_keras.generate import sample_images
-    from vae_keras.samplers import answers_labels, load_sampler
-    from vae_keras.visualize import image_grid
+    from vae_keras.io.manifest import CLASSES
+    from vae_keras.training.checkpoint import load_run
+    from vae_keras.sampling.generate import sample_images
+    from vae_keras.models.priors import answers_labels, load_sampler
+    from vae_keras.viz.figures import image_grid
 
     config, model = load_run(run_dir)
     sampler = load_sampler(run_dir, model)
@@ -66,7 +66,7 @@ def sample_grid(run_dir: Path, path: Path, seed: int = 0):
 
 
 def write_table(path: Path, results: dict, args, command: str, started: str):
-    from vae_keras.evaluate import COLUMNS, format_value
+    from vae_keras.evaluation.evaluate import COLUMNS, format_value
 
     seed = results.get("seed")
     lines = [
@@ -127,7 +127,7 @@ def write_table(path: Path, results: dict, args, command: str, started: str):
                                                   for n in results if " " not in n), ""]
     if path.with_suffix(".notes.md").is_file():
         lines += [path.with_suffix(".notes.md").read_text(encoding="utf-8")]
-    from data_prep.atomic import atomic_write_text
+    from vae_keras.io.atomic import atomic_write_text
 
     atomic_write_text(path, "\n".join(lines) + "\n")
 
@@ -135,17 +135,17 @@ def write_table(path: Path, results: dict, args, command: str, started: str):
 def composite_row(args, data: Path, figures: Path) -> dict:
     """The same budget split in two: the ``--composite-bags`` configuration trained for ``--minutes``
     minus ``--objects-minutes``, and an object VAE trained ``--objects-minutes`` on the threats of
-    ``data`` (:mod:`vae_keras.objects`); measured on the composites."""
+    ``data`` (:mod:`vae_keras.sampling.objects`); measured on the composites."""
     import numpy as np
 
-    from data_prep.manifest import CLASSES
-    from vae_keras.checkpoint import load_run
+    from vae_keras.io.manifest import CLASSES
+    from vae_keras.training.checkpoint import load_run
     from vae_keras.config import get_config
-    from vae_keras.evaluate import evaluate_run, format_table, objects_metrics_file
-    from vae_keras.objects import composite_samples, load_objects, object_canvas, train_object_vae
-    from vae_keras.samplers import load_sampler
-    from vae_keras.train import Trainer
-    from vae_keras.visualize import image_grid
+    from vae_keras.evaluation.evaluate import evaluate_run, format_table, objects_metrics_file
+    from vae_keras.sampling.objects import composite_samples, load_objects, object_canvas, train_object_vae
+    from vae_keras.models.priors import load_sampler
+    from vae_keras.training.trainer import Trainer
+    from vae_keras.viz.figures import image_grid
 
     bags = Path(args.runs) / "composite_bags"
     objects = Path(args.runs) / "composite_objects"
@@ -207,8 +207,8 @@ def main(argv=None):
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
 
     from vae_keras.config import get_config
-    from vae_keras.evaluate import evaluate_run, format_table
-    from vae_keras.train import Trainer
+    from vae_keras.evaluation.evaluate import evaluate_run, format_table
+    from vae_keras.training.trainer import Trainer
 
     data = Path(args.data)
     if not (data / "manifest.csv").is_file():

@@ -52,8 +52,8 @@ def measure_model(config_name: str, size: int, n: int, batch: int, repeats: int,
     import tensorflow as tf
 
     from vae_keras.config import get_config
-    from vae_keras.generate import _decoder, export_samples
-    from vae_keras.train import Trainer
+    from vae_keras.sampling.generate import compiled_decoder, export_samples
+    from vae_keras.training.trainer import Trainer
 
     out = {"config": config_name, "size": size, "n": n, "batch": batch}
     with tempfile.TemporaryDirectory(prefix="xray-vae-throughput-") as tmp:
@@ -73,8 +73,8 @@ def measure_model(config_name: str, size: int, n: int, batch: int, repeats: int,
         if config_name == "seed":                                 # a bare step on the same tensors
             import keras
 
-            from vae_keras.losses import elbo_terms
-            from vae_keras.model import build_model
+            from vae_keras.models.losses import elbo_terms
+            from vae_keras.models.cvae import build_model
 
             model, opt = build_model(config), keras.optimizers.Adam(config.learning_rate)
 
@@ -105,7 +105,7 @@ def measure_model(config_name: str, size: int, n: int, batch: int, repeats: int,
 
         # generation: decoder alone vs export with PNG files
         model = trainer.model
-        decode = _decoder(model)
+        decode = compiled_decoder(model)
         z = np.random.default_rng(0).standard_normal((n_generate, config.latent_dim)).astype(np.float32)
         decode(z[:64])
 

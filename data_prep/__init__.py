@@ -7,8 +7,8 @@ Everything here ends in the project's *prepared layout*::
     OUT/manifest.csv       # path,split,labels,boxes[,series,source]
 
 ``path`` is relative to OUT (``train/000001.png``), ``labels`` is a ``;``-joined list of
-threat classes from :data:`CLASSES`, ``boxes`` is JSON (see :mod:`data_prep.manifest`).
+threat classes from :data:`CLASSES`, ``boxes`` is JSON (see :mod:`vae_keras.io.manifest`).
 """
-from data_prep.manifest import CLASSES, ManifestRow, read_manifest, write_manifest
+from vae_keras.io.manifest import CLASSES, ManifestRow, read_manifest, write_manifest
 
 __all__ = ["CLASSES", "ManifestRow", "read_manifest", "write_manifest"]

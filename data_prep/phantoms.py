@@ -35,8 +35,8 @@ from typing import Callable, Dict, List, Tuple
 import numpy as np
 from PIL import Image
 
-from data_prep.atomic import PathLike, atomic_write_bytes
-from data_prep.manifest import CLASSES, ManifestRow, write_manifest
+from vae_keras.io.atomic import PathLike, atomic_write_bytes
+from vae_keras.io.manifest import CLASSES, ManifestRow, write_manifest
 from data_prep.shapes import (Canvas, Layer, blob_pts, circle_pts, ellipse_pts, extent, rect_pts, rotate,
                               rounded_rect_pts, smooth_curve, smooth_noise, star_pts, zigzag)
 from data_prep.xray_physics import MATERIALS, attenuation_to_intensity

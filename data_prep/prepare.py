@@ -5,7 +5,7 @@ One step takes any source folder (GDXray, SIXray, HUMS, a plain folder of images
     OUT/train/*.png             # 8-bit grayscale, size x size, bright background
     OUT/test/*.png
     OUT/prepare_report.json     # counts, skipped files with reasons, warnings
-    OUT/manifest.csv            # written last (see data_prep.manifest)
+    OUT/manifest.csv            # written last (see vae_keras.io.manifest)
 
 Sections: limits and errors -> reading one image as grayscale -> letterbox -> annotations
 (Pascal VOC XML, GDXray ground_truth.txt, YOLO txt, image-level labels CSV) -> finding the
@@ -73,8 +73,9 @@ from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from data_prep.atomic import atomic_write_text, commit_files, sync_files
-from data_prep.manifest import (CLASSES, ManifestRow, canonical_class, manifest_text, read_manifest,
+from vae_keras.errors import XrayVaeError
+from vae_keras.io.atomic import atomic_write_text, commit_files, sync_files
+from vae_keras.io.manifest import (CLASSES, ManifestRow, canonical_class, manifest_text, read_manifest,
                                 write_manifest)
 
 # -- limits and errors ---------------------------------------------------------------------------
@@ -95,7 +96,7 @@ MANIFEST_NAME = "manifest.csv"
 COMMIT_SECONDS = 1.0
 
 
-class PrepareError(ValueError):
+class PrepareError(XrayVaeError, ValueError):
     """A problem the user can fix (missing folder, no usable image, bad argument).
 
     The command line prints the message as one ``error:`` line, without a traceback.

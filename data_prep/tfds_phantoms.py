@@ -29,6 +29,8 @@ import sys
 import types
 
 import numpy as np
+from data_prep.phantoms import split_of
+from data_prep.phantoms import render_phantom
 
 
 def _importlib_resources_shim():
@@ -50,7 +52,7 @@ def _importlib_resources_shim():
 _importlib_resources_shim()
 import tensorflow_datasets as tfds  # noqa: E402
 
-from data_prep.manifest import CLASSES, labels_to_multi_hot
+from vae_keras.io.manifest import CLASSES, labels_to_multi_hot
 
 
 @dataclasses.dataclass
@@ -135,7 +137,6 @@ class XrayPhantoms(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager):
-        from data_prep.phantoms import split_of
 
         c = self.builder_config
         split = split_of(c.num_images, c.seed, c.test_fraction)
@@ -145,7 +146,6 @@ class XrayPhantoms(tfds.core.GeneratorBasedBuilder):
         }
 
     def _generate_examples(self, indices):
-        from data_prep.phantoms import render_phantom
 
         c = self.builder_config
         for i in indices:

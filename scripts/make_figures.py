@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from data_prep.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
+from vae_keras.io.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 
 HEADLINE = ("latent_manifold.png", "training.gif", "generated.png", "real.png", "loss_curves.png")
 SIZE_LIMIT = 15 * 2 ** 20
@@ -76,12 +76,12 @@ def main(argv=None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
 
-    from data_prep.manifest import read_manifest
+    from vae_keras.io.manifest import read_manifest
     from data_prep.phantoms import write_phantom_dataset
-    from vae_keras.cli import _finish_run_figures
+    from vae_keras.cli.main import finish_run_figures
     from vae_keras.config import get_config
-    from vae_keras.gallery import METRICS_FILE, RUN_INFO_FILE, build_gallery, metrics_markdown
-    from vae_keras.train import train
+    from vae_keras.viz.gallery import METRICS_FILE, RUN_INFO_FILE, build_gallery, metrics_markdown
+    from vae_keras.training.trainer import train
 
     t0 = time.monotonic()
     work, out = Path(args.work), Path(args.out)
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
         shutil.rmtree(run)                                       # the committed figures come from one fresh run
     config = get_config(args.config, quick=False, image_size=args.image_size, epochs=args.epochs, seed=args.seed)
     trainer = train(config, data, run, resume=args.resume, minutes=args.minutes, progress=not args.quiet)
-    _finish_run_figures(run, trainer.model, trainer.history, data_images=trainer.train_images[:256] / 255.0)
+    finish_run_figures(run, trainer.model, trainer.history, data_images=trainer.train_images[:256] / 255.0)
     command = "python scripts/make_figures.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     atomic_write_text(run / RUN_INFO_FILE, json.dumps(
         {"data": str(data), "device": describe_device(), "command": command,

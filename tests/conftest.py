@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data_prep.manifest import CLASSES, ManifestRow
+from vae_keras.io.manifest import CLASSES, ManifestRow
 
 
 def write_tiny_dataset(root, n_train=16, n_test=8, size=32, seed=0):
@@ -16,8 +16,8 @@ def write_tiny_dataset(root, n_train=16, n_test=8, size=32, seed=0):
     Each image is a bright background with a few dark rectangles placed off-centre, so that a
     horizontal flip changes it; every other image carries one or two threat labels.
     """
-    from data_prep.atomic import save_png_atomic
-    from data_prep.manifest import write_manifest
+    from vae_keras.io.atomic import save_png_atomic
+    from vae_keras.io.manifest import write_manifest
 
     rng = np.random.default_rng(seed)
     rows = []
@@ -49,7 +49,7 @@ def tiny_model():
     import keras
 
     from vae_keras.config import get_config
-    from vae_keras.model import build_model
+    from vae_keras.models.cvae import build_model
 
     keras.utils.set_random_seed(0)
     return build_model(get_config("seed", quick=False, image_size=32, latent_dim=2))

@@ -1,4 +1,4 @@
-"""Classic augmentation, the benchmark's classifier and scores (vae_keras.augment), and the
+"""Classic augmentation, the benchmark's classifier and scores (vae_keras.evaluation.augmentation), and the
 augmentation benchmark script end to end on a tiny boxed set."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep.manifest import CLASSES
-from vae_keras.augment import classic_augment, score, train_classifier
+from vae_keras.io.manifest import CLASSES
+from vae_keras.evaluation.augmentation import classic_augment, score, train_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 

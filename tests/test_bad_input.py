@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from data_prep import prepare as prep
-from data_prep.manifest import read_manifest
+from vae_keras.io.manifest import read_manifest
 from data_prep.prepare import BadImageError, load_grayscale, prepare, probe_size
 
 ROOT = Path(__file__).resolve().parents[1]

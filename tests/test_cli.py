@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from data_prep.manifest import read_manifest
+from vae_keras.io.manifest import read_manifest
 from vae_keras.cli import build_parser, main
 
 COMMANDS = ["phantoms", "prepare", "objects", "train", "generate", "evaluate", "gallery", "demo"]

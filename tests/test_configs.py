@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 
 from vae_keras.config import DEFAULT_CONFIG, NAMED_CONFIGS, SEED, get_config
-from vae_keras.losses import continuous_bernoulli_log_norm, loss_terms
-from vae_keras.model import build_model
-from vae_keras.train import Trainer
+from vae_keras.models.losses import continuous_bernoulli_log_norm, loss_terms
+from vae_keras.models.cvae import build_model
+from vae_keras.training.trainer import Trainer
 
 
 def small(name, **kw):
@@ -57,7 +57,7 @@ def test_sigma_vae_uses_the_analytic_optimal_sigma():
 
 
 def test_kl_warmup_and_free_bits():
-    from vae_keras.losses import free_bits_kl
+    from vae_keras.models.losses import free_bits_kl
 
     assert float(free_bits_kl(tf.zeros((3, 4)), 0.5)) == pytest.approx(2.0)
     assert float(free_bits_kl(tf.fill((3, 4), 1.0), 0.5)) == pytest.approx(4.0)
@@ -79,8 +79,8 @@ def test_continuous_bernoulli_normaliser_integrates_to_one():
 
 
 def test_conditional_run_trains_fits_sampler_and_generates_with_label(tiny_dataset, tmp_path):
-    from data_prep.manifest import read_manifest
-    from vae_keras.checkpoint import load_run
+    from vae_keras.io.manifest import read_manifest
+    from vae_keras.training.checkpoint import load_run
     from vae_keras.cli import main
 
     run = tmp_path / "run"
@@ -95,7 +95,7 @@ def test_conditional_run_trains_fits_sampler_and_generates_with_label(tiny_datas
 
 
 def test_adversarial_pieces_on_known_cases():
-    from vae_keras.adversarial import adaptive_weight, generator_loss, hinge_discriminator_loss, patch_discriminator
+    from vae_keras.models.adversarial import adaptive_weight, generator_loss, hinge_discriminator_loss, patch_discriminator
 
     sure = hinge_discriminator_loss(tf.fill((2, 4, 4, 1), 2.0), tf.fill((2, 4, 4, 1), -2.0))
     fooled = hinge_discriminator_loss(tf.fill((2, 4, 4, 1), -1.0), tf.fill((2, 4, 4, 1), 1.0))

@@ -1,4 +1,4 @@
-"""The tf.data input pipeline (vae_keras.data): shapes, ranges, determinism, caches, errors."""
+"""The tf.data input pipeline (vae_keras.data.pipeline): shapes, ranges, determinism, caches, errors."""
 from __future__ import annotations
 
 import shutil
@@ -6,9 +6,9 @@ import shutil
 import numpy as np
 import pytest
 
-from data_prep.atomic import save_png_atomic
-from data_prep.manifest import ManifestRow, write_manifest
-from vae_keras.data import load_split, make_dataset, tfrecord_cache
+from vae_keras.io.atomic import save_png_atomic
+from vae_keras.io.manifest import ManifestRow, write_manifest
+from vae_keras.data.pipeline import load_split, make_dataset, tfrecord_cache
 
 
 def _epoch(ds):
@@ -133,7 +133,7 @@ def test_missing_listed_image_error(tmp_path):
 
 def test_an_epoch_is_a_pure_function_of_seed_and_epoch(tiny_dataset):
     """What exact resume relies on: epoch k's batches do not depend on earlier iterations."""
-    from vae_keras.data import make_dataset
+    from vae_keras.data.pipeline import make_dataset
 
     def batches(epoch):
         ds = make_dataset(tiny_dataset, image_size=32, batch_size=4, flip=True, seed=5, epoch=epoch)

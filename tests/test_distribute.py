@@ -11,15 +11,15 @@ import textwrap
 
 import pytest
 
-from vae_keras.distribute import PRECISIONS, STRATEGIES
+from vae_keras.training.distribute import PRECISIONS, STRATEGIES
 
 SCRIPT = textwrap.dedent("""
     import json, sys
-    from vae_keras.distribute import select_strategy, split_cpu
+    from vae_keras.training.distribute import select_strategy, split_cpu
     split_cpu(2)
     import tensorflow as tf
     from vae_keras.config import get_config
-    from vae_keras.train import train
+    from vae_keras.training.trainer import train
     data, out = sys.argv[1], sys.argv[2]
     cfg = get_config("seed", quick=False, image_size=32, latent_dim=2, batch_size=8, epochs=1, seed=1,
                      learning_rate=1e-3)
@@ -44,7 +44,7 @@ def test_one_epoch_under_mirrored_matches_default(tiny_dataset, tmp_path):
 
 
 def test_unknown_strategy_and_precision_are_refused():
-    from vae_keras.distribute import select_strategy, set_precision
+    from vae_keras.training.distribute import select_strategy, set_precision
 
     with pytest.raises(ValueError, match="strategy must be one of"):
         select_strategy("gpu-farm")
@@ -54,7 +54,7 @@ def test_unknown_strategy_and_precision_are_refused():
 
 
 def test_tpu_without_a_tpu_is_a_clear_error():
-    from vae_keras.distribute import select_strategy
+    from vae_keras.training.distribute import select_strategy
 
     with pytest.raises(ValueError, match="no TPU"):
         select_strategy("tpu")
@@ -63,7 +63,7 @@ def test_tpu_without_a_tpu_is_a_clear_error():
 MIXED = textwrap.dedent("""
     import json, sys
     from vae_keras.config import get_config
-    from vae_keras.train import train
+    from vae_keras.training.trainer import train
     cfg = get_config(sys.argv[3], quick=False, image_size=32, latent_dim=4, batch_size=8, epochs=1, seed=1)
     t = train(cfg, sys.argv[1], sys.argv[2], progress=False, precision="mixed_bfloat16")
     print(json.dumps({"loss": t.history[-1]["loss"], "policy": t.precision,
@@ -83,10 +83,10 @@ def test_mixed_precision_trains_with_float32_outputs(config, tiny_dataset, tmp_p
 
 ADVERSARIAL = textwrap.dedent("""
     import json, sys
-    from vae_keras.distribute import select_strategy, split_cpu
+    from vae_keras.training.distribute import select_strategy, split_cpu
     split_cpu(2)
     from vae_keras.config import get_config
-    from vae_keras.train import train
+    from vae_keras.training.trainer import train
     cfg = get_config("conditional", quick=False, image_size=32, latent_dim=4, batch_size=8, epochs=1, seed=1,
                      adversarial_start_epoch=0, gmm_components=2)
     t = train(cfg, sys.argv[1], sys.argv[2], progress=False, strategy=select_strategy("mirrored"),

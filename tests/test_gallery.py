@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from vae_keras.gallery import (INDEX, build_gallery, explain_metric, flatten_metrics, metrics_markdown,
+from vae_keras.viz.gallery import (INDEX, build_gallery, explain_metric, flatten_metrics, metrics_markdown,
                                nearest_neighbours)
 
 METRICS = {"neg_elbo_bpd": 0.91, "ssim": 0.42, "per_class_accuracy": {"knife": 0.5, "handgun": 0.75},
@@ -37,7 +37,7 @@ class _Refs(HTMLParser):
 def tiny_run(tiny_dataset, tmp_path_factory):
     """Two epochs of the seed VAE at 32x32, with a run_info.json naming its data and a metrics.json."""
     from vae_keras.config import get_config
-    from vae_keras.train import train
+    from vae_keras.training.trainer import train
 
     run = tmp_path_factory.mktemp("runs") / "tiny <run> & co"        # a name that needs escaping
     config = get_config("seed", quick=False, image_size=32, latent_dim=2, epochs=2, batch_size=8)
@@ -193,9 +193,9 @@ def test_cli_gallery(tiny_run, tiny_dataset, tmp_path, capsys):
 
 
 def test_a_conditional_run_gets_real_and_generated_grids_per_class(tiny_dataset, tmp_path):
-    from data_prep.manifest import CLASSES
+    from vae_keras.io.manifest import CLASSES
     from vae_keras.config import get_config
-    from vae_keras.train import train
+    from vae_keras.training.trainer import train
 
     config = get_config("conditional", quick=False, image_size=32, epochs=1, batch_size=8, gmm_components=2)
     train(config, tiny_dataset, tmp_path / "run", progress=False)

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_prep.manifest import read_manifest
+from vae_keras.io.manifest import read_manifest
 from conftest import write_tiny_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ def _complete_and_listed(folder: Path, manifest: Path, size: int, note: str):
 
 # -- train -------------------------------------------------------------------------------------------
 def _weights(run):
-    from vae_keras.checkpoint import load_run
+    from vae_keras.training.checkpoint import load_run
 
     _, model = load_run(run)
     return [(w.path, w.numpy()) for w in model.weights]
@@ -100,7 +100,7 @@ def test_train_killed_at_a_random_moment_resumes_to_the_same_weights(tmp_path):
     assert resumed.returncode == 0, f"{note}\n{resumed.stdout}\n{resumed.stderr}"
     if was_running:
         assert "Resuming" in resumed.stderr, note
-    from vae_keras.checkpoint import latest_checkpoint, load_history
+    from vae_keras.training.checkpoint import latest_checkpoint, load_history
 
     assert latest_checkpoint(tmp_path / "cut").endswith(f"ckpt-{EPOCHS}"), note
     assert [h["epoch"] for h in load_history(tmp_path / "cut")] == list(range(1, EPOCHS + 1)), note
@@ -113,7 +113,7 @@ def test_train_killed_at_a_random_moment_resumes_to_the_same_weights(tmp_path):
 def tiny_run(tmp_path_factory):
     """A one-epoch 32x32 seed run, trained in this process."""
     from vae_keras.config import get_config
-    from vae_keras.train import train
+    from vae_keras.training.trainer import train
 
     root = tmp_path_factory.mktemp("interrupt")
     data = write_tiny_dataset(root / "data", n_train=16, n_test=8)
@@ -136,8 +136,8 @@ def test_generate_killed_mid_export_leaves_only_listed_complete_files(tiny_run, 
     assert was_running and 0 < len(listed) < 20000, note
 
     # a new export into the folder starts clean: no leftovers of the killed one
-    from vae_keras.checkpoint import load_run
-    from vae_keras.generate import export_samples
+    from vae_keras.training.checkpoint import load_run
+    from vae_keras.sampling.generate import export_samples
 
     _, model = load_run(tiny_run)
     rows = export_samples(model, 5, out, progress=False)
@@ -202,7 +202,7 @@ def test_loading_a_run_never_executes_files_from_it(tiny_run, tmp_path):
         z.writestr("metadata.json", "{}")
     (run / "model.keras.pkl").write_bytes(payload)
 
-    from vae_keras.checkpoint import load_run
+    from vae_keras.training.checkpoint import load_run
 
     load_run(run)
     gen = subprocess.run(_cli("generate", run, "--n", 2, "--out", tmp_path / "gen", "--quiet"),

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_prep.manifest import CLASSES
+from vae_keras.io.manifest import CLASSES
 from vae_keras.config import get_config
-from vae_keras.layouts import flip_boxes, layout_side, pack_boxes, rasterize, unpack_boxes
-from vae_keras.model import build_model
+from vae_keras.data.layouts import flip_boxes, layout_side, pack_boxes, rasterize, unpack_boxes
+from vae_keras.models.cvae import build_model
 
 
 def small(**kw):
@@ -19,7 +19,7 @@ def small(**kw):
 def boxed_run(tmp_path_factory):
     """40 phantoms at 32x32 (every threat boxed) and a layout run trained one epoch on them."""
     from data_prep.phantoms import write_phantom_dataset
-    from vae_keras.train import Trainer
+    from vae_keras.training.trainer import Trainer
 
     root = tmp_path_factory.mktemp("layout")
     write_phantom_dataset(root / "data", n=40, size=32, seed=0, progress=False, workers=1)
@@ -81,7 +81,7 @@ def test_layout_needs_a_conditional_resnet():
 
 
 def test_pipeline_flips_the_layout_with_its_image():
-    from vae_keras.data import dataset_from_arrays
+    from vae_keras.data.pipeline import dataset_from_arrays
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (16, 32, 32, 1)).astype(np.uint8)
@@ -99,10 +99,10 @@ def test_pipeline_flips_the_layout_with_its_image():
 
 
 def test_layout_run_samples_with_boxes_and_exports_yolo(boxed_run, tmp_path):
-    from vae_keras.checkpoint import load_run
-    from vae_keras.export import export_run
-    from vae_keras.generate import sample_with_boxes
-    from vae_keras.samplers import load_sampler
+    from vae_keras.training.checkpoint import load_run
+    from vae_keras.sampling.export import export_run
+    from vae_keras.sampling.generate import sample_with_boxes
+    from vae_keras.models.priors import load_sampler
 
     data, run, trainer = boxed_run
     assert trainer.train_conditions.shape == (len(trainer.train_images), 8, 8, 4)
@@ -126,8 +126,8 @@ def test_layout_run_samples_with_boxes_and_exports_yolo(boxed_run, tmp_path):
 
 
 def test_layout_sampler_falls_back_for_an_unseen_combination(boxed_run):
-    from vae_keras.checkpoint import load_run
-    from vae_keras.samplers import load_sampler
+    from vae_keras.training.checkpoint import load_run
+    from vae_keras.models.priors import load_sampler
 
     _, run, _ = boxed_run
     _, model = load_run(run)

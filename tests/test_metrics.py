@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 import pytest
 
-from vae_keras import metrics as M
+from vae_keras.evaluation import metrics as M
 
 
 def blocky_images(n=40, size=32, seed=0):
@@ -93,7 +93,7 @@ def test_threat_classifier_round_trip(tmp_path):
 
 # -- samplers ------------------------------------------------------------------------------------
 def test_gmm_fit_recovers_two_clusters():
-    from vae_keras.samplers import fit_gmm
+    from vae_keras.models.priors import fit_gmm
 
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(-5, 0.5, (300, 2)), rng.normal(5, 0.5, (100, 2))])
@@ -105,8 +105,8 @@ def test_gmm_fit_recovers_two_clusters():
 
 
 def test_gmm_sampler_shapes_finite_and_saved(tiny_model, tiny_dataset, tmp_path):
-    from vae_keras.data import load_split
-    from vae_keras.samplers import GMMSampler, load_sampler
+    from vae_keras.data.pipeline import load_split
+    from vae_keras.models.priors import GMMSampler, load_sampler
 
     images, _ = load_split(tiny_dataset, "train")
     sampler = GMMSampler(tiny_model, n_components=3, seed=0).fit(images)
@@ -130,7 +130,7 @@ class _BrightnessEncoder:
 
 
 def test_gmm_sampler_draws_the_codes_of_the_requested_labels(tmp_path):
-    from vae_keras.samplers import GMMSampler, load_sampler
+    from vae_keras.models.priors import GMMSampler, load_sampler
 
     rng = np.random.default_rng(0)
     n = 120
@@ -156,6 +156,6 @@ def test_gmm_sampler_draws_the_codes_of_the_requested_labels(tmp_path):
 
 
 def test_bits_per_dim_of_a_uniform_density_is_eight():
-    from vae_keras.evaluate import nats_to_bpd
+    from vae_keras.evaluation.evaluate import nats_to_bpd
 
     assert nats_to_bpd(0.0, 32) == pytest.approx(8.0)

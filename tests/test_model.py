@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from vae_keras.config import VAEConfig, get_config
-from vae_keras.losses import elbo_terms, log_normal_pdf
-from vae_keras.model import CVAE, build_model
+from vae_keras.models.losses import elbo_terms, log_normal_pdf
+from vae_keras.models.cvae import CVAE, build_model
 
 
 def layer_shapes(seq):

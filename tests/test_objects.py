@@ -5,17 +5,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_prep.manifest import CLASSES, read_manifest
+from vae_keras.io.manifest import CLASSES, read_manifest
 from vae_keras.config import get_config
-from vae_keras.model import build_model
-from vae_keras.objects import OBJECT_LEVEL, composite_samples, generated_objects, object_canvas, write_object_dataset
+from vae_keras.models.cvae import build_model
+from vae_keras.sampling.objects import OBJECT_LEVEL, composite_samples, generated_objects, object_canvas, write_object_dataset
 
 
 @pytest.fixture(scope="module")
 def object_runs(tmp_path_factory):
     """40 phantoms at 32x32, their threats cut out (16x16 canvas), a bag run and an object run (one epoch each)."""
     from data_prep.phantoms import write_phantom_dataset
-    from vae_keras.train import Trainer
+    from vae_keras.training.trainer import Trainer
 
     root = tmp_path_factory.mktemp("objects")
     write_phantom_dataset(root / "bags", n=40, size=32, seed=0, progress=False, workers=1)
@@ -58,7 +58,7 @@ def test_generated_objects_are_transmission_maps_of_the_class():
 
 
 def test_composites_have_exact_boxes_and_export_yolo(object_runs, tmp_path):
-    from vae_keras.checkpoint import load_run
+    from vae_keras.training.checkpoint import load_run
     from vae_keras.cli import main
 
     root, _ = object_runs
@@ -87,7 +87,7 @@ def test_composites_have_exact_boxes_and_export_yolo(object_runs, tmp_path):
 def test_evaluate_measures_composites(object_runs):
     import json
 
-    from vae_keras.evaluate import evaluate_run, objects_metrics_file
+    from vae_keras.evaluation.evaluate import evaluate_run, objects_metrics_file
 
     root, _ = object_runs
     metrics = evaluate_run(root / "bag_run", root / "bags", n=12, k=2, n_likelihood=4, n_per_class=4, folds=2,

@@ -5,7 +5,7 @@ Fast (a few seconds) and without TensorFlow.
 import numpy as np
 import pytest
 
-from data_prep.manifest import CLASSES, read_manifest
+from vae_keras.io.manifest import CLASSES, read_manifest
 from data_prep.phantoms import render_phantom, split_of, write_phantom_dataset
 from data_prep.xray_physics import (attenuation_to_intensity, blur, box_downsample,
                                     fast_standard_normal, mu)

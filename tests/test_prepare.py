@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from data_prep import prepare as prep
-from data_prep.manifest import read_manifest
+from vae_keras.io.manifest import read_manifest
 from data_prep.prepare import (BadImageError, PrepareError, assign_splits, letterbox, load_grayscale,
                                prepare, read_ground_truth)
 

@@ -17,7 +17,7 @@ pytest.importorskip("data_prep.phantoms", reason="data_prep/phantoms.py (render_
 
 import data_prep.tfds_gdxray  # noqa: E402,F401  (registers gdxray_baggages)
 import data_prep.tfds_phantoms  # noqa: E402,F401  (registers xray_phantoms)
-from data_prep.manifest import CLASSES  # noqa: E402
+from vae_keras.io.manifest import CLASSES  # noqa: E402
 
 OFFLINE = tfds.download.DownloadConfig(try_download_gcs=False)
 

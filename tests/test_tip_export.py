@@ -1,11 +1,12 @@
-"""Threat image projection (vae_keras.tip) and the detector export (vae_keras.export)."""
+"""Threat image projection (vae_keras.sampling.tip) and the detector export (vae_keras.sampling.export)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from data_prep.manifest import CLASSES, read_manifest
-from vae_keras import export, tip
+from vae_keras.io.manifest import CLASSES, read_manifest
+from vae_keras.io import detection
+from vae_keras.sampling import export, tip
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,7 @@ def test_tip_images_boxes_match_labels(boxed_dataset):
     crops = tip.crops_from_prepared(boxed_dataset, "train")
     assert crops and all(c.label in CLASSES for c in crops)
     assert all(0 < c.transmission.min() and c.transmission.max() <= 1 for c in crops)
-    from vae_keras.data import load_split
+    from vae_keras.data.pipeline import load_split
 
     bags, _ = load_split(boxed_dataset, "train")
     images, labels, boxes, _ = tip.tip_images(bags, crops, 12, seed=0)
@@ -106,13 +107,13 @@ def _hybrid(n=5):
 
 def test_yolo_round_trip(tmp_path):
     images, _, boxes = _hybrid()
-    rows = export.export_detection(tmp_path, images, boxes, fmt="yolo")
+    rows = detection.export_detection(tmp_path, images, boxes, fmt="yolo")
     assert (tmp_path / "classes.txt").read_text().split() == list(CLASSES)
     assert "nc: 4" in (tmp_path / "data.yaml").read_text()
     assert len(read_manifest(tmp_path / "manifest.csv")) == 5
     for i, row in enumerate(rows):
         assert (tmp_path / row.path).is_file()
-        parsed = export.parse_yolo((tmp_path / "labels" / f"sample_{i:06d}.txt").read_text(), 32, 32)
+        parsed = detection.parse_yolo((tmp_path / "labels" / f"sample_{i:06d}.txt").read_text(), 32, 32)
         assert [p["label"] for p in parsed] == [b["label"] for b in boxes[i]]
         for p, b in zip(parsed, boxes[i]):
             np.testing.assert_allclose(p["box"], b["box"], atol=1e-3)
@@ -127,7 +128,7 @@ def test_voc_is_read_by_our_importer(tmp_path):
     from data_prep.prepare import read_voc_xml
 
     images, _, boxes = _hybrid()
-    export.export_detection(tmp_path, images, boxes, fmt="voc")
+    detection.export_detection(tmp_path, images, boxes, fmt="voc")
     for i in range(5):
         parsed = read_voc_xml(tmp_path / "annotations" / f"sample_{i:06d}.xml", image_size=(32, 32))
         assert [p["label"] for p in parsed] == [b["label"] for b in boxes[i]]
@@ -137,7 +138,7 @@ def test_voc_is_read_by_our_importer(tmp_path):
 
 def test_csv_keeps_boxes_and_image_level_labels(tmp_path):
     images = np.full((2, 32, 32, 1), 0.7, np.float32)
-    rows = export.export_detection(tmp_path, images, None, labels=[["knife"], []], fmt="csv")
+    rows = detection.export_detection(tmp_path, images, None, labels=[["knife"], []], fmt="csv")
     back = read_manifest(tmp_path / "manifest.csv")
     assert [r.labels for r in back] == [["knife"], []] and [r.path for r in back] == [r.path for r in rows]
 
@@ -145,28 +146,28 @@ def test_csv_keeps_boxes_and_image_level_labels(tmp_path):
 def test_yolo_refuses_labels_without_boxes(tmp_path):
     images = np.full((2, 32, 32, 1), 0.7, np.float32)
     with pytest.raises(ValueError, match="hybrid"):
-        export.export_detection(tmp_path, images, None, labels=[["knife"], []], fmt="yolo")
+        detection.export_detection(tmp_path, images, None, labels=[["knife"], []], fmt="yolo")
     assert not (tmp_path / "images").exists()                 # refused before writing anything
-    export.export_detection(tmp_path, images, None, labels=[[], []], fmt="yolo")   # benign: negatives
+    detection.export_detection(tmp_path, images, None, labels=[[], []], fmt="yolo")   # benign: negatives
     assert (tmp_path / "labels" / "sample_000000.txt").read_text() == ""
 
 
 def test_export_replaces_an_old_export_and_never_a_data_set(tmp_path, boxed_dataset):
     images, _, boxes = _hybrid()
-    export.export_detection(tmp_path, images, boxes, fmt="yolo")
-    export.export_detection(tmp_path, images[:2], boxes[:2], fmt="yolo")
+    detection.export_detection(tmp_path, images, boxes, fmt="yolo")
+    detection.export_detection(tmp_path, images[:2], boxes[:2], fmt="yolo")
     assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["sample_000000.png", "sample_000001.png"]
     assert len(list((tmp_path / "labels").iterdir())) == 2
     with pytest.raises(FileExistsError):
-        export.export_detection(tmp_path, images, boxes, fmt="yolo", overwrite=False)
+        detection.export_detection(tmp_path, images, boxes, fmt="yolo", overwrite=False)
     with pytest.raises(FileExistsError, match="not an export"):
-        export.export_detection(boxed_dataset, images, boxes, fmt="csv")
+        detection.export_detection(boxed_dataset, images, boxes, fmt="csv")
 
 
 def test_killed_export_leaves_complete_pairs(tmp_path, monkeypatch):
     images, _, boxes = _hybrid()
     calls = {"n": 0}
-    real_commit = export.commit_files
+    real_commit = detection.commit_files
 
     def dying_commit(moves, index, text):
         calls["n"] += 1
@@ -174,9 +175,9 @@ def test_killed_export_leaves_complete_pairs(tmp_path, monkeypatch):
             raise KeyboardInterrupt                           # killed during the second batch
         return real_commit(moves, index, text)
 
-    monkeypatch.setattr(export, "commit_files", dying_commit)
+    monkeypatch.setattr(detection, "commit_files", dying_commit)
     with pytest.raises(KeyboardInterrupt):
-        export.export_detection(tmp_path, images, boxes, fmt="yolo", batch_size=2)
+        detection.export_detection(tmp_path, images, boxes, fmt="yolo", batch_size=2)
     rows = read_manifest(tmp_path / "manifest.csv")
     assert len(rows) == 2
     pngs = sorted(p.stem for p in (tmp_path / "images").glob("*.png"))
@@ -187,7 +188,7 @@ def test_killed_export_leaves_complete_pairs(tmp_path, monkeypatch):
 def test_export_run_hybrid(tmp_path, boxed_dataset):
     """The `generate --format yolo --tip DATA` path end to end on a 1-epoch conditional run."""
     from vae_keras.config import get_config
-    from vae_keras.train import train
+    from vae_keras.training.trainer import train
 
     cfg = get_config("conditional", quick=False, image_size=32, epochs=1, latent_dim=4, gmm_components=2)
     train(cfg, boxed_dataset, tmp_path / "run", progress=False)

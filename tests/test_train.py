@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vae_keras.checkpoint import latest_checkpoint, load_history, load_run
+from vae_keras.training.checkpoint import latest_checkpoint, load_history, load_run
 from vae_keras.config import get_config
 from vae_keras.errors import RunExists, TrainingDiverged
-from vae_keras.train import Trainer, train
+from vae_keras.training.trainer import Trainer, train
 
 
 def tiny_config(**kw):

@@ -1,4 +1,4 @@
-"""Pictures (vae_keras.visualize) and sampling/export (vae_keras.generate)."""
+"""Pictures (vae_keras.viz.figures) and sampling/export (vae_keras.sampling.generate)."""
 from __future__ import annotations
 
 import types
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_prep.atomic import save_png_atomic
-from data_prep.manifest import read_manifest
-from vae_keras import generate
-from vae_keras.generate import export_samples, interpolate, reconstruct, sample_images
-from vae_keras.visualize import image_grid, interpolation_strip, latent_manifold, make_gif, plot_history
+from vae_keras.io.atomic import save_png_atomic
+from vae_keras.io.manifest import read_manifest
+from vae_keras.sampling import generate
+from vae_keras.sampling.generate import export_samples, interpolate, reconstruct, sample_images
+from vae_keras.viz.figures import image_grid, interpolation_strip, latent_manifold, make_gif, plot_history
 
 
 class KnownActiveDimsModel:
@@ -40,7 +40,7 @@ class KnownActiveDimsModel:
 
 @pytest.fixture(scope="session")
 def real_batch(tiny_dataset):
-    from vae_keras.data import load_split
+    from vae_keras.data.pipeline import load_split
 
     images, _ = load_split(tiny_dataset, "train")
     return images[:8].astype(np.float32) / 255.0                 # (8, 32, 32, 1)
@@ -88,7 +88,7 @@ def test_make_gif_frames(tmp_path):
 def test_latent_manifold_picks_most_active_dims(tmp_path):
     model = KnownActiveDimsModel()
     data = np.random.default_rng(0).random((16, 8, 8, 1)).astype(np.float32)
-    from vae_keras.visualize import most_active_dims
+    from vae_keras.viz.figures import most_active_dims
 
     assert list(most_active_dims(model, data)) == [3, 1]
     grid = latent_manifold(model, tmp_path / "m.png", n=5, data=data)

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from vae_keras.errors import ConfigError
+from vae_keras.io.atomic import atomic_write_text
+
 QUICK_ENV = "XRAY_VAE_QUICK"
 LIKELIHOODS = ("bernoulli", "gaussian_sigma")
 ARCHITECTURES = ("seed", "resnet")
@@ -51,11 +54,11 @@ class VAEConfig:
             not penalised (Kingma et al. 2016; 0 = off). Needs ``analytic_kl``.
         adversarial_weight: weight of the adversarial patch loss on the reconstructions, relative to
             the reconstruction loss's gradient at the decoder's last layer (VQGAN's adaptive weight,
-            :mod:`vae_keras.adversarial`); 0 = off.
+            :mod:`vae_keras.models.adversarial`); 0 = off.
         adversarial_start_epoch: epochs of plain VAE training before the discriminator joins.
         conditional: feed the multi-hot threat labels to encoder and decoder (a conditional VAE).
         layout: condition on layout maps instead, where each threat is (boxes rasterized to an
-            (S/4, S/4, classes) map, :mod:`vae_keras.layouts`), injected at every decoder scale.
+            (S/4, S/4, classes) map, :mod:`vae_keras.data.layouts`), injected at every decoder scale.
             Needs ``conditional`` and the ``resnet`` architecture.
         num_classes: length of the label vector (the manifest's classes).
         sampler: how ``generate`` draws latents: ``normal`` (the prior N(0, I)) or ``gmm`` (a
@@ -105,39 +108,39 @@ class VAEConfig:
         """Raise ``ValueError`` with an actionable message for an impossible configuration."""
         stride = 2 ** len(self.encoder_filters)
         if len(self.encoder_filters) != len(self.decoder_filters):
-            raise ValueError(
+            raise ConfigError(
                 f"encoder_filters {self.encoder_filters} and decoder_filters {self.decoder_filters} "
                 "must have the same length (each halves / doubles the image side)")
         if self.image_size < stride or self.image_size % stride:
-            raise ValueError(
+            raise ConfigError(
                 f"image_size must be a positive multiple of {stride} for {len(self.encoder_filters)} "
                 f"stride-2 layers; got {self.image_size}")
         if self.latent_dim < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
+            raise ConfigError(f"latent_dim must be >= 1, got {self.latent_dim}")
         if self.batch_size < 1 or self.epochs < 0:
-            raise ValueError(f"batch_size must be >= 1 and epochs >= 0, got {self.batch_size}, {self.epochs}")
+            raise ConfigError(f"batch_size must be >= 1 and epochs >= 0, got {self.batch_size}, {self.epochs}")
         if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+            raise ConfigError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
         if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+            raise ConfigError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
         if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+            raise ConfigError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if self.res_blocks < 0 or self.kl_warmup_epochs < 0 or self.free_bits < 0:
-            raise ValueError(f"res_blocks, kl_warmup_epochs and free_bits must be >= 0, got "
+            raise ConfigError(f"res_blocks, kl_warmup_epochs and free_bits must be >= 0, got "
                              f"{self.res_blocks}, {self.kl_warmup_epochs}, {self.free_bits}")
         if self.adversarial_weight < 0 or self.adversarial_start_epoch < 0:
-            raise ValueError(f"adversarial_weight and adversarial_start_epoch must be >= 0, got "
+            raise ConfigError(f"adversarial_weight and adversarial_start_epoch must be >= 0, got "
                              f"{self.adversarial_weight}, {self.adversarial_start_epoch}")
         if self.free_bits > 0 and not self.analytic_kl:
-            raise ValueError("free_bits needs analytic_kl=True (free bits act on each dimension's closed-form KL)")
+            raise ConfigError("free_bits needs analytic_kl=True (free bits act on each dimension's closed-form KL)")
         if self.layout and not (self.conditional and self.architecture == "resnet"):
-            raise ValueError("layout=True needs conditional=True and architecture='resnet' (layout maps are "
+            raise ConfigError("layout=True needs conditional=True and architecture='resnet' (layout maps are "
                              "injected at each scale of the residual decoder)")
         if self.num_classes < 1 or self.gmm_components < 1:
-            raise ValueError(f"num_classes and gmm_components must be >= 1, got {self.num_classes}, "
+            raise ConfigError(f"num_classes and gmm_components must be >= 1, got {self.num_classes}, "
                              f"{self.gmm_components}")
         if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
 
     # -- (de)serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -154,7 +157,7 @@ class VAEConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown configuration key(s) {sorted(unknown)}; known: {sorted(known)}")
+            raise ConfigError(f"unknown configuration key(s) {sorted(unknown)}; known: {sorted(known)}")
         return cls(**d)
 
     @classmethod
@@ -162,7 +165,6 @@ class VAEConfig:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
     def save(self, path) -> Path:
-        from data_prep.atomic import atomic_write_text
 
         return atomic_write_text(path, self.to_json() + "\n")
 
@@ -197,7 +199,7 @@ CONDITIONAL = ADVERSARIAL.replace(name="conditional", conditional=True)
 #: layout with a knife, and the export gets its boxes).
 LAYOUT = CONDITIONAL.replace(name="layout", layout=True)
 
-#: The threat-object VAE of composite generation (:mod:`vae_keras.objects`): ``conditional`` with a
+#: The threat-object VAE of composite generation (:mod:`vae_keras.sampling.objects`): ``conditional`` with a
 #: 32-dimensional latent, trained on the threats alone (``python -m vae_keras objects``), at half the
 #: bags' side (``--size 32`` for 64x64 bags).
 OBJECTS = CONDITIONAL.replace(name="objects", latent_dim=32)
@@ -221,7 +223,7 @@ def get_config(name: str = "seed", quick: Optional[bool] = None, **overrides) ->
         **overrides: field values; ``None`` values are ignored.
     """
     if name not in NAMED_CONFIGS:
-        raise ValueError(f"unknown configuration {name!r}; choose one of {sorted(NAMED_CONFIGS)}")
+        raise ConfigError(f"unknown configuration {name!r}; choose one of {sorted(NAMED_CONFIGS)}")
     cfg = NAMED_CONFIGS[name]
     if quick_mode() if quick is None else quick:
         cfg = cfg.replace(**QUICK_OVERRIDES)

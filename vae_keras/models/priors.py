@@ -20,7 +20,11 @@ from typing import Optional
 
 import numpy as np
 
-from data_prep.atomic import PathLike
+from vae_keras.io.atomic import PathLike
+from vae_keras.io.manifest import CLASSES
+import io
+from vae_keras.io.atomic import atomic_write_bytes
+from vae_keras.data.layouts import unpack_boxes
 
 GMM_FILE = "sampler_gmm.npz"
 LABELS_FILE = "label_prior.npz"
@@ -162,7 +166,7 @@ class GMMSampler:
                     k = max(1, min(self.n_components, int(rows.sum()) // self.points_per_component))
                     self.by_labels[key] = fit_gmm(z[rows], k, seed=self.seed)[:3]
         if boxes is not None:
-            from vae_keras.layouts import pack_boxes
+            from vae_keras.data.layouts import pack_boxes
 
             self.layout_boxes = pack_boxes(boxes)
             self.layout_labels = (np.asarray(labels) > 0.5).astype(np.int8)
@@ -192,7 +196,6 @@ class GMMSampler:
         training image has gets, per class, the boxes of that class from a random training image,
         and a latent from the whole mixture. ``labels`` None: the training images' own mix.
         """
-        from vae_keras.layouts import unpack_boxes
 
         if self.layout_boxes is None:
             raise ValueError("this sampler holds no layouts: it was not fitted on a layout model's boxes")
@@ -253,9 +256,7 @@ class GMMSampler:
         return z.astype(np.float32)                                       # (n, latent_dim)
 
     def save(self, run_dir: PathLike) -> Path:
-        import io
 
-        from data_prep.atomic import atomic_write_bytes
 
         arrays = dict(weights=self.weights, means=self.means, covariances=self.covariances,
                       label_keys=np.array(sorted(self.by_labels), np.int8).reshape(len(self.by_labels), -1 if self.by_labels else 0))
@@ -287,7 +288,6 @@ class GMMSampler:
 
 
 def _class_name(index: int) -> str:
-    from data_prep.manifest import CLASSES
 
     return CLASSES[int(index)]
 
@@ -313,9 +313,7 @@ def load_sampler(run_dir: PathLike, model, kind: Optional[str] = None):
 # -- the labels of a conditional model ----------------------------------------------------------
 def save_label_prior(run_dir: PathLike, labels: np.ndarray) -> Path:
     """Save the training split's label combinations and their frequencies (``RUN/label_prior.npz``)."""
-    import io
 
-    from data_prep.atomic import atomic_write_bytes
 
     combos, counts = np.unique(np.asarray(labels, np.float32), axis=0, return_counts=True)
     buf = io.BytesIO()
@@ -339,7 +337,6 @@ def answers_labels(config, sampler) -> bool:
 def sample_label_mix(run_dir: PathLike, n: int, seed: int = 0):
     """``n`` lists of class names drawn with the training split's label frequencies, or None when the
     run saved no label prior (its data had no labels)."""
-    from data_prep.manifest import CLASSES
 
     if not (Path(run_dir) / LABELS_FILE).is_file():
         return None

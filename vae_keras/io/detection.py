@@ -16,8 +16,8 @@ nobody knows where the knife they were asked for is. Detectors read a missing bo
 YOLO or VOC with an empty box list would teach them the opposite of the truth. Therefore
 :func:`export_detection` *refuses* (``ValueError``) a yolo/voc export of an image whose labels
 are not all covered by boxes; benign images (no labels) are fine and become negatives. For
-detector training use the **hybrid** mode (:func:`hybrid_samples`): a benign bag from the VAE
-with real threat items projected into it (:mod:`vae_keras.tip`), whose boxes are exact.
+detector training use the **hybrid** mode (:func:`vae_keras.sampling.tip.hybrid_samples`): a benign bag from the VAE
+with real threat items projected into it (:mod:`vae_keras.sampling.tip`), whose boxes are exact.
 
 **Atomic.** Each batch is written under hidden temporary names, flushed, then renamed: label
 files first, images second, and the manifest last (:func:`data_prep.atomic.commit_files`). A
@@ -25,7 +25,7 @@ killed export leaves complete pairs, at most a few label files without an image 
 detectors ignore) and hidden ``.tmp`` files; the next export into the folder removes them.
 
 Example:
-    >>> rows = export_run("runs/cond", 500, "export/", fmt="yolo", labels=["knife"], tip_data="data/phantoms")
+    >>> rows = export_detection("export/", images, boxes, fmt="yolo")
 """
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from data_prep.atomic import PathLike, atomic_write_text, commit_files, sync_files
-from data_prep.manifest import CLASSES, ManifestRow, manifest_text, read_manifest, write_manifest
+from vae_keras.io.atomic import PathLike, atomic_write_text, commit_files, sync_files
+from vae_keras.io.manifest import CLASSES, ManifestRow, manifest_text, read_manifest, write_manifest
 
 FORMATS = ("yolo", "voc", "csv")
 MANIFEST = "manifest.csv"
@@ -95,12 +95,12 @@ def voc_xml(filename: str, boxes: Sequence[dict], width: int, height: int) -> st
 def data_yaml() -> str:
     """Ultralytics ``data.yaml`` for an export folder (train and val both point at ``images``)."""
     names = ", ".join(CLASSES)
-    return (f"# written by vae_keras.export: {len(CLASSES)} threat classes\n"
+    return (f"# written by vae_keras.sampling.export: {len(CLASSES)} threat classes\n"
             f"path: .\ntrain: {IMAGES_DIR}\nval: {IMAGES_DIR}\nnc: {len(CLASSES)}\nnames: [{names}]\n")
 
 
 # -- the export ------------------------------------------------------------------------------------
-def _check_boxes(labels_per_image, boxes_per_image, fmt):
+def check_boxes(labels_per_image, boxes_per_image, fmt):
     """yolo/voc need every labelled class of an image covered by a box (see the module docstring)."""
     if fmt == "csv":
         return
@@ -193,7 +193,7 @@ def export_detection(out_dir: PathLike, images, boxes: Optional[Sequence[Sequenc
     unknown = [u for u in unknown if u not in CLASSES]
     if unknown:
         raise ValueError(f"unknown class(es) {unknown}; known: {CLASSES}")
-    _check_boxes(labels, boxes, fmt)
+    check_boxes(labels, boxes, fmt)
 
     out_dir = Path(out_dir)
     _prepare_folder(out_dir, overwrite)
@@ -236,88 +236,3 @@ def export_detection(out_dir: PathLike, images, boxes: Optional[Sequence[Sequenc
         sync_files(out_dir, [src for src, _ in moves])
         commit_files(moves, out_dir / MANIFEST, manifest_text(rows[:end]))
     return rows
-
-
-# -- the hybrid mode ----------------------------------------------------------------------------
-def hybrid_samples(model, labels_per_image: Sequence[Sequence[str]], crops, seed: int = 0,
-                   temperature: float = 1.0, sampler=None, batch_size: int = 64, **kwargs):
-    """Benign bags from the VAE with real threat items projected into them (exact boxes).
-
-    Args:
-        model: a trained CVAE (a conditional one is asked for benign bags; an unconditional
-            one's samples are used as they are).
-        labels_per_image: the classes each image must contain (one projected item per class);
-            an empty list gives a plain generated bag (a negative).
-        crops: :class:`vae_keras.tip.ThreatCrop` s, e.g. ``tip.crops_from_prepared(DATA, "train")``.
-        **kwargs: passed to :func:`vae_keras.tip.project` (``scale_range``, ``rotate``, ``flip``).
-
-    Returns:
-        ``(images (n, S, S, 1) float32, labels (n, C) float32, boxes: n lists)``.
-    """
-    from vae_keras import tip
-    from vae_keras.generate import sample_images
-
-    n = len(labels_per_image)
-    bags = sample_images(model, n, temperature=temperature, seed=seed, batch_size=batch_size,
-                         labels=[[] for _ in range(n)], sampler=sampler)     # (n, S, S, 1), benign
-    return tip.project_labels(bags, labels_per_image, crops, seed=seed, **kwargs)
-
-
-def export_run(run_dir: PathLike, n: int, out_dir: PathLike, fmt: str = "yolo", labels=None,
-               tip_data: Optional[PathLike] = None, seed: int = 0, temperature: float = 1.0,
-               batch_size: int = 64, overwrite: bool = True, tip_split: str = "train",
-               model=None, objects_run: Optional[PathLike] = None) -> List[ManifestRow]:
-    """``generate RUN --n N --out DIR --format FMT [--label CLASS] [--tip DATA]`` in one call.
-
-    Args:
-        run_dir: a trained run (its sampler, e.g. the fitted ``gmm``, is used).
-        labels: the classes every image must contain (``["knife"]``; ``[]`` for benign) or one
-            list per image; ``None``: benign.
-        tip_data: a prepared, boxed data set (phantoms or ``prepare`` output): hybrid mode, real
-            threats of its ``tip_split`` projected into generated benign bags, exact boxes.
-            Without it, images are pure VAE samples: a ``layout`` run's carry the boxes of their
-            layouts (any format); other runs' have image-level labels only (``csv``, unless benign).
-        model: the run's model when the caller has loaded it already (``load_run``); default loaded here.
-        objects_run: an object VAE (:mod:`vae_keras.objects`): composite mode, *generated* threats
-            projected into generated benign bags, exact boxes (instead of ``tip_data``'s real ones).
-
-    Returns:
-        the manifest rows written to ``out_dir/manifest.csv``.
-    """
-    from vae_keras import tip
-    from vae_keras.checkpoint import load_config, load_run
-    from vae_keras.generate import _per_sample_labels, sample_with_boxes
-    from vae_keras.samplers import load_sampler
-
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
-    per = _per_sample_labels(labels, int(n))
-    layout_run = (model.config if model is not None else load_config(run_dir)).layout
-    if tip_data is not None and objects_run is not None:
-        raise ValueError("choose the real threats of tip_data or the generated ones of objects_run, not both")
-    if tip_data is None and objects_run is None and not layout_run:  # fail before any work
-        _check_boxes(per, [[] for _ in per], fmt)
-    if model is None:
-        _, model = load_run(run_dir)
-    config = model.config
-    sampler = load_sampler(run_dir, model)
-    name = Path(run_dir).name
-    if objects_run is not None:
-        from vae_keras.objects import composite_samples, load_objects
-
-        object_model, object_sampler = load_objects(objects_run)
-        images, _, boxes = composite_samples(model, object_model, per, seed=seed, temperature=temperature,
-                                             bag_sampler=sampler, object_sampler=object_sampler,
-                                             batch_size=batch_size, object_name=Path(objects_run).name)
-        sources = [f"composite:vae:{name}:{seed}:{i}+objects:{Path(objects_run).name}" for i in range(len(per))]
-    elif tip_data is not None:
-        crops = tip.crops_from_prepared(tip_data, tip_split, image_size=config.image_size)
-        images, _, boxes = hybrid_samples(model, per, crops, seed=seed, temperature=temperature,
-                                          sampler=sampler, batch_size=batch_size)
-        sources = [f"hybrid:vae:{name}:{seed}:{i}+tip:{Path(tip_data).name}" for i in range(len(per))]
-    else:
-        images, boxes = sample_with_boxes(model, int(n), temperature=temperature, seed=seed, batch_size=batch_size,
-                                          labels=per, sampler=sampler)   # boxes: a layout run's layouts
-        sources = [f"vae:{name}:{seed}:{i}" for i in range(len(per))]
-    return export_detection(out_dir, images, boxes, labels=per, fmt=fmt, sources=sources, overwrite=overwrite,
-                            batch_size=batch_size)

@@ -7,7 +7,7 @@ shape must all pass through one latent vector. A second, small conditional VAE t
 threats *alone* (each boxed threat of the training split cut out as a transmission map and
 centred on an empty canvas) has only the shape to learn, and learns it in minutes. X-ray
 images compose exactly: the transmission of a bag with an object in it is the product of the
-two (Beer-Lambert), which is what threat image projection (:mod:`vae_keras.tip`) does with
+two (Beer-Lambert), which is what threat image projection (:mod:`vae_keras.sampling.tip`) does with
 real items. Here both parts are generated, so every composite is a new bag with a new
 knife, and its box is exact.
 
@@ -27,7 +27,20 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from data_prep.atomic import PathLike
+from vae_keras.io.atomic import PathLike
+from vae_keras.sampling.tip import resize_patch
+from vae_keras.io.atomic import save_png_atomic
+from vae_keras.io.manifest import ManifestRow, read_manifest, write_manifest
+from vae_keras.sampling import tip
+from vae_keras.data.pipeline import MANIFEST
+from vae_keras.io.manifest import CLASSES
+from vae_keras.sampling.generate import sample_images
+from vae_keras.sampling.tip import FOOTPRINT_TOL, ThreatCrop, resize_patch
+from vae_keras.sampling.tip import hybrid_samples
+from vae_keras.config import get_config
+from vae_keras.training.trainer import train
+from vae_keras.training.checkpoint import load_run
+from vae_keras.models.priors import load_sampler
 
 #: The object canvas is the bag image's side divided by this.
 OBJECT_SCALE = 2
@@ -49,12 +62,11 @@ def object_canvas(bag_size: int) -> int:
 
 def _on_canvas(t: np.ndarray, side: int) -> np.ndarray:
     """A transmission map centred on a (side, side) canvas of ones (shrunk to fit when larger)."""
-    from vae_keras.tip import _resize
 
     h, w = t.shape
     if max(h, w) > side:
         f = side / float(max(h, w))
-        t = _resize(t, max(1, int(round(h * f))), max(1, int(round(w * f))))
+        t = resize_patch(t, max(1, int(round(h * f))), max(1, int(round(w * f))))
         h, w = t.shape
     canvas = np.ones((side, side), np.float32)
     y, x = (side - h) // 2, (side - w) // 2
@@ -77,10 +89,6 @@ def write_object_dataset(data_dir: PathLike, out_dir: PathLike, bag_size: int, p
         FileExistsError: ``out_dir`` holds a data set that is not an object set.
         ValueError: ``data_dir`` has no boxed threat.
     """
-    from data_prep.atomic import save_png_atomic
-    from data_prep.manifest import ManifestRow, read_manifest, write_manifest
-    from vae_keras import tip
-    from vae_keras.data import MANIFEST
 
     out_dir = Path(out_dir)
     if (out_dir / MANIFEST).is_file():
@@ -117,9 +125,6 @@ def generated_objects(model, counts: Dict[str, int], bag_size: int, seed: int = 
     Each sample is rescaled to the bag's object canvas (``bag_size / 2``), its near-transparent
     haze set to exactly 1 (so no faint square is pasted), and trimmed to its footprint.
     """
-    from data_prep.manifest import CLASSES
-    from vae_keras.generate import sample_images
-    from vae_keras.tip import FOOTPRINT_TOL, ThreatCrop, _resize
 
     side = object_canvas(bag_size)
     crops = []
@@ -131,7 +136,7 @@ def generated_objects(model, counts: Dict[str, int], bag_size: int, seed: int = 
                                 labels=[c], sampler=sampler, batch_size=batch_size)[..., 0]   # (k, s, s)
         for j, t in enumerate(patches):
             t = t / OBJECT_LEVEL                                           # back to transmission
-            t = t if t.shape[0] == side else _resize(np.clip(t, 1e-3, 1.0), side, side)
+            t = t if t.shape[0] == side else resize_patch(np.clip(t, 1e-3, 1.0), side, side)
             t = np.where(t > 1.0 - FOOTPRINT_TOL, 1.0, np.clip(t, 1e-3, 1.0)).astype(np.float32)
             ys, xs = np.nonzero(t < 1.0)
             if len(xs):
@@ -148,7 +153,6 @@ def composite_samples(bag_model, object_model, labels_per_image: Sequence[Sequen
     Returns:
         ``(images (n, S, S, 1) float32, labels (n, C) float32, boxes: n lists)``, boxes exact.
     """
-    from vae_keras.export import hybrid_samples
 
     counts: Dict[str, int] = {}
     for names in labels_per_image:
@@ -166,9 +170,6 @@ def train_object_vae(data_dir: PathLike, object_data: PathLike, run_dir: PathLik
     """The object VAE of ``data_dir``'s threats for bags of ``bag_size``: cuts them out into
     ``object_data`` (unless already there) and trains ``--config objects`` at the object canvas
     for ``minutes`` into ``run_dir``; returns the :class:`~vae_keras.train.Trainer`."""
-    from vae_keras.config import get_config
-    from vae_keras.data import MANIFEST
-    from vae_keras.train import train
 
     if not (Path(object_data) / MANIFEST).is_file():
         write_object_dataset(data_dir, object_data, bag_size, progress=False)
@@ -178,8 +179,6 @@ def train_object_vae(data_dir: PathLike, object_data: PathLike, run_dir: PathLik
 
 def load_objects(run_dir: PathLike):
     """``(model, sampler)`` of a trained object run (its configured sampler)."""
-    from vae_keras.checkpoint import load_run
-    from vae_keras.samplers import load_sampler
 
     config, model = load_run(run_dir)
     if not config.conditional:

@@ -30,8 +30,8 @@ from typing import List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from data_prep.atomic import PathLike, atomic_write_text
-from data_prep.manifest import CLASSES, read_manifest
+from vae_keras.io.atomic import PathLike, atomic_write_text
+from vae_keras.io.manifest import CLASSES, read_manifest
 
 MANIFEST = "manifest.csv"
 CACHE_DIR = ".cache"
@@ -63,7 +63,7 @@ def _resize_uint8(images: np.ndarray, size: int, chunk: int = 256) -> np.ndarray
     return out
 
 
-def _split_rows(data_dir: Path, split: str):
+def split_rows(data_dir: Path, split: str):
     """The manifest rows of ``split``, with errors that say how to fix a missing data set."""
     if not data_dir.is_dir():
         raise FileNotFoundError(f"data folder {data_dir} does not exist: {_HOW_TO_MAKE_DATA}")
@@ -101,7 +101,7 @@ def load_split(data_dir: PathLike, split: str, image_size: Optional[int] = None
     data_dir = Path(data_dir)
     if image_size is not None and int(image_size) < 1:
         raise ValueError(f"image_size must be a positive integer or None, got {image_size!r}")
-    rows = _split_rows(data_dir, split)
+    rows = split_rows(data_dir, split)
     labels = np.stack([r.multi_hot() for r in rows]).astype(np.float32)   # (n, 4)
 
     paths = [data_dir / row.path for row in rows]
@@ -131,12 +131,12 @@ def load_split(data_dir: PathLike, split: str, image_size: Optional[int] = None
 
 
 # -- the TFRecord cache ------------------------------------------------------------------------
-def _fingerprint(data_dir: Path, split: str, size: int) -> str:
+def fingerprint(data_dir: Path, split: str, size: int) -> str:
     """A short hash of the manifest and the split's files (size, mtime): a changed set gets a new cache."""
     h = hashlib.sha256()
     h.update((data_dir / MANIFEST).read_bytes())
     h.update(f"{split}|{size}".encode())
-    for row in _split_rows(data_dir, split):
+    for row in split_rows(data_dir, split):
         st = (data_dir / row.path).stat()
         h.update(f"{row.path}|{st.st_size}|{st.st_mtime_ns}".encode())
     return h.hexdigest()[:12]
@@ -156,7 +156,7 @@ def tfrecord_cache(data_dir: PathLike, split: str, image_size: int,
     """
     data_dir = Path(data_dir)
     size = int(image_size)
-    final = data_dir / CACHE_DIR / f"{split}-{size}-{_fingerprint(data_dir, split, size)}"
+    final = data_dir / CACHE_DIR / f"{split}-{size}-{fingerprint(data_dir, split, size)}"
     done = final / _CACHE_DONE
     if done.is_file():
         return [str(final / name) for name in json.loads(done.read_text())["shards"]]
@@ -239,7 +239,7 @@ def dataset_from_arrays(images: np.ndarray, labels: Optional[np.ndarray] = None,
                         with_labels: bool = False, drop_remainder: bool = False) -> tf.data.Dataset:
     """The in-memory pipeline on already decoded ``uint8`` images (n, S, S, 1).
 
-    ``labels`` may also be uint8 layout maps (n, L, L, C) (:mod:`vae_keras.layouts`): they are
+    ``labels`` may also be uint8 layout maps (n, L, L, C) (:mod:`vae_keras.data.layouts`): they are
     scaled to [0, 1] and flipped with their images.
 
     The training loop decodes a split once with :func:`load_split` and calls this every epoch

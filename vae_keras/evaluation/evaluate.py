@@ -31,8 +31,14 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from vae_keras import metrics as M
-from vae_keras.losses import log_likelihood_terms, log_normal_pdf
+from vae_keras.evaluation import metrics as M
+from vae_keras.models.losses import log_likelihood_terms, log_normal_pdf
+from vae_keras.io.manifest import CLASSES
+from vae_keras.data.pipeline import CACHE_DIR, fingerprint, load_split
+from vae_keras.training.checkpoint import load_run
+from vae_keras.data.pipeline import load_split
+from vae_keras.sampling.generate import reconstruct, sample_images
+from vae_keras.models.priors import answers_labels, load_sampler, sample_label_mix
 
 METRICS_FILE = "metrics.json"
 CLASSIFIER_PREFIX = "threat_classifier_{size}"
@@ -69,18 +75,16 @@ def importance_weighted_nll(model, images, labels=None, k: int = 64, batch_size:
 
 def threat_classifier(data_dir, image_size: int, progress: bool = True):
     """The data set's :class:`~vae_keras.metrics.ThreatClassifier`, trained once and cached."""
-    from data_prep.manifest import CLASSES
-    from vae_keras.data import CACHE_DIR, _fingerprint, load_split
 
     data_dir = Path(data_dir)
     prefix = data_dir / CACHE_DIR / CLASSIFIER_PREFIX.format(size=image_size)
-    fingerprint = _fingerprint(data_dir, "train", image_size)
+    data_key = fingerprint(data_dir, "train", image_size)
     if Path(str(prefix) + ".json").is_file() and Path(str(prefix) + ".weights.h5").is_file():
         try:
             clf = M.ThreatClassifier.load(prefix)
         except (ValueError, KeyError, OSError):  # written by an older classifier version
             clf = M.ThreatClassifier(image_size, CLASSES)
-        if clf.info.get("fingerprint") == fingerprint and clf.info.get("version") == M.CLASSIFIER_VERSION:
+        if clf.info.get("fingerprint") == data_key and clf.info.get("version") == M.CLASSIFIER_VERSION:
             return clf
     if progress:
         print(f"training the threat classifier on {data_dir} at {image_size}x{image_size} (cached after)",
@@ -88,7 +92,7 @@ def threat_classifier(data_dir, image_size: int, progress: bool = True):
     train_x, train_y = load_split(data_dir, "train", image_size=image_size)
     test_x, test_y = load_split(data_dir, "test", image_size=image_size)
     clf = M.ThreatClassifier(image_size, CLASSES).fit(train_x, train_y, test=(test_x, test_y))
-    clf.info["fingerprint"] = fingerprint
+    clf.info["fingerprint"] = data_key
     clf.save(prefix)
     return clf
 
@@ -98,7 +102,7 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
                  folds: int = 5, progress: bool = True, save: bool = True, objects_run=None) -> dict:
     """All measures of one run (see the module docstring); writes ``RUN/metrics.json``.
 
-    With ``objects_run`` (an object VAE, :mod:`vae_keras.objects`) the generated images are
+    With ``objects_run`` (an object VAE, :mod:`vae_keras.sampling.objects`) the generated images are
     composites: the run's bags with generated threats projected in, with the training split's
     label mix; the likelihood and reconstruction measures stay the bag run's. Written to
     ``RUN/metrics_objects_<OBJECTS RUN NAME>.json``.
@@ -110,11 +114,6 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
         sampler: ``normal`` or ``gmm``; default the run's configured sampler.
         n_per_class: samples per class for a conditional run's class recognition.
     """
-    from vae_keras.checkpoint import load_run
-    from vae_keras.data import load_split
-    from vae_keras.generate import reconstruct, sample_images
-    from vae_keras.samplers import answers_labels, load_sampler, sample_label_mix
-    from data_prep.manifest import CLASSES
 
     t0 = time.monotonic()
     run_dir = Path(run_dir)
@@ -125,7 +124,7 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
     test_x, test_y = load_split(data_dir, "test", image_size=size)
     cond_labels = test_y if config.conditional else None
     if config.layout:  # a layout model is conditioned on the test images' box maps
-        from vae_keras.layouts import load_layouts
+        from vae_keras.data.layouts import load_layouts
 
         cond_labels = load_layouts(data_dir, "test", size, test_y)[0].astype(np.float32) / 255.0
     out = {"run": str(run_dir), "config": config.name, "data": str(data_dir), "image_size": size,
@@ -153,7 +152,7 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
     log(f"[3/4] {n} samples ({out['sampler']} sampler)")
     latent_sampler = load_sampler(run_dir, model, sampler)
     if objects_run is not None:
-        from vae_keras.objects import composite_samples, load_objects
+        from vae_keras.sampling.objects import composite_samples, load_objects
 
         object_model, object_sampler = load_objects(objects_run)
         out["objects_run"] = str(objects_run)
@@ -191,7 +190,7 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
         out["class_recognition_mean"] = float(np.mean(list(out["class_recognition"].values())))
     out["evaluate_seconds"] = time.monotonic() - t0
     if save:
-        from data_prep.atomic import atomic_write_text
+        from vae_keras.io.atomic import atomic_write_text
 
         name = METRICS_FILE if objects_run is None else objects_metrics_file(objects_run)
         atomic_write_text(run_dir / name, json.dumps(out, indent=1) + "\n")

@@ -58,27 +58,27 @@ def _config_from_args(args):
 
 def cmd_train(args):
     _quiet_tensorflow()
-    from vae_keras.train import train
+    from vae_keras.training.trainer import train
 
     if args.deterministic:  # bit-exact reruns (and resumes) on the same machine, a little slower
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-    from vae_keras.distribute import select_strategy
+    from vae_keras.training.distribute import select_strategy
 
     config = _config_from_args(args)
     trainer = train(config, args.data, args.out, resume=args.resume, minutes=args.minutes,
                     progress=not args.quiet, strategy=select_strategy(args.strategy), precision=args.precision)
-    _finish_run_figures(trainer.run_dir, trainer.model, trainer.history,
+    finish_run_figures(trainer.run_dir, trainer.model, trainer.history,
                         data_images=trainer.train_images[:256] / 255.0)  # picks the most active latent dims
     last = trainer.history[-1] if trainer.history else {}
     print(f"trained {trainer.config.name} for {len(trainer.history)} epoch(s) into {args.out}; "
           f"last loss {last.get('loss', float('nan')):.2f} nats/image")
 
 
-def _finish_run_figures(run_dir, model, history, data_images=None):
+def finish_run_figures(run_dir, model, history, data_images=None):
     """The figures every run ends with: training GIF, loss curves, latent manifold."""
-    from vae_keras.visualize import latent_manifold, make_gif, plot_history
+    from vae_keras.viz.figures import latent_manifold, make_gif, plot_history
 
     run_dir = Path(run_dir)
     frames = sorted((run_dir / "samples").glob("epoch_*.png"))
@@ -91,20 +91,20 @@ def _finish_run_figures(run_dir, model, history, data_images=None):
 
 def cmd_generate(args):
     _quiet_tensorflow()
-    from vae_keras.checkpoint import load_run
-    from vae_keras.generate import export_samples
+    from vae_keras.training.checkpoint import load_run
+    from vae_keras.sampling.generate import export_samples
 
     config, model = load_run(args.run)
     labels = _generate_labels(args, config)
     if args.format or args.tip or args.objects:  # detector formats; hybrid or composite: exact boxes
-        from vae_keras.export import export_run
+        from vae_keras.sampling.export import export_run
 
         rows = export_run(args.run, args.n, args.out, fmt=args.format or "csv", labels=labels, tip_data=args.tip,
                           seed=args.seed, temperature=args.temperature, batch_size=args.batch_size, model=model,
                           objects_run=args.objects)
         print(f"wrote {len(rows)} labelled images ({args.format or 'csv'}) to {args.out}")
         return
-    from vae_keras.samplers import load_sampler
+    from vae_keras.models.priors import load_sampler
 
     rows = export_samples(model, args.n, args.out, temperature=args.temperature, seed=args.seed,
                           batch_size=args.batch_size, progress=not args.quiet, name=Path(args.run).name,
@@ -121,8 +121,8 @@ def _generate_labels(args, config):
             print("note: this run is neither conditional nor has a fitted mixture sampler; --label only goes "
                   "into the manifest", file=sys.stderr)
         return names
-    from vae_keras.checkpoint import load_run
-    from vae_keras.samplers import load_sampler
+    from vae_keras.training.checkpoint import load_run
+    from vae_keras.models.priors import load_sampler
 
     _, model = load_run(args.run)
     return _label_mix(Path(args.run), config, load_sampler(args.run, model), args.n, args.seed)
@@ -130,14 +130,14 @@ def _generate_labels(args, config):
 
 def _label_mix(run_dir: Path, config, sampler, n: int, seed: int):
     """Per-sample classes with the training frequencies for a run that can be asked for a class, else None."""
-    from vae_keras.samplers import answers_labels, sample_label_mix
+    from vae_keras.models.priors import answers_labels, sample_label_mix
 
     return sample_label_mix(run_dir, n, seed) if answers_labels(config, sampler) else None
 
 
 def cmd_evaluate(args):
     _quiet_tensorflow()
-    from vae_keras.evaluate import METRICS_FILE, evaluate_run, format_table, objects_metrics_file
+    from vae_keras.evaluation.evaluate import METRICS_FILE, evaluate_run, format_table, objects_metrics_file
 
     metrics = evaluate_run(args.run, args.data, n=args.n, k=args.k, n_likelihood=args.n_likelihood,
                            seed=args.seed, sampler=args.sampler, temperature=args.temperature,
@@ -148,7 +148,7 @@ def cmd_evaluate(args):
 
 def cmd_objects(args):
     _quiet_tensorflow()
-    from vae_keras.objects import object_canvas, write_object_dataset
+    from vae_keras.sampling.objects import object_canvas, write_object_dataset
 
     rows = write_object_dataset(args.data, args.out, args.size, progress=not args.quiet)
     side = object_canvas(args.size)
@@ -158,7 +158,7 @@ def cmd_objects(args):
 
 def cmd_gallery(args):
     _quiet_tensorflow()
-    from vae_keras.gallery import build_gallery
+    from vae_keras.viz.gallery import build_gallery
 
     index = build_gallery(args.run, args.out, data_dir=args.data, metrics_path=args.metrics, n=args.n,
                           seed=args.seed)
@@ -177,7 +177,7 @@ def cmd_demo(args):
     print(f"== xray-vae demo ({'quick' if quick else 'full'} mode: {n} phantoms at {size}x{size}, "
           f"{epochs} epochs) -> {out}", file=sys.stderr)
 
-    from data_prep.manifest import read_manifest
+    from vae_keras.io.manifest import read_manifest
     from data_prep.phantoms import write_phantom_dataset
 
     manifest = data_dir / "manifest.csv"
@@ -187,19 +187,19 @@ def cmd_demo(args):
         print(f"[1/3] rendering {n} phantom X-ray bags into {data_dir}", file=sys.stderr)
         write_phantom_dataset(data_dir, n=n, size=size, seed=args.seed, progress=not args.quiet)
 
-    from vae_keras.generate import export_samples, sample_images
-    from vae_keras.train import train
-    from vae_keras.visualize import image_grid
+    from vae_keras.sampling.generate import export_samples, sample_images
+    from vae_keras.training.trainer import train
+    from vae_keras.viz.figures import image_grid
 
     print(f"[2/3] training the {args.config} VAE into {run_dir}", file=sys.stderr)
     config = get_config(args.config, quick=quick, image_size=size, epochs=epochs, seed=args.seed)
     resume = (run_dir / "config.json").is_file()
     trainer = train(config, data_dir, run_dir, resume=resume, progress=not args.quiet)
     model = trainer.model
-    _finish_run_figures(run_dir, model, trainer.history, data_images=trainer.train_images[:256] / 255.0)
+    finish_run_figures(run_dir, model, trainer.history, data_images=trainer.train_images[:256] / 255.0)
 
     print(f"[3/3] generating {args.n_generate} images into {gen_dir}", file=sys.stderr)
-    from vae_keras.samplers import load_sampler
+    from vae_keras.models.priors import load_sampler
 
     sampler = load_sampler(run_dir, model)  # the run's fitted latent sampler (a mixture for `sigma`)
     labels = _label_mix(run_dir, trainer.config, sampler, args.n_generate, args.seed)   # None: unlabelled

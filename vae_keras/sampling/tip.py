@@ -27,7 +27,12 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from data_prep.manifest import CLASSES
+from vae_keras.data.layouts import boxes_at_size
+from vae_keras.sampling.generate import sample_images
+
+from vae_keras.io.manifest import CLASSES
+from vae_keras.io.manifest import read_manifest
+from vae_keras.data.pipeline import MANIFEST, load_split
 
 #: Pixels at or above this fraction of the brightest value count as background (no bag).
 BACKGROUND_LEVEL = 0.92
@@ -131,30 +136,11 @@ def crops_from_prepared(data_dir, split: str = "train", image_size: Optional[int
     Images are decoded with :func:`vae_keras.data.load_split` (so ``image_size`` resizes like the
     training pipeline does) and the manifest's boxes are scaled to match.
     """
-    from data_prep.manifest import read_manifest
-    from vae_keras.data import MANIFEST, load_split
 
     images, _ = load_split(data_dir, split, image_size=image_size)          # (n, S, S, 1) uint8
     rows = [r for r in read_manifest(Path(data_dir) / MANIFEST) if r.split == split]  # load_split's order
     return crops_from_arrays(images, boxes_at_size(data_dir, rows, images.shape[1]), indices=indices,
                              sources=[r.path for r in rows], **kwargs)
-
-
-def boxes_at_size(data_dir, rows, image_size: int) -> List[List[dict]]:
-    """The manifest boxes of ``rows`` scaled to images loaded at ``image_size`` (``load_split(..., image_size)``)."""
-    out = []
-    for r in rows:
-        f = int(image_size) / float(_native_side(data_dir, r)) if r.boxes else 1.0
-        out.append([{"label": b["label"], "box": [float(v) * f for v in b["box"]]} for b in r.boxes])
-    return out
-
-
-def _native_side(data_dir, row) -> int:
-    """The side of the file a manifest row's boxes refer to (read from the PNG header only)."""
-    from PIL import Image
-
-    with Image.open(Path(data_dir) / row.path) as im:
-        return int(max(im.size))
 
 
 def crops_from_arrays(images, boxes_per_image: Sequence[Sequence[dict]], native_sides=None,
@@ -175,7 +161,7 @@ def crops_from_arrays(images, boxes_per_image: Sequence[Sequence[dict]], native_
 
 
 # -- projecting -----------------------------------------------------------------------------------
-def _resize(t: np.ndarray, h: int, w: int) -> np.ndarray:
+def resize_patch(t: np.ndarray, h: int, w: int) -> np.ndarray:
     from PIL import Image
 
     out = np.asarray(Image.fromarray(t.astype(np.float32), mode="F").resize((w, h), Image.BILINEAR), np.float32)
@@ -195,7 +181,7 @@ def transform_crop(t: np.ndarray, rng: np.random.Generator, scale_range=(0.8, 1.
     if max_side is not None:                                      # never larger than the target
         s = min(s, max_side / max(h, w))
     nh, nw = max(1, int(round(h * s))), max(1, int(round(w * s)))
-    return np.ascontiguousarray(t) if (nh, nw) == (h, w) else _resize(np.ascontiguousarray(t), nh, nw)
+    return np.ascontiguousarray(t) if (nh, nw) == (h, w) else resize_patch(np.ascontiguousarray(t), nh, nw)
 
 
 def bag_region(image, level: float = BACKGROUND_LEVEL) -> np.ndarray:
@@ -322,7 +308,7 @@ def project_labels(bags, labels_per_image: Sequence[Sequence[str]], crops: Seque
     The hybrid export: ``bags`` are benign (e.g. VAE-generated), the threats real, so every
     image has exact boxes; an empty label list leaves the bag as it is (a negative example).
     Threats are drawn at random from ``crops``; with ``one_each`` they are used in order, each
-    once while they last (generated threats, one made per request: :mod:`vae_keras.objects`).
+    once while they last (generated threats, one made per request: :mod:`vae_keras.sampling.objects`).
 
     Returns:
         ``(images (n, S, S, 1) float32 in [0, 1], labels (n, C) float32, boxes: n lists)``.
@@ -354,3 +340,25 @@ def project_labels(bags, labels_per_image: Sequence[Sequence[str]], crops: Seque
         images[i, ..., 0] = img
         boxes.append(these)
     return images, labels, boxes
+
+
+# -- the hybrid mode ----------------------------------------------------------------------------
+def hybrid_samples(model, labels_per_image: Sequence[Sequence[str]], crops, seed: int = 0,
+                   temperature: float = 1.0, sampler=None, batch_size: int = 64, **kwargs):
+    """Benign bags from the VAE with real threat items projected into them (exact boxes).
+
+    Args:
+        model: a trained CVAE (a conditional one is asked for benign bags; an unconditional
+            one's samples are used as they are).
+        labels_per_image: the classes each image must contain (one projected item per class);
+            an empty list gives a plain generated bag (a negative).
+        crops: :class:`vae_keras.tip.ThreatCrop` s, e.g. ``tip.crops_from_prepared(DATA, "train")``.
+        **kwargs: passed to :func:`vae_keras.tip.project` (``scale_range``, ``rotate``, ``flip``).
+
+    Returns:
+        ``(images (n, S, S, 1) float32, labels (n, C) float32, boxes: n lists)``.
+    """
+    n = len(labels_per_image)
+    bags = sample_images(model, n, temperature=temperature, seed=seed, batch_size=batch_size,
+                         labels=[[] for _ in range(n)], sampler=sampler)     # (n, S, S, 1), benign
+    return project_labels(bags, labels_per_image, crops, seed=seed, **kwargs)

@@ -7,7 +7,7 @@ learn to (its samples and even its reconstructions hold dark blobs where the obj
 figures/quality.notes.md). Given a map that says "a knife covers these cells", the decoder's
 task at every scale is local, which convolutions learn quickly. Measured: the threats survive
 reconstruction far better, but a box does not give a threat's pose, which the latent still
-carries, so samples gain less (composite generation, :mod:`vae_keras.objects`, gains more).
+carries, so samples gain less (composite generation, :mod:`vae_keras.sampling.objects`, gains more).
 
 The map of an image is ``(L, L, C)`` with ``L = S / LAYOUT_DOWNSAMPLE``: channel ``c`` of a cell
 holds the fraction of the cell covered by boxes of class ``c`` (overlaps count once). An image
@@ -21,9 +21,13 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Sequence
+from pathlib import Path
+from typing import List, Sequence
 
 import numpy as np
+
+from vae_keras.data.pipeline import split_rows
+from vae_keras.io.manifest import CLASSES
 
 #: The layout map's side is the image side divided by this (16x16 cells at 64x64).
 LAYOUT_DOWNSAMPLE = 4
@@ -49,7 +53,6 @@ def rasterize(boxes_per_image: Sequence[Sequence[dict]], labels, image_size: int
         labels: (n, C) multi-hot; a class labelled but without a box fills its channel.
         image_size: side of the images the boxes refer to.
     """
-    from data_prep.manifest import CLASSES
 
     classes = tuple(classes or CLASSES)
     labels = np.asarray(labels, np.float32).reshape(len(boxes_per_image), len(classes))
@@ -75,12 +78,8 @@ def rasterize(boxes_per_image: Sequence[Sequence[dict]], labels, image_size: int
 def load_boxes(data_dir, split: str, image_size: int) -> list:
     """The boxes of one split at ``image_size``, one list per image in manifest order (as
     :func:`~vae_keras.data.load_split`); rasterize them with the split's labels for the layout maps."""
-    from pathlib import Path
 
-    from vae_keras.data import _split_rows
-    from vae_keras.tip import boxes_at_size
-
-    return boxes_at_size(data_dir, _split_rows(Path(data_dir), split), image_size)
+    return boxes_at_size(data_dir, split_rows(Path(data_dir), split), image_size)
 
 
 def load_layouts(data_dir, split: str, image_size: int, labels) -> tuple:
@@ -93,7 +92,6 @@ def load_layouts(data_dir, split: str, image_size: int, labels) -> tuple:
 def pack_boxes(boxes_per_image: Sequence[Sequence[dict]], classes: Sequence[str] = None) -> np.ndarray:
     """Box lists -> one (m, 6) float32 array of ``[image index, class index, x1, y1, x2, y2]`` rows
     (saved in a run's ``.npz`` files, which never hold pickles)."""
-    from data_prep.manifest import CLASSES
 
     classes = tuple(classes or CLASSES)
     rows = [[i, classes.index(b["label"]), *map(float, b["box"])]
@@ -103,7 +101,6 @@ def pack_boxes(boxes_per_image: Sequence[Sequence[dict]], classes: Sequence[str]
 
 def unpack_boxes(packed, indices: Sequence[int], classes: Sequence[str] = None) -> list:
     """The box lists of images ``indices`` from a :func:`pack_boxes` array (one list per index)."""
-    from data_prep.manifest import CLASSES
 
     classes = tuple(classes or CLASSES)
     packed = np.asarray(packed).reshape(-1, 6)
@@ -115,3 +112,20 @@ def flip_boxes(boxes: Sequence[dict], image_size: int) -> list:
     """Boxes of the horizontally mirrored image."""
     s = float(image_size)
     return [{"label": b["label"], "box": [s - b["box"][2], b["box"][1], s - b["box"][0], b["box"][3]]} for b in boxes]
+
+
+def boxes_at_size(data_dir, rows, image_size: int) -> List[List[dict]]:
+    """The manifest boxes of ``rows`` scaled to images loaded at ``image_size`` (``load_split(..., image_size)``)."""
+    out = []
+    for r in rows:
+        f = int(image_size) / float(native_side(data_dir, r)) if r.boxes else 1.0
+        out.append([{"label": b["label"], "box": [float(v) * f for v in b["box"]]} for b in r.boxes])
+    return out
+
+
+def native_side(data_dir, row) -> int:
+    """The side of the file a manifest row's boxes refer to (read from the PNG header only)."""
+    from PIL import Image
+
+    with Image.open(Path(data_dir) / row.path) as im:
+        return int(max(im.size))

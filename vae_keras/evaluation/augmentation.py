@@ -5,7 +5,7 @@ Four pieces, each used by ``benchmarks/augmentation.py`` and notebook 06:
 - :func:`classic_augment`: the usual image augmentations of X-ray detection papers (flips,
   rotations by 90 degrees, random crops, and intensity changes done the physical way, as a
   power of the transmission: ``I ** g`` scales every attenuation by ``g``), on a numpy batch;
-- :func:`train_classifier`: the multi-label threat classifier of :mod:`vae_keras.metrics`
+- :func:`train_classifier`: the multi-label threat classifier of :mod:`vae_keras.evaluation.metrics`
   (:class:`~vae_keras.metrics.ThreatClassifier`, a small CNN with max pooling) trained for a
   *fixed number of Adam steps*, whatever the training set's size: an arm with more data gets
   more variety, never more optimisation;
@@ -26,7 +26,9 @@ from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
-from data_prep.manifest import CLASSES, ManifestRow, write_manifest
+from vae_keras.io.manifest import CLASSES, ManifestRow, write_manifest
+from vae_keras.evaluation.metrics import quantize
+from vae_keras.evaluation.metrics import ThreatClassifier
 
 
 # -- a real subset as a data set -----------------------------------------------------------------
@@ -113,7 +115,6 @@ def classic_augment(images, rng: np.random.Generator, flip: bool = True, rotate:
 def _batches(x: np.ndarray, y: np.ndarray, steps: int, batch_size: int, seed: int,
              augment: Optional[Callable]):
     """``steps`` batches of shuffled epochs (the last partial batch of an epoch is dropped)."""
-    from vae_keras.metrics import quantize
 
     rng = np.random.default_rng(seed)
     order, pos = rng.permutation(len(x)), 0
@@ -146,7 +147,6 @@ def train_classifier(images, labels, steps: int = 800, seed: int = 0, batch_size
     import keras
     import tensorflow as tf
 
-    from vae_keras.metrics import ThreatClassifier
 
     x = np.asarray(images)
     y = np.asarray(labels, np.float32)

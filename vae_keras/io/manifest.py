@@ -24,7 +24,7 @@ from typing import Iterable, List, Sequence
 
 import numpy as np
 
-from data_prep.atomic import PathLike, atomic_write_text
+from vae_keras.io.atomic import PathLike, atomic_write_text
 
 #: Threat classes, in the order of the multi-hot label vector.
 CLASSES: tuple = ("handgun", "knife", "razor_blade", "shuriken")

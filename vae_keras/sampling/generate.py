@@ -23,8 +23,8 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 import tensorflow as tf
 
-from data_prep.atomic import PathLike, commit_files, sync_files
-from data_prep.manifest import CLASSES, ManifestRow, manifest_text, read_manifest, write_manifest
+from vae_keras.io.atomic import PathLike, commit_files, sync_files
+from vae_keras.io.manifest import CLASSES, ManifestRow, manifest_text, read_manifest, write_manifest
 
 MANIFEST = "manifest.csv"
 SAMPLE_NAME = "sample_{:06d}.png"
@@ -43,7 +43,7 @@ def _latents(model, n: int, temperature: float, seed: int, sampler=None, labels=
     """The ``n`` latent draws of ``seed``: ``temperature * eps``, eps from ``default_rng(seed)``.
 
     All draws are made up front, so the images do not depend on ``batch_size``. A ``sampler``
-    (:mod:`vae_keras.samplers`, e.g. the run's fitted Gaussian mixture) replaces the prior; given
+    (:mod:`vae_keras.models.priors`, e.g. the run's fitted Gaussian mixture) replaces the prior; given
     the requested ``labels`` (class names, see :func:`sample_images`) a fitted mixture draws
     each latent from the codes of training bags with those threats.
     """
@@ -51,7 +51,7 @@ def _latents(model, n: int, temperature: float, seed: int, sampler=None, labels=
     if sampler is not None:
         if labels is None:
             return np.asarray(sampler.sample(int(n), temperature=temperature, seed=seed), np.float32)
-        y = label_vectors(_per_sample_labels(labels, int(n)))
+        y = label_vectors(per_sample_labels(labels, int(n)))
         return np.asarray(sampler.sample(int(n), temperature=temperature, seed=seed, labels=y), np.float32)
     eps = np.random.default_rng(seed).standard_normal((int(n), int(model.latent_dim)))
     return (eps * temperature).astype(np.float32)                # (n, latent_dim)
@@ -69,7 +69,7 @@ def _cached(model, kind: str, build):
     return per_model[kind]
 
 
-def _decoder(model):
+def compiled_decoder(model):
     """``model.decode(z, apply_sigmoid=True)`` as one graph, traced once per model for any batch size."""
     return _cached(model, "plain", lambda: tf.function(
         lambda z: model.decode(z, apply_sigmoid=True),
@@ -79,7 +79,7 @@ def _decoder(model):
 def _condition_shape(model) -> tuple:
     """Shape of one condition: (C,) labels, or a layout model's (L, L, C) maps."""
     if getattr(model, "layout", False):
-        from vae_keras.layouts import layout_side
+        from vae_keras.data.layouts import layout_side
 
         side = layout_side(model.config.image_size)
         return (side, side, int(model.num_classes))
@@ -97,7 +97,7 @@ def _conditional_decoder(model):
 def _decode_all(model, z: np.ndarray, y: Optional[np.ndarray], batch_size: int):
     """Yield the decoded batches ``(start, probs (b, S, S, 1))`` of ``z``, conditioned on ``y`` if given."""
     if y is None:
-        decode = _decoder(model)
+        decode = compiled_decoder(model)
         for i in range(0, len(z), batch_size):
             yield i, decode(z[i:i + batch_size]).numpy()
     else:
@@ -122,7 +122,7 @@ def _conditions(model, labels, n: int) -> Optional[np.ndarray]:
     """
     if not getattr(model, "conditional", False):
         return None
-    y = label_vectors(_per_sample_labels(labels, n))
+    y = label_vectors(per_sample_labels(labels, n))
     if getattr(model, "layout", False):
         side = _condition_shape(model)[0]
         y = np.ascontiguousarray(np.broadcast_to(y[:, None, None, :], (len(y), side, side, y.shape[1])))
@@ -138,10 +138,10 @@ def draw(model, n: int, temperature: float = 1.0, seed: int = 0, labels=None, sa
     from :func:`_latents` and ``y`` from :func:`_conditions` (no boxes).
     """
     if getattr(model, "layout", False) and getattr(sampler, "layout_boxes", None) is not None:
-        from vae_keras.layouts import rasterize
+        from vae_keras.data.layouts import rasterize
 
         _check_draw(n, temperature)
-        vectors = label_vectors(_per_sample_labels(labels, int(n)))
+        vectors = label_vectors(per_sample_labels(labels, int(n)))
         z, boxes = sampler.sample_layouts(int(n), temperature=temperature, seed=seed, labels=vectors)
         y = rasterize(boxes, vectors, model.config.image_size).astype(np.float32) / 255.0   # (n, L, L, C)
         return z, y, boxes
@@ -179,7 +179,7 @@ def sample_images(model, n: int, temperature: float = 1.0, seed: int = 0, batch_
         labels: the classes every sample must contain (``["knife"]``) or one list per sample.
             A conditional model is conditioned on them (default: benign bags); a fitted mixture
             ``sampler`` draws the latents of training bags with those classes (default: any bag).
-        sampler: a latent sampler (:mod:`vae_keras.samplers`); default the prior.
+        sampler: a latent sampler (:mod:`vae_keras.models.priors`); default the prior.
 
     Returns:
         (n, S, S, 1) float32 pixel means in [0, 1].
@@ -210,7 +210,7 @@ def reconstruct(model, images, batch_size: int = 64) -> np.ndarray:
         (n, S, S, 1) float32 in [0, 1].
     """
     mean = _posterior_mean(model, images, batch_size)
-    decode = _decoder(model)
+    decode = compiled_decoder(model)
     return np.concatenate([decode(mean[i:i + batch_size]).numpy() for i in range(0, len(mean), batch_size)])
 
 
@@ -231,10 +231,10 @@ def interpolate(model, x_a, x_b, steps: int = 8) -> np.ndarray:
         raise ValueError("interpolate takes exactly one image for x_a and one for x_b")
     t = np.linspace(0.0, 1.0, int(steps), dtype=np.float32)[:, None]    # (steps, 1)
     z = (1.0 - t) * ends[0] + t * ends[1]                        # (steps, latent_dim)
-    return _decoder(model)(tf.constant(z)).numpy()
+    return compiled_decoder(model)(tf.constant(z)).numpy()
 
 
-def _per_sample_labels(labels, n: int) -> List[List[str]]:
+def per_sample_labels(labels, n: int) -> List[List[str]]:
     """``None`` | class names for all samples | one list of class names per sample -> n lists."""
     if labels is None:
         return [[] for _ in range(n)]
@@ -286,7 +286,7 @@ def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, s
     """Write ``n`` samples as a data set: ``out_dir/sample_000000.png`` ... and ``manifest.csv``.
 
     The images are exactly ``sample_images(model, n, temperature, seed)``. The manifest uses
-    the project's format (:mod:`data_prep.manifest`): split ``generated``, ``source``
+    the project's format (:mod:`vae_keras.io.manifest`): split ``generated``, ``source``
     ``vae:{name}:{seed}:{i}`` so each image can be regenerated; a layout model's samples carry
     the boxes of their layouts.
 
@@ -294,7 +294,7 @@ def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, s
         labels: class names given to every sample (``["knife"]``), or one list per sample;
             default no labels. A conditional model is conditioned on them (no labels: benign), a
             fitted mixture ``sampler`` draws the latents of training bags with those classes.
-        sampler: a latent sampler (:mod:`vae_keras.samplers`); default the prior.
+        sampler: a latent sampler (:mod:`vae_keras.models.priors`); default the prior.
         name: run name for ``source``; default ``model.run_name`` if set, else ``config.name``.
         overwrite: replace an earlier export in ``out_dir`` (its sample PNGs are deleted first,
             so the folder never mixes two exports); ``False`` raises instead. A folder whose
@@ -309,7 +309,7 @@ def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, s
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     z, y, boxes = draw(model, n, temperature, seed, labels, sampler)   # (n, latent_dim), conditions, boxes
-    per_labels = _per_sample_labels(labels, len(z))
+    per_labels = per_sample_labels(labels, len(z))
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"{out_dir} exists and is not a folder")
     old = [p for p in out_dir.iterdir() if _SAMPLE_RE.match(p.name)] if out_dir.is_dir() else []

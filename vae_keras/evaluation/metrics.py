@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 import numpy as np
+from vae_keras.io.atomic import atomic_write_text
 
 DENSE_THRESHOLD = 0.3
 #: Bumped whenever the threat classifier's network or training changes (invalidates caches).
@@ -261,7 +262,6 @@ class ThreatClassifier:
         return self.features_net.predict(quantize(images)[..., None], batch_size=256, verbose=0)
 
     def save(self, prefix) -> Path:
-        from data_prep.atomic import atomic_write_text
 
         prefix = Path(prefix)
         prefix.parent.mkdir(parents=True, exist_ok=True)

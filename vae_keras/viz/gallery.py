@@ -7,7 +7,7 @@ conditional model), reconstructions, the latent manifold, an interpolation strip
 GIF, the loss curves, the evaluation table of ``metrics.json`` and a memorisation check
 (generated images next to their nearest training images).
 
-Every picture is drawn by the library (:mod:`vae_keras.visualize`, :mod:`vae_keras.generate`);
+Every picture is drawn by the library (:mod:`vae_keras.viz.figures`, :mod:`vae_keras.sampling.generate`);
 this module only chooses what to show and writes the HTML. Files are written atomically and
 ``index.html`` last, so a page that exists always refers to pictures that exist.
 
@@ -26,7 +26,12 @@ from typing import Optional
 
 import numpy as np
 
-from data_prep.atomic import PathLike, atomic_write_bytes, atomic_write_text
+from vae_keras.io.atomic import PathLike, atomic_write_bytes, atomic_write_text
+from vae_keras.models.priors import load_sampler
+from vae_keras.training.checkpoint import load_history, load_run
+from vae_keras.sampling.generate import reconstruct, sample_images
+from vae_keras.models.priors import answers_labels, sample_label_mix
+from vae_keras.viz.figures import image_grid, interpolation_strip, latent_manifold, make_gif, plot_history
 
 INDEX = "index.html"
 METRICS_FILE = "metrics.json"
@@ -196,7 +201,6 @@ def _interleave_rows(top, bottom, ncols: int) -> np.ndarray:
 
 def _load_run_sampler(run_dir: Path, model):
     """The run's latent sampler (its fitted mixture for ``gmm`` runs), or None (the prior) if missing."""
-    from vae_keras.samplers import load_sampler
 
     try:
         return load_sampler(run_dir, model)
@@ -338,10 +342,6 @@ def build_gallery(run_dir: PathLike, out_dir: PathLike, data_dir: Optional[PathL
     Returns:
         the path of ``index.html``.
     """
-    from vae_keras.checkpoint import load_history, load_run
-    from vae_keras.generate import reconstruct, sample_images
-    from vae_keras.samplers import answers_labels, sample_label_mix
-    from vae_keras.visualize import image_grid, interpolation_strip, latent_manifold, make_gif, plot_history
 
     t0 = time.monotonic()
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -362,7 +362,7 @@ def build_gallery(run_dir: PathLike, out_dir: PathLike, data_dir: Optional[PathL
 
     train_x = test_x = test_labels = None
     if data_dir is not None:
-        from vae_keras.data import load_split
+        from vae_keras.data.pipeline import load_split
 
         train_x, _ = load_split(data_dir, "train", image_size=size)         # (m, S, S, 1) uint8
         try:
@@ -423,7 +423,7 @@ def build_gallery(run_dir: PathLike, out_dir: PathLike, data_dir: Optional[PathL
                             "the bag outlines, the clutter and the dark dense objects with the real ones."))
     body = '<div class="cards">' + "".join(figs) + "</div>"
     if by_class:
-        from data_prep.manifest import CLASSES
+        from vae_keras.io.manifest import CLASSES
 
         per_class = []
         for cls in (*CLASSES, ""):

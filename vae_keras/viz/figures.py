@@ -21,7 +21,8 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from data_prep.atomic import PathLike, atomic_write_bytes, save_png_atomic
+from vae_keras.io.atomic import PathLike, atomic_write_bytes, save_png_atomic
+from vae_keras.sampling.generate import interpolate
 
 
 def _as_gray_batch(images, name="images") -> np.ndarray:
@@ -210,7 +211,6 @@ def interpolation_strip(model, x_a, x_b, path: Optional[PathLike] = None, steps:
     Returns:
         the strip ``(S, steps*S + steps-1)`` in [0, 1], ``x_a``'s end on the left.
     """
-    from vae_keras.generate import interpolate
 
     frames = interpolate(model, x_a, x_b, steps)                 # (steps, S, S, 1)
     return image_grid(frames, path, ncols=steps)

@@ -11,8 +11,8 @@ The improved configurations add, still inside that one step: the sigma-VAE's ana
 (its running average is a model weight, so it is checkpointed), a KL weight that warms up with
 the optimizer's step counter (checkpointed too), free bits, the labels of a conditional
 model, and for ``adversarial_weight`` > 0 a patch discriminator with its own optimizer (both in
-the checkpoint; :mod:`vae_keras.adversarial`). After training, a ``gmm`` sampler is fitted to the aggregate posterior and saved next to
-the checkpoints (:mod:`vae_keras.samplers`).
+the checkpoint; :mod:`vae_keras.models.adversarial`). After training, a ``gmm`` sampler is fitted to the aggregate posterior and saved next to
+the checkpoints (:mod:`vae_keras.models.priors`).
 """
 from __future__ import annotations
 
@@ -28,13 +28,18 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from data_prep.atomic import atomic_write_text
-from vae_keras import checkpoint as ckpt_io
-from vae_keras.adversarial import adaptive_weight, generator_loss, hinge_discriminator_loss, patch_discriminator
+from vae_keras.io.atomic import atomic_write_text
+from vae_keras.training import checkpoint as ckpt_io
+from vae_keras.models.adversarial import adaptive_weight, generator_loss, hinge_discriminator_loss, patch_discriminator
 from vae_keras.config import VAEConfig
 from vae_keras.errors import RunExists, TrainingDiverged
-from vae_keras.losses import elbo_terms, free_bits_kl, loss_terms
-from vae_keras.model import build_model
+from vae_keras.models.losses import elbo_terms, free_bits_kl, loss_terms
+from vae_keras.models.cvae import build_model
+from vae_keras.data.pipeline import load_split
+from vae_keras.training.distribute import set_precision
+from vae_keras.data.pipeline import dataset_from_arrays
+from vae_keras.viz.figures import image_grid
+from vae_keras.models import priors as samplers
 
 
 def fixed_latents(config: VAEConfig, n: int = 16) -> np.ndarray:
@@ -49,7 +54,7 @@ class Trainer:
     Args:
         config: the run's configuration (ignored on resume: the saved one wins, except ``epochs``).
         data_dir: a prepared data set (``train/``, ``test/``, ``manifest.csv``).
-        run_dir: output folder (see :mod:`vae_keras.checkpoint` for its layout).
+        run_dir: output folder (see :mod:`vae_keras.training.checkpoint` for its layout).
         resume: continue the run in ``run_dir`` from its last complete checkpoint.
         minutes: stop at the first epoch end after this many minutes (equal-budget comparisons).
         progress: show a progress bar with the loss terms.
@@ -81,7 +86,6 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.config.save(self.run_dir / ckpt_io.CONFIG_FILE)
 
-        from vae_keras.data import load_split  # decoded once, uint8, reused every epoch
 
         cfg = self.config
         self.train_images, self.train_labels = load_split(self.data_dir, "train", image_size=cfg.image_size)
@@ -96,7 +100,7 @@ class Trainer:
         self.train_boxes = None
         self.train_conditions, self.test_conditions = self.train_labels, self.test_labels
         if cfg.layout:
-            from vae_keras.layouts import load_layouts
+            from vae_keras.data.layouts import load_layouts
 
             self.train_conditions, self.train_boxes = load_layouts(self.data_dir, "train", cfg.image_size,
                                                                    self.train_labels)   # (n, L, L, C) uint8
@@ -107,7 +111,6 @@ class Trainer:
                        and cfg.kl_warmup_epochs == 0 and cfg.adversarial_weight == 0)
         self._steps_per_epoch = math.ceil(len(self.train_images) / cfg.batch_size)
 
-        from vae_keras.distribute import set_precision
 
         self.precision = set_precision(self.precision, self.strategy)
         with self.strategy.scope():
@@ -192,7 +195,7 @@ class Trainer:
     def _adversarial_updates(self, tape, x, x_mean, scaled, g_scaled, global_n):
         """The VAE step with the adaptive-weight adversarial term, then one discriminator step.
 
-        Returns ``(discriminator loss, adaptive weight)`` of this replica (see :mod:`vae_keras.adversarial`).
+        Returns ``(discriminator loss, adaptive weight)`` of this replica (see :mod:`vae_keras.models.adversarial`).
         """
         last = self.model.decoder.layers[-1].kernel                      # the decoder's last kernel
         weight = self.config.adversarial_weight * adaptive_weight(tape.gradient(scaled, last),
@@ -255,7 +258,6 @@ class Trainer:
     # -- data ----------------------------------------------------------------------------------
     def _epoch_dataset(self, epoch: int) -> tf.data.Dataset:
         """The training batches of ``epoch``: order and flips fixed by ``(seed, epoch)``, so resume is exact."""
-        from vae_keras.data import dataset_from_arrays
 
         cfg = self.config
         ds = dataset_from_arrays(self.train_images, self.train_conditions, batch_size=cfg.batch_size, shuffle=True,
@@ -297,7 +299,6 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------
     def fit(self) -> list:
         """Train until ``config.epochs`` (or the time budget); returns the history."""
-        from vae_keras.visualize import image_grid
 
         cfg = self.config
         steps = math.ceil(len(self.train_images) / cfg.batch_size)
@@ -362,7 +363,6 @@ class Trainer:
 
     def fit_sampler(self):
         """Fit and save the run's latent sampler (``gmm``) and, when the data has labels, the label prior."""
-        from vae_keras import samplers
 
         if self.config.conditional or self.train_labels.any():
             samplers.save_label_prior(self.run_dir, self.train_labels)

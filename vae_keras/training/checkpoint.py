@@ -19,7 +19,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from vae_keras.config import VAEConfig
-from vae_keras.model import CVAE, build_model
+from vae_keras.models.cvae import CVAE, build_model
 
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"

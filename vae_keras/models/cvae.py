@@ -28,7 +28,7 @@ encoder sees them as constant extra image channels, the decoder as extra latent 
 ``y`` a conditional model is conditioned on "benign" (all zeros).
 
 A ``layout`` model takes layout maps ``y`` (batch, S/4, S/4, num_classes) instead, the share of
-each cell covered by each class's boxes (:mod:`vae_keras.layouts`): the encoder sees them
+each cell covered by each class's boxes (:mod:`vae_keras.data.layouts`): the encoder sees them
 resized to (S, S) as extra channels, and the decoder concatenates them, resized, to its features
 at every scale (a 3x3 conv mixes them in) and once more before its output conv::
 
@@ -49,7 +49,7 @@ import tensorflow as tf
 import keras
 
 from vae_keras.config import VAEConfig
-from vae_keras.layouts import layout_side
+from vae_keras.data.layouts import layout_side
 
 
 class ResBlock(keras.layers.Layer):

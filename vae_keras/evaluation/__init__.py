@@ -1,0 +1,7 @@
+"""Measuring what a run makes: numbers that say whether the samples are any good.
+
+Owns :mod:`.metrics` (pure functions: sharpness, dense mass, Frechet distance, two-sample test,
+memorisation, the threat classifier), :mod:`.evaluate` (``evaluate RUN``: all of them on one run,
+``metrics.json`` and its table) and :mod:`.augmentation` (the augmentation benchmark's subsets,
+classic augmentation and classifier). May import :mod:`vae_keras.sampling` and everything below it.
+"""
