@@ -21,8 +21,9 @@ import numpy as np
 from vae_keras.io.atomic import atomic_write_text
 
 DENSE_THRESHOLD = 0.3
-#: Bumped whenever the threat classifier's network or training changes (invalidates caches).
-CLASSIFIER_VERSION = 2
+#: Bumped whenever the threat classifier's network, training or record changes (invalidates caches).
+#: 3: ``train_images`` counts the data set (version 2 counted each image and its mirror).
+CLASSIFIER_VERSION = 3
 
 
 def as_images(x) -> np.ndarray:
@@ -238,11 +239,13 @@ class ThreatClassifier:
         keras.utils.set_random_seed(seed)
         self.net.compile(keras.optimizers.Adam(1e-3), loss=keras.losses.BinaryCrossentropy(from_logits=True))
         x = quantize(images)[..., None]
+        n_images = len(x)
         x, y = np.concatenate([x, x[:, :, ::-1]]), np.concatenate([labels, labels]).astype(np.float32)  # + flips
         self.net.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, shuffle=True)
+        # train_images counts the data set; each epoch also sees their mirror images
         self.info = {"version": CLASSIFIER_VERSION, "image_size": self.image_size, "classes": list(self.classes),
-                     "width": self.width,
-                     "epochs": epochs, "train_images": int(len(x))}
+                     "width": self.width, "epochs": epochs, "train_images": int(n_images),
+                     "augmentation": "horizontal flip (each epoch sees every image and its mirror)"}
         if test is not None:
             pred = self.predict(test[0]) > 0.5
             truth = np.asarray(test[1]) > 0.5
