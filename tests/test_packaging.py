@@ -24,3 +24,12 @@ def test_requires_python_is_not_below_what_the_pinned_dependencies_need(dependen
     needed = metadata.metadata(dependency)["Requires-Python"]
     assert minimum_python(ours) >= minimum_python(needed), \
         f"pyproject says requires-python {ours!r}, the installed {dependency} needs {needed!r}"
+
+
+def test_no_test_skips_when_our_own_modules_fail_to_import():
+    # importorskip turns an ImportError into a skip: right for optional third-party libraries,
+    # wrong for vae_keras and data_prep, whose import errors are bugs that must fail the suite
+    own = re.compile(r"importorskip\(\s*['\"](vae_keras|data_prep)\b")
+    offenders = [f"{p.name}:{i}" for p in sorted((ROOT / "tests").glob("*.py"))
+                 for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if own.search(line)]
+    assert not offenders, f"importorskip of our own modules hides import errors: {offenders}"
