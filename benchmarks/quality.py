@@ -32,7 +32,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from conditions import describe_conditions, detect_gpus, load_average  # noqa: E402
 
 #: (measure, test, description) of the issue's targets, checked against each improved configuration.
 TARGETS = [
@@ -65,16 +68,15 @@ def sample_grid(run_dir: Path, path: Path, seed: int = 0):
     image_grid(images, path, ncols=8)
 
 
-def write_table(path: Path, results: dict, args, command: str, started: str):
+def write_table(path: Path, results: dict, args, command: str, started: str, conditions: str):
+    """Write the benchmark's markdown table; ``conditions`` is :func:`conditions.describe_conditions`'s sentence."""
     from vae_keras.evaluation.evaluate import COLUMNS, format_value
 
     seed = results.get("seed")
     lines = [
         "# Quality of the configurations at an equal training budget",
         "",
-        f"Made by `{command}` on {started} (UTC) on a {os.cpu_count()}-core CPU "
-        f"({platform.processor() or platform.machine()}, no GPU; load average {args.load:.1f} when it started, "
-        "nothing else running). Each configuration trained for "
+        f"Made by `{command}` on {started} (UTC). {conditions} Each configuration trained for "
         f"{args.minutes:g} min of wall clock (whole epochs) on `{args.data}` at {args.size}x{args.size}; "
         f"measures on the test split, {args.n} generated images, IWAE with k={args.k} on {args.n_likelihood} "
         "test images. `python -m vae_keras evaluate RUN --data DATA` computes the same numbers for any run.",
@@ -202,12 +204,12 @@ def main(argv=None):
     p.add_argument("--prior-rows", nargs="*", default=["sigma"],
                    help="gmm configurations also scored with the N(0, I) prior (default: sigma)")
     args = p.parse_args(argv)
-    args.load = os.getloadavg()[0]
+    load_start = load_average()
     command = "python benchmarks/quality.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
 
     from vae_keras.config import get_config
-    from vae_keras.evaluation.evaluate import evaluate_run, format_table
+    from vae_keras.evaluation.evaluate import evaluate_run, format_table, objects_metrics_file
     from vae_keras.training.trainer import Trainer
 
     data = Path(args.data)
@@ -217,13 +219,22 @@ def main(argv=None):
         write_phantom_dataset(data, n=args.n_phantoms, size=args.size, seed=0, progress=False)
     table = Path(args.table)
     figures = table.parent
-    results = {}
+    results, loads, gpus = {}, {}, detect_gpus()
+
+    def conditions() -> str:  # what was measured so far: the device, the load around each run
+        return describe_conditions(gpus, os.cpu_count(), platform.processor() or platform.machine(),
+                                   (load_start, load_average()), loads)
+
     for name in args.configs:
         run = Path(args.runs) / name
-        t0 = time.monotonic()
+        t0, load0 = time.monotonic(), load_average()
         if name == "composite":
-            results[f"composite ({args.composite_bags} + objects)"] = composite_row(args, data, figures)
-            write_table(table, results, args, command, started)
+            row = f"composite ({args.composite_bags} + objects)"
+            runs = Path(args.runs)
+            reused = (runs / "composite_bags" / objects_metrics_file(runs / "composite_objects")).is_file()
+            results[row] = composite_row(args, data, figures)
+            loads[row] = (None, None) if reused else (load0, load_average())
+            write_table(table, results, args, command, started, conditions())
             continue
         if not (run / "metrics.json").is_file():
             if not (run / "history.json").is_file():  # a run trained before is only evaluated again
@@ -233,8 +244,9 @@ def main(argv=None):
                 print(f"{name}: trained {len(trainer.history)} epochs in {time.monotonic() - t0:.0f}s",
                       file=sys.stderr)
             metrics = evaluate_run(run, data, n=args.n, k=args.k, n_likelihood=args.n_likelihood)
-        else:
+        else:                                  # measured by an earlier invocation: its load is unknown
             metrics = json.loads((run / "metrics.json").read_text())
+            load0 = None
         results[name] = metrics
         print(f"== {name}\n{format_table(metrics)}", file=sys.stderr)
         sample_grid(run, figures / f"quality_samples_{name}.png")
@@ -247,7 +259,8 @@ def main(argv=None):
                                      sampler="normal", save=False)
                 prior_path.write_text(json.dumps(prior, indent=1) + "\n")
             results[f"{name} (N(0,I) sampler)"] = prior
-        write_table(table, results, args, command, started)
+        loads[name] = (load0, load_average() if load0 is not None else None)
+        write_table(table, results, args, command, started, conditions())
     print(f"wrote {table}", file=sys.stderr)
 
 

@@ -13,7 +13,8 @@ For each configuration (``--configs``) and image size (``--sizes``), one fresh s
 
 Then ``prepare`` images/s on ``--prepare-n`` phantom files per size (no TensorFlow). Every timing
 is repeated ``--repeats`` times; best-of and median are reported (the machine may be shared: the
-best-of is the meaningful one), with the load average before and after.
+best-of is the meaningful one), with the device TensorFlow found and the load average at the start
+and end of the benchmark and of each measurement (``benchmarks/conditions.py``).
 
     python benchmarks/throughput.py --configs seed,sigma --sizes 64,224 --repeats 3
 
@@ -39,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from conditions import describe_conditions, detect_gpus, load_average  # noqa: E402
 from pipeline import make_data, run_epoch  # noqa: E402
 
 
@@ -149,12 +151,14 @@ def measure_prepare(size: int, n: int, repeats: int) -> dict:
 
 
 def _child(kind: str, **kw) -> dict:
-    """Run one measurement in a fresh Python process; its JSON result."""
+    """Run one measurement in a fresh Python process; its JSON result, with ``load``: the load
+    average at its start and end."""
     cmd = [sys.executable, __file__, "--child", json.dumps({"kind": kind, **kw})]
+    before = load_average()
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if res.returncode != 0:
         raise RuntimeError(f"{kind} {kw} failed:\n{res.stderr[-3000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return {**json.loads(res.stdout.strip().splitlines()[-1]), "load": (before, load_average())}
 
 
 def _rate(n, times):
@@ -181,20 +185,23 @@ def main(argv=None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     per_size = lambda text: dict(zip(sizes, [int(v) for v in text.split(",")] * len(sizes)))  # noqa: E731
     ns, ngen = per_size(args.n), per_size(args.n_generate)
-    load0 = os.getloadavg()
+    load0 = load_average()
     t_start = time.monotonic()
     models = [_child("model", config_name=c, size=s, n=ns[s], batch=args.batch_size, repeats=args.repeats,
                      n_generate=ngen[s]) for c in args.configs.split(",") for s in sizes]
     preps = [_child("prepare", size=s, n=args.prepare_n, repeats=args.repeats) for s in sizes]
-    load1 = os.getloadavg()
+    load1 = load_average()
 
     import tensorflow as tf
 
+    runs = {**{f"{m['config']} {m['size']}": m["load"] for m in models},
+            **{f"prepare {r['size']}": r["load"] for r in preps}}
+    conditions = describe_conditions(detect_gpus(), os.cpu_count(), platform.processor() or platform.machine(),
+                                     (load0, load1), runs)
     print(f"`{shlex.join(['python', 'benchmarks/throughput.py'] + (argv if argv is not None else sys.argv[1:]))}`\n")
-    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
-          f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB RAM, no GPU; "
-          f"Python {platform.python_version()}, TensorFlow {tf.__version__}; load average before "
-          f"{load0[0]:.2f}, after {load1[0]:.2f}; {args.repeats} repeats; {time.monotonic() - t_start:.0f}s in all.\n")
+    print(f"Machine: {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB RAM; "
+          f"Python {platform.python_version()}, TensorFlow {tf.__version__}; {args.repeats} repeats; "
+          f"{time.monotonic() - t_start:.0f}s in all. {conditions}\n")
     print("| config | size | train img/s | bare step img/s | step/bare | peak RSS MB | pipeline img/s "
           "| fed/in-memory | decoder img/s | export img/s | export/decoder |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -1,0 +1,69 @@
+"""The benchmarks write the conditions they measured, and only those (``benchmarks/conditions.py``)."""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name):
+    sys.path.insert(0, str(ROOT / "benchmarks"))          # as the scripts themselves do
+    try:
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+@pytest.fixture(scope="module")
+def conditions():
+    return _load("conditions")
+
+
+def test_no_gpu_found_and_the_loads_measured(conditions):
+    text = conditions.describe_conditions([], 2, "x86_64", (0.1, 2.345), {"seed": (0.1, 1.5), "sigma": (1.5, 2.345)})
+    assert text == ("Device: CPU only (TensorFlow found no GPU), 2 cores (x86_64). Load average (1 min): "
+                    "0.10 at the start, 2.35 at the end; per run (start -> end): seed 0.10 -> 1.50, "
+                    "sigma 1.50 -> 2.35.")
+
+
+def test_gpus_are_named(conditions):
+    text = conditions.describe_conditions(["NVIDIA H200", "NVIDIA H200"], 16, "x86_64", (0.5, 0.7))
+    assert text.startswith("Device: 2 GPUs (NVIDIA H200, NVIDIA H200) and 16 CPU cores (x86_64). ")
+    assert "per run (start -> end): not recorded for this run." in text
+
+
+def test_what_was_not_recorded_is_said_to_be_so(conditions):
+    # the committed tables predate the recording: re-rendered with what is known, never a guess
+    text = conditions.describe_conditions(None, 2, "x86_64", (0.1, None), {"seed": (None, None)})
+    assert "GPU" in text and "not recorded for this run" in text and "no GPU" not in text
+    assert "0.10 at the start, not recorded for this run at the end" in text
+    assert "seed not recorded" in text
+    assert "Load average not recorded for this run" in conditions.describe_conditions([], 2, "x86_64")
+
+
+def test_detectors_read_this_machine(conditions):
+    import tensorflow as tf
+
+    assert len(conditions.detect_gpus()) == len(tf.config.list_physical_devices("GPU"))
+    load = conditions.load_average()
+    assert load is None or load >= 0.0
+
+
+def test_quality_table_header_is_the_measured_conditions(tmp_path, conditions):
+    quality = _load("quality")
+    args = argparse.Namespace(minutes=1.0, data="d", size=32, n=10, k=2, n_likelihood=4)
+    said = conditions.describe_conditions(["Some GPU"], 8, "arm64", (3.0, 4.0), {"seed": (3.0, 4.0)})
+    table = tmp_path / "quality.md"
+    quality.write_table(table, {"seed": {"epochs": 2, "nll_elbo_bpd": 7.5}}, args, "python benchmarks/quality.py",
+                        "2026-11-30 12:00", said)
+    header = table.read_text().splitlines()[2]
+    assert said in header and "nothing else running" not in header and "no GPU" not in header
+    assert "| seed | 2 | 7.500 |" in table.read_text()
