@@ -5,7 +5,7 @@ One step takes any source folder (GDXray, SIXray, HUMS, a plain folder of images
     OUT/train/*.png             # 8-bit grayscale, size x size, bright background
     OUT/test/*.png
     OUT/prepare_report.json     # counts, skipped files with reasons, warnings
-    OUT/manifest.csv            # written last (see vae_keras.io.manifest)
+    OUT/manifest.csv            # lists every PNG in train/ and test/ (vae_keras.io.folder)
 
 Sections: limits and errors -> reading one image as grayscale -> letterbox -> annotations
 (Pascal VOC XML, GDXray ground_truth.txt, YOLO txt, image-level labels CSV) -> finding the
@@ -74,9 +74,11 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from vae_keras.errors import XrayVaeError
-from vae_keras.io.atomic import atomic_write_text, commit_files, sync_files
-from vae_keras.io.manifest import (CLASSES, ManifestRow, canonical_class, manifest_text, read_manifest,
-                                write_manifest)
+from vae_keras.io.atomic import atomic_write_text
+from vae_keras.io.folder import PREPARED, FolderInUse, OutputFolder
+from vae_keras.io.images import png_bytes
+from vae_keras.io.manifest import CLASSES, ManifestRow, canonical_class
+from vae_keras.io.progress import Progress
 
 # -- limits and errors ---------------------------------------------------------------------------
 #: Images above this many pixels are refused from their header, before any pixel is decoded (a
@@ -90,7 +92,6 @@ SERIES_RE = re.compile(r"^B\d{4}$", re.IGNORECASE)
 GROUND_TRUTH_NAMES = ("ground_truth.txt", "groundtruth.txt", "ground-truth.txt")
 HIGH_BIT_MODES = ("I", "F", "I;16", "I;16B", "I;16L", "I;16N", "I;16S", "I;32", "I;32B")
 REPORT_NAME = "prepare_report.json"
-MANIFEST_NAME = "manifest.csv"
 #: While writing, the manifest is rewritten (listing exactly the PNGs finished so far) at most
 #: this often, so a killed ``prepare`` keeps what it did.
 COMMIT_SECONDS = 1.0
@@ -712,44 +713,9 @@ def _imap_bounded(fn, items: Sequence, workers: int) -> Iterator[tuple]:
             yield (x0, *fut.result())
 
 
-class _Progress:
-    """``\\r``-updated one-line counter on stderr; skip messages print on their own lines."""
-
-    def __init__(self, enabled: bool, stream=None):
-        self.enabled = enabled
-        self.stream = stream or sys.stderr
-        self._last = 0.0
-        self._width = 0
-        self._text = ""
-
-    def update(self, text: str, force: bool = False):
-        if not self.enabled or (force and text == self._text and self._width):
-            return
-        now = time.monotonic()
-        if force or now - self._last >= 0.1:
-            self._last, self._text = now, text
-            self.stream.write("\r" + text.ljust(self._width))
-            self._width = len(text)
-            self.stream.flush()
-
-    def message(self, text: str):
-        if self.enabled and self._width:
-            self.stream.write("\r" + " " * self._width + "\r")
-            self._width = 0
-            self._last = 0.0
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def done(self):
-        if self.enabled and self._width:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._width = 0
-
-
 def scan_source(src, *, test_fraction: float = 0.3, seed: int = 0, labels_csv=None, gt_class=None,
                 yolo_classes=None, exclude=None, workers: Optional[int] = None,
-                progress: Optional[_Progress] = None) -> SourcePlan:
+                progress: Optional[Progress] = None) -> SourcePlan:
     """Find the images under ``src``, read their annotations and assign train/test.
 
     Files whose header is unusable (empty, not an image, too large) are skipped here, before
@@ -758,7 +724,7 @@ def scan_source(src, *, test_fraction: float = 0.3, seed: int = 0, labels_csv=No
     Raises:
         PrepareError: ``src`` is missing or not a folder, or holds no usable image.
     """
-    progress = progress or _Progress(False)
+    progress = progress or Progress(False)
     src = Path(src)
     if not src.exists():
         raise PrepareError(f"source folder not found: {src}")
@@ -929,12 +895,13 @@ def prepare(src, out, size: int = 224, test_fraction: float = 0.3, seed: int = 0
     Each unusable file prints one ``skipped PATH: REASON`` line on stderr and is listed in the
     report; all good files are kept.
 
-    Interruption: a previous run's manifest is first replaced by an empty one and its PNGs
-    removed; then PNGs are written under temporary names (``train/.NAME.png.tmp``), flushed, and
-    renamed into place batch by batch (every :data:`COMMIT_SECONDS`), each time together with a
-    manifest listing exactly the PNGs written so far. A ``prepare`` killed at any moment leaves
-    complete PNGs and a manifest that lists exactly those (plus hidden temporary files, which
-    the next run removes); rerunning it redoes the import.
+    Interruption: ``out`` is the one safe output folder (:mod:`vae_keras.io.folder`): a previous
+    run's manifest is first replaced by an empty one and its PNGs removed; then PNGs are written
+    under temporary names (``train/.NAME.png.tmp``), flushed, listed in the manifest and renamed
+    into place batch by batch (every :data:`COMMIT_SECONDS`). A ``prepare`` killed at any moment
+    leaves only complete PNGs, each listed in the manifest; a kill between a batch's manifest
+    and its renames leaves that batch's PNGs under their (complete) temporary names. Rerunning
+    it removes the leftovers and redoes the import.
     """
     if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
         raise PrepareError(f"size must be a positive integer, got {size!r}")
@@ -942,7 +909,7 @@ def prepare(src, out, size: int = 224, test_fraction: float = 0.3, seed: int = 0
     out = Path(out)
     if Path(src).exists() and out.resolve() == Path(src).resolve():
         raise PrepareError(f"OUT must be a different folder from SRC (both are {src})")
-    bar = _Progress(progress)
+    bar = Progress(progress)
     try:
         plan = scan_source(src, test_fraction=test_fraction, seed=seed, labels_csv=labels_csv,
                            gt_class=gt_class, yolo_classes=yolo_classes, exclude=out, workers=workers,
@@ -951,30 +918,28 @@ def prepare(src, out, size: int = 224, test_fraction: float = 0.3, seed: int = 0
         bar.done()
         raise
     workers = workers or min(8, os.cpu_count() or 1)
-    _start_output(out)
+    folder = _start_output(out)
 
-    def work(item: SourceImage) -> Tuple[ManifestRow, Path]:
+    def work(item: SourceImage) -> Tuple[ManifestRow, str]:
         image, boxes = render_image(item, size, window)  # (size, size) uint8
-        final = out / item.out_name
-        tmp = final.with_name(f".{final.name}.tmp")      # renamed when the manifest lists it
+        tmp = folder.temporary(item.out_name)            # renamed once the manifest lists it
         try:
-            Image.fromarray(image, "L").save(tmp, format="PNG")
+            tmp.write_bytes(png_bytes(image))
         except OSError as e:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            raise PrepareError(f"cannot write {final}: {e.strerror or e}") from None
+            raise PrepareError(f"cannot write {out / item.out_name}: {e.strerror or e}") from None
         row = ManifestRow(path=item.out_name, split=item.split, labels=list(item.labels), boxes=boxes,
                           series=item.series, source=item.rel)
-        return row, tmp
+        return row, item.out_name
 
-    rows, skipped, moves = [], list(plan.skipped), []
+    rows, skipped, batch = [], list(plan.skipped), []
     last_commit = time.monotonic()
 
     def commit():
         nonlocal last_commit
-        sync_files(out, [tmp for tmp, _ in moves])
-        commit_files(moves, out / MANIFEST_NAME, manifest_text(rows))   # lists exactly the PNGs in place
-        moves.clear()
+        folder.publish(rows, batch)                      # the manifest lists them, then they appear
+        batch.clear()
         last_commit = time.monotonic()
 
     n = len(plan.images)
@@ -985,18 +950,18 @@ def prepare(src, out, size: int = 224, test_fraction: float = 0.3, seed: int = 0
                     skipped.append({"path": item.rel, "reason": err.reason})
                     bar.message(f"skipped {item.rel}: {err.reason}")
                 else:
-                    row, tmp = result
+                    row, rel = result
                     rows.append(row)
-                    moves.append((tmp, out / row.path))
+                    batch.append(rel)
                     if time.monotonic() - last_commit >= COMMIT_SECONDS:
                         commit()
                 bar.update(f"preparing {i}/{n} images ({len(skipped)} skipped)")
-        if moves:
+        if batch:
             commit()
     except OSError as e:
         raise PrepareError(f"cannot write into {out}: {e.strerror or e}") from None
     finally:
-        _remove_temporary_files(out)   # of images decoded but not yet listed (an error or Ctrl-C)
+        folder.remove_temporaries()    # of images decoded but not yet listed (an error or Ctrl-C)
         bar.done()
     bar.update(f"preparing {n}/{n} images ({len(skipped)} skipped)", force=True)
     bar.done()
@@ -1011,37 +976,20 @@ def prepare(src, out, size: int = 224, test_fraction: float = 0.3, seed: int = 0
     return report
 
 
-def _start_output(out: Path) -> None:
-    """Create ``out``; replace a previous run's manifest by an empty one and remove its PNGs.
+def _start_output(out: Path) -> OutputFolder:
+    """``out`` as the one safe output folder (:class:`vae_keras.io.folder.OutputFolder`), opened.
 
-    Only PNGs the old manifest lists directly under ``out/train`` or ``out/test`` are removed
-    (and our own leftover temporary files); nothing else in ``out`` is touched.
+    A previous run's manifest is replaced by an empty one, then the PNGs it lists directly
+    under ``out/train`` or ``out/test`` are removed, and our leftover temporary files; nothing
+    else in ``out`` is touched. A folder whose manifest is not a prepared data set's (a
+    generated export's, an unreadable one) is refused.
     """
     try:
-        for split in ("train", "test"):
-            (out / split).mkdir(parents=True, exist_ok=True)
-        old_paths = set()
-        if (out / MANIFEST_NAME).is_file():
-            with contextlib.suppress(Exception):
-                old_paths = {r.path for r in read_manifest(out / MANIFEST_NAME)}
-        write_manifest(out / MANIFEST_NAME, [])      # an empty, valid data set first: then the old files go
+        return OutputFolder(out, PREPARED, overwrite=True).open()
+    except FolderInUse as e:
+        raise PrepareError(str(e)) from None
     except OSError as e:
         raise PrepareError(f"cannot write the output folder {out}: {e.strerror or e}") from None
-    for stale in old_paths:
-        p = out / stale
-        if p.suffix == ".png" and p.parent.name in ("train", "test") and p.parent.parent == out:
-            with contextlib.suppress(OSError):
-                p.unlink()
-    _remove_temporary_files(out)
-
-
-def _remove_temporary_files(out: Path) -> None:
-    """Our temporary files in ``out`` (PNGs not yet listed; a manifest or report being written)."""
-    leftovers = [*(out / "train").glob(".*.png.tmp"), *(out / "test").glob(".*.png.tmp"),
-                 *out.glob(f".{MANIFEST_NAME}.*.tmp"), *out.glob(f".{REPORT_NAME}.*.tmp")]
-    for tmp in leftovers:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 def _report(plan: SourcePlan, rows, skipped, out, size, test_fraction, seed, window) -> dict:

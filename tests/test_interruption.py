@@ -34,8 +34,8 @@ TRAIN_ARGS = ["--config", "seed", "--image-size", "32", "--batch-size", "8", "--
 EPOCHS = 24
 
 
-def _start(args, log):
-    return subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=log, stderr=subprocess.STDOUT)
+def _start(args, log, **env):
+    return subprocess.Popen(args, cwd=ROOT, env={**ENV, **env}, stdout=log, stderr=subprocess.STDOUT)
 
 
 def _cli(*args):
@@ -62,17 +62,39 @@ def _kill_after(proc, delay):
     return running
 
 
-def _complete_and_listed(folder: Path, manifest: Path, size: int, note: str):
-    """Every visible PNG under ``folder`` is listed, every listed PNG exists and decodes fully."""
+def _decodes(path: Path, size: int, note: str):
+    with Image.open(path) as im:
+        im.load()                                                # raises on a truncated file
+        assert im.size == (size, size), f"{note}: {path}"
+
+
+def _complete_and_listed(folder: Path, manifest: Path, size: int, note: str, batch: int = 0):
+    """The promise of vae_keras.io.folder after a kill: every visible PNG under ``folder`` is
+    complete and listed. A listed PNG may be missing only in the last ``batch`` rows (killed
+    between the manifest and the renames), and then its complete temporary is there.
+
+    Returns the listed paths that are visible."""
     listed = [r.path for r in read_manifest(manifest)] if manifest.exists() else []
     on_disk = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.png")
                      if not p.name.startswith("."))
-    assert sorted(listed) == on_disk, f"{note}: manifest and folder disagree"
-    for rel in listed:
-        with Image.open(folder / rel) as im:
-            im.load()                                            # raises on a truncated file
-            assert im.size == (size, size), f"{note}: {rel}"
-    return listed
+    assert set(on_disk) <= set(listed), f"{note}: unlisted files {sorted(set(on_disk) - set(listed))[:3]}"
+    visible = [rel for rel in listed if (folder / rel).is_file()]
+    missing = [rel for rel in listed if not (folder / rel).is_file()]
+    assert listed[:len(visible)] == visible, f"{note}: a listed file is missing before the last batch"
+    assert len(missing) <= batch, f"{note}: {len(missing)} listed files missing: {missing[:3]}"
+    for rel in visible:
+        _decodes(folder / rel, size, note)
+    for rel in missing:                                          # published, rename pending
+        _decodes((folder / rel).with_name(f".{Path(rel).name}.tmp"), size, note)
+    return visible
+
+
+def _first_listed_is_visible(out: Path) -> bool:
+    try:
+        rows = read_manifest(out / "manifest.csv")
+    except (FileNotFoundError, ValueError):
+        return False
+    return bool(rows) and (out / rows[0].path).is_file()
 
 
 # -- train -------------------------------------------------------------------------------------------
@@ -127,21 +149,38 @@ def test_generate_killed_mid_export_leaves_only_listed_complete_files(tiny_run, 
     delay = random.uniform(0.0, 0.8)
     with open(tmp_path / "gen.log", "wb") as log:
         proc = _start(_cli("generate", tiny_run, "--n", 20000, "--out", out, "--batch-size", 16, "--quiet"), log)
-        _wait_for(lambda: (out / "manifest.csv").is_file() and len(read_manifest(out / "manifest.csv")) > 0,
-                  proc, 60, "the first exported batch")
+        _wait_for(lambda: (out / "images" / "sample_000000.png").is_file(), proc, 60, "the first exported batch")
         was_running = _kill_after(proc, delay)
     note = f"generate killed {delay:.2f}s after its first batch (still running: {was_running})"
-    listed = _complete_and_listed(out, out / "manifest.csv", 32, note)
-    assert listed == [f"sample_{i:06d}.png" for i in range(len(listed))], note   # a prefix, in order
+    listed = _complete_and_listed(out, out / "manifest.csv", 32, note, batch=16)
+    assert listed == [f"images/sample_{i:06d}.png" for i in range(len(listed))], note   # a prefix, in order
     assert was_running and 0 < len(listed) < 20000, note
+    _assert_a_new_export_starts_clean(tiny_run, out)
 
-    # a new export into the folder starts clean: no leftovers of the killed one
+
+def _assert_a_new_export_starts_clean(run, out):
     from vae_keras.training.checkpoint import load_run
     from vae_keras.sampling.generate import export_samples
 
-    _, model = load_run(tiny_run)
+    _, model = load_run(run)
     rows = export_samples(model, 5, out, progress=False)
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.csv"] + [r.path for r in rows]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == (
+        sorted(r.path for r in rows) + ["manifest.csv"])
+
+
+def test_generate_killed_between_manifest_and_renames_shows_no_unlisted_file(tiny_run, tmp_path):
+    """The worst moment, on demand: the test hook of vae_keras.io.folder kills the export right
+    after the manifest of its 2nd batch, before any of that batch's renames."""
+    out = tmp_path / "export"
+    with open(tmp_path / "gen.log", "wb") as log:
+        proc = _start(_cli("generate", tiny_run, "--n", 100, "--out", out, "--batch-size", 16, "--quiet"), log,
+                      XRAY_VAE_TEST_KILL_AFTER_MANIFEST="2")
+        assert proc.wait(timeout=120) == -signal.SIGKILL, (tmp_path / "gen.log").read_text()
+    rows = read_manifest(out / "manifest.csv")
+    assert [r.path for r in rows] == [f"images/sample_{i:06d}.png" for i in range(32)]
+    visible = _complete_and_listed(out, out / "manifest.csv", 32, "killed by the hook", batch=16)
+    assert visible == [r.path for r in rows[:16]]                # the 2nd batch: listed, not yet renamed
+    _assert_a_new_export_starts_clean(tiny_run, out)
 
 
 # -- prepare -----------------------------------------------------------------------------------------
@@ -160,11 +199,10 @@ def test_prepare_killed_mid_import_leaves_only_listed_complete_files(tmp_path):
     delay = random.uniform(0.0, 0.5)
     with open(tmp_path / "prep.log", "wb") as log:
         proc = _start([sys.executable, "-c", code], log)
-        _wait_for(lambda: (out / "manifest.csv").is_file() and len(read_manifest(out / "manifest.csv")) > 0,
-                  proc, 30, "the first commit")
+        _wait_for(lambda: _first_listed_is_visible(out), proc, 30, "the first commit")
         was_running = _kill_after(proc, delay)
     note = f"prepare killed {delay:.2f}s after its first commit (still running: {was_running})"
-    listed = _complete_and_listed(out, out / "manifest.csv", 64, note)
+    listed = _complete_and_listed(out, out / "manifest.csv", 64, note, batch=1501)
     assert was_running and 0 < len(listed) < 1501, note
 
     # rerun: everything imported, no temporary file left

@@ -6,6 +6,7 @@ import pytest
 
 from vae_keras.io.manifest import CLASSES, read_manifest
 from vae_keras.io import detection
+from vae_keras.io.folder import OutputFolder
 from vae_keras.sampling import export, tip
 
 
@@ -167,15 +168,15 @@ def test_export_replaces_an_old_export_and_never_a_data_set(tmp_path, boxed_data
 def test_killed_export_leaves_complete_pairs(tmp_path, monkeypatch):
     images, _, boxes = _hybrid()
     calls = {"n": 0}
-    real_commit = detection.commit_files
+    real_publish = OutputFolder.publish
 
-    def dying_commit(moves, index, text):
+    def dying_publish(self, rows, rels):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt                           # killed during the second batch
-        return real_commit(moves, index, text)
+        return real_publish(self, rows, rels)
 
-    monkeypatch.setattr(detection, "commit_files", dying_commit)
+    monkeypatch.setattr(OutputFolder, "publish", dying_publish)
     with pytest.raises(KeyboardInterrupt):
         detection.export_detection(tmp_path, images, boxes, fmt="yolo", batch_size=2)
     rows = read_manifest(tmp_path / "manifest.csv")

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from vae_keras.io.atomic import save_png_atomic
-from vae_keras.io.manifest import read_manifest
+from vae_keras.io.manifest import ManifestRow, read_manifest, write_manifest
 from vae_keras.sampling import generate
 from vae_keras.sampling.generate import export_samples, interpolate, reconstruct, sample_images
 from vae_keras.viz.figures import image_grid, interpolation_strip, latent_manifold, make_gif, plot_history
@@ -151,8 +151,8 @@ def test_reconstruct_and_interpolate(tiny_model, real_batch):
 def test_export_writes_pngs_and_manifest(tiny_model, tmp_path):
     out = tmp_path / "export"
     rows = export_samples(tiny_model, 10, out, seed=5, batch_size=4, progress=False, labels=["knife"])
-    files = sorted(p.name for p in out.glob("*.png"))
-    assert files == [f"sample_{i:06d}.png" for i in range(10)]
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert files == [f"images/sample_{i:06d}.png" for i in range(10)]     # the layout of every --format
     listed = read_manifest(out / "manifest.csv")
     assert [r.path for r in listed] == files == [r.path for r in rows]
     assert all(r.split == "generated" and r.labels == ["knife"] and r.boxes == [] for r in listed)
@@ -163,7 +163,24 @@ def test_export_writes_pngs_and_manifest(tiny_model, tmp_path):
     with pytest.raises(FileExistsError, match="overwrite"):
         export_samples(tiny_model, 3, out, progress=False, overwrite=False)
     export_samples(tiny_model, 3, out, progress=False)           # replaces the earlier export
-    assert len(list(out.glob("*.png"))) == 3 and len(read_manifest(out / "manifest.csv")) == 3
+    assert len(list(out.rglob("*.png"))) == 3 and len(read_manifest(out / "manifest.csv")) == 3
+
+
+def test_export_replaces_an_export_in_the_old_layout(tiny_model, tmp_path):
+    """Folders written before images/ existed (OUT/sample_*.png) are still recognised as ours."""
+    out = tmp_path / "old"
+    out.mkdir()
+    old_rows = [ManifestRow(path=f"sample_{i:06d}.png", split="generated", source=f"vae:seed:0:{i}") for i in range(3)]
+    for r in old_rows:
+        save_png_atomic(out / r.path, np.zeros((32, 32), np.uint8))
+    (out / ".sample_000003.png.tmp").write_bytes(b"half")       # what a killed old export left
+    write_manifest(out / "manifest.csv", old_rows)
+    with pytest.raises(FileExistsError, match="overwrite"):
+        export_samples(tiny_model, 2, out, progress=False, overwrite=False)
+    rows = export_samples(tiny_model, 2, out, progress=False)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "images/sample_000000.png", "images/sample_000001.png", "manifest.csv"]
+    assert [r.path for r in read_manifest(out / "manifest.csv")] == [r.path for r in rows]
 
 
 def test_export_never_overwrites_a_real_data_set(tiny_model, tiny_dataset):
@@ -171,23 +188,25 @@ def test_export_never_overwrites_a_real_data_set(tiny_model, tiny_dataset):
     with pytest.raises(FileExistsError, match="non-generated"):
         export_samples(tiny_model, 2, tiny_dataset, progress=False)
     assert (tiny_dataset / "manifest.csv").read_bytes() == before
-    assert not list(tiny_dataset.glob("sample_*.png"))
+    assert not list(tiny_dataset.rglob("sample_*.png"))
 
 
 def test_killed_export_leaves_consistent_manifest(tiny_model, tmp_path, monkeypatch):
-    real_write = generate._write_png
+    real_png = generate.png_bytes
 
-    def failing_write(path, image, *args):
-        if path.name == "sample_000009.png":
+    def failing_png(image, *args):
+        if np.array_equal(image, failing_png.ninth):
             raise OSError("disk full (simulated)")
-        real_write(path, image, *args)
+        return real_png(image, *args)
 
-    monkeypatch.setattr(generate, "_write_png", failing_write)
+    failing_png.ninth = sample_images(tiny_model, 16, batch_size=4)[9]
+    monkeypatch.setattr(generate, "png_bytes", failing_png)
     out = tmp_path / "export"
     with pytest.raises(OSError, match="simulated"):
         export_samples(tiny_model, 16, out, batch_size=4, progress=False)
     listed = read_manifest(out / "manifest.csv")
-    assert [r.path for r in listed] == [f"sample_{i:06d}.png" for i in range(8)]   # 2 full batches
+    assert [r.path for r in listed] == [f"images/sample_{i:06d}.png" for i in range(8)]   # 2 full batches
     for r in listed:
         assert iio.imread(out / r.path).shape == (32, 32)
-    assert not list(out.glob(".*.tmp"))                          # no half-written files
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == [r.path for r in listed]
+    assert not list(out.rglob(".*.tmp"))                         # no half-written files

@@ -7,13 +7,14 @@ either the old file or the new one, never a truncated one.
 """
 from __future__ import annotations
 
-import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable, Sequence, Tuple, Union
+from typing import Sequence, Union
 
 import numpy as np
+
+from vae_keras.io.images import png_bytes
 
 PathLike = Union[str, os.PathLike]
 
@@ -56,24 +57,14 @@ def atomic_write_text(path: PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def save_png_atomic(path: PathLike, image: np.ndarray) -> Path:
-    """Save a grayscale image atomically as 8-bit PNG.
+def save_png_atomic(path: PathLike, image: np.ndarray, compress_level: int = 6) -> Path:
+    """Save a grayscale image atomically as 8-bit PNG (the one encoder: :func:`vae_keras.io.images.png_bytes`).
 
     Args:
         image: ``(H, W)`` or ``(H, W, 1)`` array, either ``uint8`` or float in ``[0, 1]``.
+        compress_level: zlib level (6 here, for figures kept in git; data sets use 1).
     """
-    from PIL import Image
-
-    arr = np.asarray(image)
-    if arr.ndim == 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    if arr.ndim != 2:
-        raise ValueError(f"expected a (H, W) or (H, W, 1) grayscale image, got shape {arr.shape}")
-    if arr.dtype != np.uint8:
-        arr = np.clip(np.rint(np.asarray(arr, np.float32) * 255.0), 0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr, mode="L").save(buf, format="PNG")
-    return atomic_write_bytes(path, buf.getvalue())
+    return atomic_write_bytes(path, png_bytes(image, compress_level))
 
 
 def sync_files(folder: PathLike, paths: Sequence[PathLike] = ()) -> None:
@@ -99,23 +90,3 @@ def sync_files(folder: PathLike, paths: Sequence[PathLike] = ()) -> None:
             pass
         finally:
             os.close(fd)
-
-
-def commit_files(moves: Iterable[Tuple[PathLike, PathLike]], index: PathLike, text: str) -> Path:
-    """Rename finished temporary files to their names, then atomically replace ``index`` (a manifest).
-
-    The new ``index`` is written and flushed *before* the first rename, so the only moment when
-    a file exists under its final name but is not yet listed is the few microseconds of the
-    renames themselves. Call :func:`sync_files` on the temporary files first.
-    """
-    index = Path(index)
-    tmp = _synced_temp(index, text.encode("utf-8"))
-    try:
-        for src, dst in moves:
-            os.replace(src, dst)
-        os.replace(tmp, index)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return index

@@ -14,38 +14,39 @@ project's manifest, which lists exactly the complete image+label pairs):
 exported with those boxes, in any format. Other runs' images have image-level labels only:
 nobody knows where the knife they were asked for is. Detectors read a missing box as "no object here", so writing such an image to
 YOLO or VOC with an empty box list would teach them the opposite of the truth. Therefore
-:func:`export_detection` *refuses* (``ValueError``) a yolo/voc export of an image whose labels
+:func:`export_detection` *refuses* (:class:`~vae_keras.errors.DataError`) a yolo/voc export of an image whose labels
 are not all covered by boxes; benign images (no labels) are fine and become negatives. For
 detector training use the **hybrid** mode (:func:`vae_keras.sampling.tip.hybrid_samples`): a benign bag from the VAE
 with real threat items projected into it (:mod:`vae_keras.sampling.tip`), whose boxes are exact.
 
-**Atomic.** Each batch is written under hidden temporary names, flushed, then renamed: label
-files first, images second, and the manifest last (:func:`data_prep.atomic.commit_files`). A
-killed export leaves complete pairs, at most a few label files without an image (which
-detectors ignore) and hidden ``.tmp`` files; the next export into the folder removes them.
+**Atomic.** The folder is :class:`vae_keras.io.folder.OutputFolder`'s: each batch is written
+under hidden temporary names, flushed, listed in the manifest, then renamed: label files
+first, images second. A killed export leaves only complete files, every image listed, at most
+a few label files without an image (which detectors ignore) and hidden ``.tmp`` files; the
+next export into the folder removes them.
 
 Example:
     >>> rows = export_detection("export/", images, boxes, fmt="yolo")
 """
 from __future__ import annotations
 
-import io
-import re
 from pathlib import Path
 from typing import List, Optional, Sequence
 from xml.sax.saxutils import escape
 
 import numpy as np
 
-from vae_keras.io.atomic import PathLike, atomic_write_text, commit_files, sync_files
-from vae_keras.io.manifest import CLASSES, ManifestRow, manifest_text, read_manifest, write_manifest
+from vae_keras.errors import DataError
+from vae_keras.io.atomic import PathLike, atomic_write_text
+from vae_keras.io.folder import GENERATED, OutputFolder
+from vae_keras.io.images import png_bytes
+from vae_keras.io.manifest import CLASSES, ManifestRow
 
 FORMATS = ("yolo", "voc", "csv")
-MANIFEST = "manifest.csv"
+#: Where every format's images go (``generate`` without ``--format`` too).
 IMAGES_DIR = "images"
 LABEL_DIRS = {"yolo": "labels", "voc": "annotations", "csv": None}
 NAME = "sample_{:06d}"
-_OURS = re.compile(r"^\.?sample_\d{6,}\.(png|txt|xml)(\.tmp)?$")
 
 
 # -- label files -----------------------------------------------------------------------------------
@@ -107,54 +108,17 @@ def check_boxes(labels_per_image, boxes_per_image, fmt):
     for i, (names, boxes) in enumerate(zip(labels_per_image, boxes_per_image)):
         unboxed = sorted(set(names) - {b["label"] for b in boxes})
         if unboxed:
-            raise ValueError(
+            raise DataError(
                 f"image {i} is labelled {sorted(names)} but has no box for {unboxed}: VAE-generated images carry "
                 f"image-level labels only, and a {fmt} file without a box tells a detector there is no object. "
                 "Use the hybrid mode (real threats projected into generated bags: tip_data=/--tip DATA), "
                 "or --format csv for image-level labels")
 
 
-def _prepare_folder(out_dir: Path, overwrite: bool) -> None:
-    """Refuse a folder holding a real data set; remove an earlier export's files when ``overwrite``."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"{out_dir} exists and is not a folder")
-    manifest = out_dir / MANIFEST
-    if manifest.exists():
-        try:
-            foreign = any(r.split != "generated" for r in read_manifest(manifest))
-        except (ValueError, KeyError):
-            foreign = True
-        if foreign:
-            raise FileExistsError(f"{manifest} is not an export's manifest (it lists non-generated images): "
-                                  "choose an empty or new output folder")
-    old = [p for d in (IMAGES_DIR, *filter(None, LABEL_DIRS.values())) if (out_dir / d).is_dir()
-           for p in (out_dir / d).iterdir() if _OURS.match(p.name)]
-    if (old or manifest.exists()) and not overwrite:
-        raise FileExistsError(f"{out_dir} already holds an export ({len(old)} files): "
-                              "pass overwrite=True or choose another folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_manifest(manifest, [])            # an empty, valid export first: then the old files go
-    for p in old:
-        p.unlink(missing_ok=True)
-
-
-def _png_bytes(image: np.ndarray) -> bytes:
-    from PIL import Image
-
-    a = np.asarray(image)
-    if a.ndim == 3:
-        a = a[..., 0]
-    if a.dtype != np.uint8:
-        a = np.clip(np.rint(a.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(a, mode="L").save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
-
-
 def export_detection(out_dir: PathLike, images, boxes: Optional[Sequence[Sequence[dict]]] = None,
                      labels: Optional[Sequence[Sequence[str]]] = None, fmt: str = "yolo",
                      sources: Optional[Sequence[str]] = None, overwrite: bool = True,
-                     batch_size: int = 64) -> List[ManifestRow]:
+                     batch_size: int = 64, fallbacks: Optional[Sequence[str]] = None) -> List[ManifestRow]:
     """Write images with their labels in a detector's format (see the module docstring for layouts).
 
     Args:
@@ -167,72 +131,65 @@ def export_detection(out_dir: PathLike, images, boxes: Optional[Sequence[Sequenc
         fmt: ``yolo``, ``voc`` or ``csv``.
         sources: the manifest's ``source`` per image (how it was made).
         overwrite: replace an earlier export in ``out_dir`` (never a real data set's folder).
+        fallbacks: the manifest's ``fallback`` per image (see :mod:`vae_keras.io.manifest`).
 
     Returns:
         the manifest rows (paths ``images/sample_000000.png``, split ``generated``).
 
     Raises:
-        ValueError: unknown format, or a labelled image without boxes in yolo/voc.
+        DataError: unknown format, or a labelled image without boxes in yolo/voc.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+        raise DataError(f"format must be one of {FORMATS}, got {fmt!r}")
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4 or images.shape[-1] != 1:
-        raise ValueError(f"images must be (n, H, W) or (n, H, W, 1) grayscale, got shape {images.shape}")
+        raise DataError(f"images must be (n, H, W) or (n, H, W, 1) grayscale, got shape {images.shape}")
     n, height, width = images.shape[:3]
     boxes = [[] for _ in range(n)] if boxes is None else [list(b) for b in boxes]
     if labels is None:
         labels = [sorted({b["label"] for b in bs}, key=CLASSES.index) for bs in boxes]
     labels = [list(ls) for ls in labels]
     if len(boxes) != n or len(labels) != n:
-        raise ValueError(f"need one box list and one label list per image: {n} images, {len(boxes)} box lists, "
+        raise DataError(f"need one box list and one label list per image: {n} images, {len(boxes)} box lists, "
                          f"{len(labels)} label lists")
     unknown = sorted({l for ls in labels for l in ls} | {b["label"] for bs in boxes for b in bs})
     unknown = [u for u in unknown if u not in CLASSES]
     if unknown:
-        raise ValueError(f"unknown class(es) {unknown}; known: {CLASSES}")
+        raise DataError(f"unknown class(es) {unknown}; known: {CLASSES}")
     check_boxes(labels, boxes, fmt)
 
     out_dir = Path(out_dir)
-    _prepare_folder(out_dir, overwrite)
+    folder = OutputFolder(out_dir, GENERATED, overwrite).open()
     label_dir = LABEL_DIRS[fmt]
-    (out_dir / IMAGES_DIR).mkdir(exist_ok=True)
-    if label_dir:
-        (out_dir / label_dir).mkdir(exist_ok=True)
     if fmt == "yolo":
         atomic_write_text(out_dir / "classes.txt", "".join(c + "\n" for c in CLASSES))
         atomic_write_text(out_dir / "data.yaml", data_yaml())
 
-    rows = []
-    for i in range(n):
-        row = ManifestRow(path=f"{IMAGES_DIR}/{NAME.format(i)}.png", split="generated", labels=labels[i],
-                          boxes=[{"label": b["label"], "box": [float(v) for v in b["box"]]} for b in boxes[i]],
-                          source=sources[i] if sources is not None else "")
-        rows.append(row)
-
-    def tmp(p: Path) -> Path:
-        return p.with_name(f".{p.name}.tmp")
-
+    rows = [ManifestRow(path=f"{IMAGES_DIR}/{NAME.format(i)}.png", split="generated", labels=labels[i],
+                        boxes=[{"label": b["label"], "box": [float(v) for v in b["box"]]} for b in boxes[i]],
+                        source=sources[i] if sources is not None else "",
+                        fallback=fallbacks[i] if fallbacks is not None else "")
+            for i in range(n)]
     for start in range(0, n, int(batch_size)):
         end = min(n, start + int(batch_size))
-        label_moves, image_moves = [], []
-        for i in range(start, end):
-            image_path = out_dir / rows[i].path
-            tmp(image_path).write_bytes(_png_bytes(images[i]))
-            image_moves.append((tmp(image_path), image_path))
-            if fmt == "yolo":
-                text = yolo_text(boxes[i], width, height)
-            elif fmt == "voc":
-                text = voc_xml(image_path.name, boxes[i], width, height)
-            else:
-                continue
-            ext = ".txt" if fmt == "yolo" else ".xml"
-            label_path = out_dir / label_dir / (NAME.format(i) + ext)
-            tmp(label_path).write_text(text, encoding="utf-8")
-            label_moves.append((tmp(label_path), label_path))
-        moves = label_moves + image_moves                         # labels first: never an image without its label
-        sync_files(out_dir, [src for src, _ in moves])
-        commit_files(moves, out_dir / MANIFEST, manifest_text(rows[:end]))
+        label_rels, image_rels = [], []
+        try:
+            for i in range(start, end):
+                image_rels.append(rows[i].path)
+                folder.temporary(rows[i].path).write_bytes(png_bytes(images[i]))
+                if fmt == "yolo":
+                    text = yolo_text(boxes[i], width, height)
+                elif fmt == "voc":
+                    text = voc_xml(Path(rows[i].path).name, boxes[i], width, height)
+                else:
+                    continue
+                ext = ".txt" if fmt == "yolo" else ".xml"
+                label_rels.append(f"{label_dir}/{NAME.format(i)}{ext}")
+                folder.temporary(label_rels[-1]).write_text(text, encoding="utf-8")
+            folder.publish(rows[:end], label_rels + image_rels)   # labels first: never an image without its label
+        except BaseException:
+            folder.discard(label_rels + image_rels)
+            raise
     return rows

@@ -10,6 +10,11 @@ Columns (CSV, UTF-8, header row):
 - ``series``: the bag/series the image belongs to (GDXray ``B0046``), empty when unknown;
 - ``source``: where the image came from (original path, or ``phantom:seed``).
 
+A generated export's manifest (split ``generated``) has one more column, ``fallback``: empty, or
+why the image may not show what its labels say (``label mix too rare``: the latent sampler had
+no mixture for that label combination and drew from the whole mixture, see
+:mod:`vae_keras.models.priors`). Filter on it: ``[r for r in rows if not r.fallback]``.
+
 Why a CSV and not TFRecords: people open it in a spreadsheet, and it is the export format
 detectors' tooling converts from.
 """
@@ -24,6 +29,7 @@ from typing import Iterable, List, Sequence
 
 import numpy as np
 
+from vae_keras.errors import DataError
 from vae_keras.io.atomic import PathLike, atomic_write_text
 
 #: Threat classes, in the order of the multi-hot label vector.
@@ -39,7 +45,12 @@ CLASS_ALIASES = {
     "shuriken": "shuriken", "ninja_star": "shuriken",
 }
 
+#: The manifest's file name in a data set or export folder (the one place it is defined).
+MANIFEST = "manifest.csv"
+
 FIELDS = ("path", "split", "labels", "boxes", "series", "source")
+#: A generated export's columns (:data:`FIELDS` and ``fallback``).
+GENERATED_FIELDS = FIELDS + ("fallback",)
 
 
 def canonical_class(name: str):
@@ -58,6 +69,7 @@ class ManifestRow:
     boxes: List[dict] = field(default_factory=list)
     series: str = ""
     source: str = ""
+    fallback: str = ""
 
     def multi_hot(self) -> np.ndarray:
         """The labels as a ``(len(CLASSES),)`` float32 multi-hot vector."""
@@ -74,26 +86,33 @@ class ManifestRow:
             "boxes": json.dumps(self.boxes, separators=(",", ":")),
             "series": self.series,
             "source": self.source,
+            "fallback": self.fallback,
         }
 
 
-def manifest_text(rows: Iterable[ManifestRow]) -> str:
-    """The CSV text of a manifest of ``rows`` (what :func:`write_manifest` writes)."""
+def manifest_text(rows: Iterable[ManifestRow], fields: Sequence[str] = FIELDS) -> str:
+    """The CSV text of a manifest of ``rows`` (what :func:`write_manifest` writes) with columns ``fields``."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for row in rows:
         writer.writerow(row.to_csv_dict())
     return buf.getvalue()
 
 
-def write_manifest(path: PathLike, rows: Iterable[ManifestRow]) -> Path:
+def write_manifest(path: PathLike, rows: Iterable[ManifestRow], fields: Sequence[str] = FIELDS) -> Path:
     """Write ``rows`` to ``path`` atomically (a killed writer leaves the old manifest)."""
-    return atomic_write_text(path, manifest_text(rows))
+    return atomic_write_text(path, manifest_text(rows, fields))
 
 
 def read_manifest(path: PathLike) -> List[ManifestRow]:
-    """Read a manifest written by :func:`write_manifest` (extra columns are ignored)."""
+    """Read a manifest written by :func:`write_manifest` (extra columns are ignored).
+
+    Raises:
+        FileNotFoundError: no manifest at ``path``.
+        DataError: a required column is missing, or a row has a class this project does not know
+            (a data set made for another class list).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -105,16 +124,18 @@ def read_manifest(path: PathLike) -> List[ManifestRow]:
         reader = csv.DictReader(f)
         missing = {"path", "split"} - set(reader.fieldnames or ())
         if missing:
-            raise ValueError(f"{path}: manifest lacks column(s) {sorted(missing)}; found {reader.fieldnames}")
+            raise DataError(f"{path}: manifest lacks column(s) {sorted(missing)}; found {reader.fieldnames}")
         for rec in reader:
             labels = [s for s in (rec.get("labels") or "").split(";") if s]
             unknown = [s for s in labels if s not in CLASSES]
             if unknown:
-                raise ValueError(f"{path}: row {rec['path']!r} has unknown label(s) {unknown}; known: {CLASSES}")
+                raise DataError(f"{path}: row {rec['path']!r} has unknown label(s) {unknown}; this project's classes "
+                                f"are {', '.join(CLASSES)} (runs and data sets must share them)")
             rows.append(ManifestRow(
                 path=rec["path"], split=rec["split"], labels=labels,
                 boxes=json.loads(rec.get("boxes") or "[]"),
                 series=rec.get("series") or "", source=rec.get("source") or "",
+                fallback=rec.get("fallback") or "",
             ))
     return rows
 

@@ -15,19 +15,26 @@ the only thing we would use from that package, and owning it keeps the fitted st
 """
 from __future__ import annotations
 
+import io
+import warnings
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 
-from vae_keras.io.atomic import PathLike
+from vae_keras.data.layouts import pack_boxes, unpack_boxes
+from vae_keras.io.atomic import PathLike, atomic_write_bytes
 from vae_keras.io.manifest import CLASSES
-import io
-from vae_keras.io.atomic import atomic_write_bytes
-from vae_keras.data.layouts import unpack_boxes
 
 GMM_FILE = "sampler_gmm.npz"
 LABELS_FILE = "label_prior.npz"
+#: The manifest's ``fallback`` note of an image whose label combination had no mixture of its own.
+FALLBACK_NOTE = "label mix too rare"
+
+
+class RareLabelsWarning(UserWarning):
+    """A requested label combination had too few training images for a mixture of its own: its
+    latents come from the whole mixture, so the image may not hold what its labels say."""
 
 
 class NormalSampler:
@@ -110,8 +117,10 @@ class GMMSampler:
 
     Args:
         model: a trained CVAE. n_components: mixture size (Ghosh et al. use 10). seed: EM start.
-        min_points: a label combination with fewer training images gets no mixture of its own
-            (its requests fall back to the whole mixture; a conditional decoder still gets the label).
+        min_points: a label combination with fewer training images gets no mixture of its own:
+            its requests fall back to the whole mixture (a conditional decoder still gets the
+            label). This is said once per combination (:class:`RareLabelsWarning`) and recorded
+            per image in an export's manifest (``fallback`` column, :meth:`fallbacks`).
     """
 
     def __init__(self, model, n_components: int = 10, seed: int = 0, min_points: int = 10,
@@ -128,6 +137,7 @@ class GMMSampler:
         self.by_labels: dict = {}        # label combination (tuple of 0/1) -> (weights, means, covariances)
         # a layout model's training layouts: packed boxes, labels and each image's mixture component
         self.layout_boxes = self.layout_labels = self.layout_components = None
+        self._warned: set = set()        # combinations already warned about
 
     def encode(self, images, labels=None, batch_size: int = 256) -> np.ndarray:
         """Posterior means of ``images`` (n, S, S, 1), uint8 or [0, 1] -> (n, latent_dim)."""
@@ -166,12 +176,38 @@ class GMMSampler:
                     k = max(1, min(self.n_components, int(rows.sum()) // self.points_per_component))
                     self.by_labels[key] = fit_gmm(z[rows], k, seed=self.seed)[:3]
         if boxes is not None:
-            from vae_keras.data.layouts import pack_boxes
-
             self.layout_boxes = pack_boxes(boxes)
             self.layout_labels = (np.asarray(labels) > 0.5).astype(np.int8)
             self.layout_components = self._components_of(z, _label_keys(labels))
         return self
+
+    def fallbacks(self, labels) -> np.ndarray:
+        """Which rows of ``labels`` (n, C) multi-hot get latents from the whole mixture -> (n,) bool.
+
+        A row falls back when its combination has no mixture of its own (fewer than
+        ``min_points`` training images; for a layout sampler: no training layout with it).
+        ``labels`` None, or a sampler fitted without per-combination mixtures: nothing falls back.
+        """
+        if labels is None:
+            return np.zeros(0, bool)
+        keys = _label_keys(labels)
+        if self.layout_boxes is not None:
+            seen = set(_label_keys(self.layout_labels))
+            return np.array([k not in seen for k in keys], bool)
+        if not self.by_labels:
+            return np.zeros(len(keys), bool)
+        return np.array([k not in self.by_labels for k in keys], bool)
+
+    def _warn_fallback(self, key, count: int) -> None:
+        """One :class:`RareLabelsWarning` per combination and sampler."""
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        names = [CLASSES[i] for i, v in enumerate(key) if v] or ["benign"]
+        warnings.warn(f"label combination {'+'.join(names)} had fewer than {self.min_points} training images: "
+                      f"the latents of {count} requested image(s) come from the whole mixture, so they may not "
+                      f"show it (marked in an export's manifest: fallback={FALLBACK_NOTE!r})",
+                      RareLabelsWarning, stacklevel=3)
 
     def _mixture(self, key):
         """(weights, means, covariances) of a label combination's mixture, or the whole mixture."""
@@ -222,6 +258,7 @@ class GMMSampler:
                 for j, i in zip(draws, picks):
                     boxes[j] = unpack_boxes(self.layout_boxes, [int(i)])[0]
                 continue
+            self._warn_fallback(key, len(draws))
             z[draws] = _draw(rng, self.weights, self.means, np.linalg.cholesky(self.covariances), len(draws),
                              temperature)
             for j in draws:                        # per class, that class's boxes of a random training image
@@ -252,12 +289,12 @@ class GMMSampler:
                 w, m, c = self.by_labels[key]
                 z[rows] = _draw(rng, w, m, np.linalg.cholesky(c), rows.sum(), temperature)
             else:  # too rare in training for a mixture of its own (see min_points)
+                self._warn_fallback(key, int(rows.sum()))
                 z[rows] = _draw(rng, self.weights, self.means, chols, rows.sum(), temperature)
         return z.astype(np.float32)                                       # (n, latent_dim)
 
     def save(self, run_dir: PathLike) -> Path:
-
-
+        """Write the fitted state to ``run_dir/sampler_gmm.npz`` (arrays only, atomically)."""
         arrays = dict(weights=self.weights, means=self.means, covariances=self.covariances,
                       label_keys=np.array(sorted(self.by_labels), np.int8).reshape(len(self.by_labels), -1 if self.by_labels else 0))
         for j, key in enumerate(sorted(self.by_labels)):
@@ -288,7 +325,6 @@ class GMMSampler:
 
 
 def _class_name(index: int) -> str:
-
     return CLASSES[int(index)]
 
 
@@ -313,8 +349,6 @@ def load_sampler(run_dir: PathLike, model, kind: Optional[str] = None):
 # -- the labels of a conditional model ----------------------------------------------------------
 def save_label_prior(run_dir: PathLike, labels: np.ndarray) -> Path:
     """Save the training split's label combinations and their frequencies (``RUN/label_prior.npz``)."""
-
-
     combos, counts = np.unique(np.asarray(labels, np.float32), axis=0, return_counts=True)
     buf = io.BytesIO()
     np.savez(buf, combos=combos, counts=counts)
@@ -337,7 +371,13 @@ def answers_labels(config, sampler) -> bool:
 def sample_label_mix(run_dir: PathLike, n: int, seed: int = 0):
     """``n`` lists of class names drawn with the training split's label frequencies, or None when the
     run saved no label prior (its data had no labels)."""
-
     if not (Path(run_dir) / LABELS_FILE).is_file():
         return None
     return [[c for c, v in zip(CLASSES, row) if v > 0.5] for row in sample_label_prior(run_dir, n, seed)]
+
+
+def fallback_notes(sampler, labels: Optional[np.ndarray], n: int) -> List[str]:
+    """The manifest's ``fallback`` column for ``n`` draws of ``sampler`` given ``labels`` (n, C) or None:
+    :data:`FALLBACK_NOTE` where the draw came from the whole mixture, else ``""``."""
+    flags = sampler.fallbacks(labels) if labels is not None and hasattr(sampler, "fallbacks") else ()
+    return [FALLBACK_NOTE if len(flags) and flags[i] else "" for i in range(int(n))]

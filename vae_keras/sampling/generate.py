@@ -3,33 +3,38 @@
 Why the export is built the way it is: decoding is a few big tensor ops, PNG encoding is
 per-image CPU work. A thread pool encodes and writes batch k while the model decodes batch
 k+1 (both TensorFlow and Pillow's zlib release the GIL), so an export runs at about the speed
-of the decoder alone. PNGs are written under temporary names (``.sample_000012.png.tmp``);
-when a whole batch is written it is flushed to disk and renamed into place together with a
-manifest listing it (:func:`data_prep.atomic.commit_files`), so a killed export leaves complete
-PNGs and a manifest that lists exactly those (plus hidden temporary files, which the next
-export into the folder removes).
+of the decoder alone. The folder is the one safe output folder
+(:class:`vae_keras.io.folder.OutputFolder`): PNGs are written under temporary names
+(``images/.sample_000012.png.tmp``); when a whole batch is written it is flushed to disk,
+listed in the manifest, and renamed into place, so a killed export leaves only complete PNGs
+that the manifest lists (plus hidden temporary files, which the next export removes).
+
+Layout, the same as ``generate --format csv|yolo|voc``: ``OUT/images/sample_000000.png`` ...
+and ``OUT/manifest.csv``.
 """
 from __future__ import annotations
 
 import collections
-import io
 import os
-import re
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
 
-from vae_keras.io.atomic import PathLike, commit_files, sync_files
-from vae_keras.io.manifest import CLASSES, ManifestRow, manifest_text, read_manifest, write_manifest
+from vae_keras.data.layouts import layout_side, rasterize
+from vae_keras.errors import DataError
+from vae_keras.io.atomic import PathLike
+from vae_keras.io.detection import IMAGES_DIR
+from vae_keras.io.folder import GENERATED, OutputFolder
+from vae_keras.io.images import png_bytes
+from vae_keras.io.manifest import CLASSES, ManifestRow
+from vae_keras.io.progress import Progress
+from vae_keras.models import priors
 
-MANIFEST = "manifest.csv"
-SAMPLE_NAME = "sample_{:06d}.png"
-# samples, and the temporary files a killed export leaves (of samples and of the manifest)
-_SAMPLE_RE = re.compile(r"^(\.?sample_\d{6,}\.png(\.tmp)?|\.manifest\.csv\.\w+\.tmp)$")
+#: A sample's path in an export folder (every format: images/ beside manifest.csv).
+SAMPLE_NAME = IMAGES_DIR + "/sample_{:06d}.png"
 
 
 def _check_draw(n: int, temperature: float) -> None:
@@ -79,8 +84,6 @@ def compiled_decoder(model):
 def _condition_shape(model) -> tuple:
     """Shape of one condition: (C,) labels, or a layout model's (L, L, C) maps."""
     if getattr(model, "layout", False):
-        from vae_keras.data.layouts import layout_side
-
         side = layout_side(model.config.image_size)
         return (side, side, int(model.num_classes))
     return (int(model.num_classes),)
@@ -115,6 +118,14 @@ def label_vectors(per_labels: Sequence[Sequence[str]]) -> np.ndarray:
     return y
 
 
+def check_classes(model) -> None:
+    """A conditional model must have been trained on this project's classes (:data:`CLASSES`)."""
+    if getattr(model, "conditional", False) and int(model.num_classes) != len(CLASSES):
+        raise DataError(f"this conditional run was trained with {int(model.num_classes)} classes, the data sets "
+                        f"here have {len(CLASSES)} ({', '.join(CLASSES)}): its label vectors do not match; "
+                        "use a run trained on a data set with these classes")
+
+
 def _conditions(model, labels, n: int) -> Optional[np.ndarray]:
     """The condition vectors of a conditional model (benign when ``labels`` is None), else None.
 
@@ -122,6 +133,7 @@ def _conditions(model, labels, n: int) -> Optional[np.ndarray]:
     """
     if not getattr(model, "conditional", False):
         return None
+    check_classes(model)
     y = label_vectors(per_sample_labels(labels, n))
     if getattr(model, "layout", False):
         side = _condition_shape(model)[0]
@@ -137,9 +149,8 @@ def draw(model, n: int, temperature: float = 1.0, seed: int = 0, labels=None, sa
     component of that training bag; the layout's boxes then label the sample. Otherwise ``z`` comes
     from :func:`_latents` and ``y`` from :func:`_conditions` (no boxes).
     """
+    check_classes(model)
     if getattr(model, "layout", False) and getattr(sampler, "layout_boxes", None) is not None:
-        from vae_keras.data.layouts import rasterize
-
         _check_draw(n, temperature)
         vectors = label_vectors(per_sample_labels(labels, int(n)))
         z, boxes = sampler.sample_layouts(int(n), temperature=temperature, seed=seed, labels=vectors)
@@ -249,33 +260,16 @@ def per_sample_labels(labels, n: int) -> List[List[str]]:
         per = [[l] if isinstance(l, str) else list(l) for l in labels]
     unknown = sorted({l for ls in per for l in ls} - set(CLASSES))
     if unknown:
-        raise ValueError(f"unknown label(s) {unknown}; known classes: {CLASSES}")
+        raise DataError(f"unknown label(s) {unknown}; known classes: {', '.join(CLASSES)} (or none for a benign bag)")
     return per
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp")                   # one writer per sample: no clash
-
-
-def _write_png(path: Path, image: np.ndarray, compress_level: int = 1) -> None:
-    """Encode one sample (S, S, 1) in [0, 1] into ``path``'s temporary name (a worker thread).
-
-    No ``fsync`` per file (that would cost more than the decoding): the batch is flushed at once
-    and renamed to ``path`` when the manifest lists it. ``compress_level=1`` encodes 2-3x faster
-    than zlib's default for ~20% larger files.
-    """
-    from PIL import Image
-
-    pixels = np.clip(np.rint(image[..., 0] * 255.0), 0, 255).astype(np.uint8)   # (S, S)
-    buf = io.BytesIO()
-    Image.fromarray(pixels, mode="L").save(buf, format="PNG", compress_level=compress_level)
-    tmp = _tmp_name(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(buf.getvalue())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def fallback_notes(sampler, labels, n: int) -> List[str]:
+    """The manifest's ``fallback`` column of ``n`` samples asked for ``labels`` (see :func:`per_sample_labels`):
+    ``"label mix too rare"`` where ``sampler`` drew from its whole mixture, else ``""``."""
+    if sampler is None or labels is None:
+        return [""] * int(n)
+    return priors.fallback_notes(sampler, label_vectors(per_sample_labels(labels, int(n))), int(n))
 
 
 def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, seed: int = 0,
@@ -283,12 +277,14 @@ def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, s
                    labels: Optional[Union[Sequence[str], Sequence[Sequence[str]]]] = None,
                    name: Optional[str] = None, overwrite: bool = True,
                    workers: Optional[int] = None, compress_level: int = 1, sampler=None) -> List[ManifestRow]:
-    """Write ``n`` samples as a data set: ``out_dir/sample_000000.png`` ... and ``manifest.csv``.
+    """Write ``n`` samples as a data set: ``out_dir/images/sample_000000.png`` ... and ``out_dir/manifest.csv``.
 
     The images are exactly ``sample_images(model, n, temperature, seed)``. The manifest uses
     the project's format (:mod:`vae_keras.io.manifest`): split ``generated``, ``source``
     ``vae:{name}:{seed}:{i}`` so each image can be regenerated; a layout model's samples carry
-    the boxes of their layouts.
+    the boxes of their layouts; ``fallback`` says which images' label combination was too rare
+    for the sampler (:func:`fallback_notes`). A folder written before ``images/`` existed
+    (``out_dir/sample_*.png``) is recognised as an earlier export and replaced.
 
     Args:
         labels: class names given to every sample (``["knife"]``), or one list per sample;
@@ -297,44 +293,32 @@ def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, s
         sampler: a latent sampler (:mod:`vae_keras.models.priors`); default the prior.
         name: run name for ``source``; default ``model.run_name`` if set, else ``config.name``.
         overwrite: replace an earlier export in ``out_dir`` (its sample PNGs are deleted first,
-            so the folder never mixes two exports); ``False`` raises instead. A folder whose
-            manifest lists non-generated images (a real data set) is never touched.
+            so the folder never mixes two exports); ``False`` raises
+            :class:`~vae_keras.io.folder.FolderInUse` instead. A folder whose manifest lists
+            non-generated images (a real data set) is never touched.
         workers: PNG-writing threads (default ``min(8, cpu_count)``).
         compress_level: zlib level of the PNGs (1: fast; 9: smallest).
 
     Returns:
         the manifest rows, in sample order.
     """
-    out_dir = Path(out_dir)
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    folder = OutputFolder(out_dir, GENERATED, overwrite)
+    folder.check()                                               # refuse before any work
     z, y, boxes = draw(model, n, temperature, seed, labels, sampler)   # (n, latent_dim), conditions, boxes
     per_labels = per_sample_labels(labels, len(z))
-    if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"{out_dir} exists and is not a folder")
-    old = [p for p in out_dir.iterdir() if _SAMPLE_RE.match(p.name)] if out_dir.is_dir() else []
-    if (out_dir / MANIFEST).exists():
-        try:
-            foreign = any(r.split != "generated" for r in read_manifest(out_dir / MANIFEST))
-        except (ValueError, KeyError):
-            foreign = True
-        if foreign:  # never overwrite the manifest of a real data set
-            raise FileExistsError(f"{out_dir / MANIFEST} is not a VAE export's manifest (it lists "
-                                  "non-generated images): choose an empty or new output folder")
-    if (old or (out_dir / MANIFEST).exists()) and not overwrite:
-        raise FileExistsError(f"{out_dir} already holds an export ({len(old)} samples): "
-                              "pass overwrite=True or choose another folder")
+    notes = fallback_notes(sampler, labels, len(z))
     run_name = name or getattr(model, "run_name", None) or model.config.name
     rows = [ManifestRow(path=SAMPLE_NAME.format(i), split="generated", labels=per_labels[i],
                         boxes=[dict(b, box=[int(round(v)) for v in b["box"]]) for b in boxes[i]] if boxes else [],
-                        source=f"vae:{run_name}:{seed}:{i}") for i in range(len(z))]
-    write_manifest(out_dir / MANIFEST, [])       # an empty, valid export first: then the old files go
-    for p in old:
-        p.unlink(missing_ok=True)
+                        source=f"vae:{run_name}:{seed}:{i}", fallback=notes[i]) for i in range(len(z))]
+    folder.open()
 
-    import keras
+    def write_png(rel: str, image: np.ndarray) -> None:         # a worker thread
+        folder.temporary(rel).write_bytes(png_bytes(image, compress_level))
 
-    bar = keras.utils.Progbar(len(z), verbose=1 if progress else 0, unit_name="image")
+    bar = Progress(progress, unit="image")
     workers = int(workers or min(8, os.cpu_count() or 1))
     pending = collections.deque()                                # (futures of one batch, end index)
     done = 0
@@ -344,17 +328,14 @@ def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, s
         futures, end = pending.popleft()
         for future in futures:
             future.result()                                      # waits; re-raises a failed write
-        finals = [out_dir / r.path for r in rows[done:end]]
-        sync_files(out_dir, [_tmp_name(p) for p in finals])
-        commit_files([(_tmp_name(p), p) for p in finals], out_dir / MANIFEST, manifest_text(rows[:end]))
+        folder.publish(rows[:end], [r.path for r in rows[done:end]])
         done = end                                               # the manifest lists exactly these
-        bar.update(done)
+        bar.count(done, len(rows), "generate")
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="png") as pool:
         try:
             for start, probs in _decode_all(model, z, y, int(batch_size)):   # (b, S, S, 1): overlaps the writes
-                futures = [pool.submit(_write_png, out_dir / rows[start + j].path, img, compress_level)
-                           for j, img in enumerate(probs)]
+                futures = [pool.submit(write_png, rows[start + j].path, img) for j, img in enumerate(probs)]
                 pending.append((futures, start + len(probs)))
                 while pending and (len(pending) > 2 or all(f.done() for f in pending[0][0])):
                     finish_oldest()                              # at most 2 batches in flight
@@ -367,6 +348,6 @@ def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, s
             raise
         finally:
             pool.shutdown(wait=True)
-            for r in rows[done:]:                                # written but never listed
-                _tmp_name(out_dir / r.path).unlink(missing_ok=True)
+            folder.discard([r.path for r in rows[done:]])        # written but never listed
+            bar.done()
     return rows

@@ -27,20 +27,16 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from vae_keras.io.atomic import PathLike
-from vae_keras.sampling.tip import resize_patch
-from vae_keras.io.atomic import save_png_atomic
-from vae_keras.io.manifest import ManifestRow, read_manifest, write_manifest
-from vae_keras.sampling import tip
-from vae_keras.data.pipeline import MANIFEST
-from vae_keras.io.manifest import CLASSES
-from vae_keras.sampling.generate import sample_images
-from vae_keras.sampling.tip import FOOTPRINT_TOL, ThreatCrop, resize_patch
-from vae_keras.sampling.tip import hybrid_samples
+from vae_keras.errors import DataError
 from vae_keras.config import get_config
-from vae_keras.training.trainer import train
-from vae_keras.training.checkpoint import load_run
+from vae_keras.io.atomic import PathLike, save_png_atomic
+from vae_keras.io.manifest import CLASSES, MANIFEST, ManifestRow, read_manifest, write_manifest
 from vae_keras.models.priors import load_sampler
+from vae_keras.sampling import tip
+from vae_keras.sampling.generate import sample_images
+from vae_keras.sampling.tip import FOOTPRINT_TOL, ThreatCrop, hybrid_samples, resize_patch
+from vae_keras.training.checkpoint import load_run
+from vae_keras.training.trainer import train
 
 #: The object canvas is the bag image's side divided by this.
 OBJECT_SCALE = 2
@@ -113,7 +109,7 @@ def write_object_dataset(data_dir: PathLike, out_dir: PathLike, bag_size: int, p
             rows.append(ManifestRow(path=rel, split=split, labels=[crop.label],
                                     boxes=[{"label": crop.label, "box": box}], source=_SOURCE_PREFIX + crop.source))
     if not rows:
-        raise ValueError(f"{data_dir} has no boxed threat to cut out (its manifest has no boxes)")
+        raise DataError(f"{data_dir} has no boxed threat to cut out (its manifest has no boxes)")
     write_manifest(out_dir / MANIFEST, rows)
     return rows
 
@@ -182,6 +178,6 @@ def load_objects(run_dir: PathLike):
 
     config, model = load_run(run_dir)
     if not config.conditional:
-        raise ValueError(f"{run_dir} is not an object run: train one with `train --config objects` on a data set "
-                         "written by `python -m vae_keras objects`")
+        raise DataError(f"{run_dir} is not an object run: train one with `train --config objects` on a data set "
+                        "written by `python -m vae_keras objects`")
     return model, load_sampler(run_dir, model)

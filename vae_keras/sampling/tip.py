@@ -27,12 +27,13 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from vae_keras.errors import DataError
 from vae_keras.data.layouts import boxes_at_size
 from vae_keras.sampling.generate import sample_images
 
 from vae_keras.io.manifest import CLASSES
-from vae_keras.io.manifest import read_manifest
-from vae_keras.data.pipeline import MANIFEST, load_split
+from vae_keras.io.manifest import MANIFEST, read_manifest
+from vae_keras.data.pipeline import load_split
 
 #: Pixels at or above this fraction of the brightest value count as background (no bag).
 BACKGROUND_LEVEL = 0.92
@@ -265,11 +266,11 @@ def tip_images(bags, crops: Sequence[ThreatCrop], n: int, seed: int = 0, threats
     if classes is not None:
         unknown = sorted(set(classes) - set(CLASSES))
         if unknown:
-            raise ValueError(f"unknown class(es) {unknown}; known: {CLASSES}")
+            raise DataError(f"unknown class(es) {unknown}; known: {CLASSES}")
         crops = [c for c in crops if c.label in classes]
     if not len(crops):
-        raise ValueError("no threat crops to project: the data set has no boxes"
-                         + (f" of class(es) {list(classes)}" if classes is not None else ""))
+        raise DataError("no threat crops to project: the data set has no boxes"
+                        + (f" of class(es) {list(classes)}" if classes is not None else ""))
     if len(bags) == 0:
         raise ValueError("no target bags to project threats into")
     rng = np.random.default_rng(seed)
@@ -320,7 +321,7 @@ def project_labels(bags, labels_per_image: Sequence[Sequence[str]], crops: Seque
     wanted = sorted({name for names in labels_per_image for name in names})
     missing = [name for name in wanted if name not in by_class]
     if missing:
-        raise ValueError(f"no boxed {missing} item in the threat source to project (it has: {sorted(by_class)})")
+        raise DataError(f"no boxed {missing} item in the threat source to project (it has: {sorted(by_class)})")
     rng = np.random.default_rng(seed)
     images = np.empty((len(bags), *bags.shape[1:3], 1), np.float32)
     labels = np.zeros((len(bags), len(CLASSES)), np.float32)
