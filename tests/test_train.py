@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from vae_keras.training.checkpoint import latest_checkpoint, load_history, load_run
-from vae_keras.config import get_config
-from vae_keras.errors import RunExists, TrainingDiverged
+from vae_keras.config import DEFAULT_CONFIG, get_config
+from vae_keras.errors import ConfigError, RunExists, TrainingDiverged
 from vae_keras.training.trainer import Trainer, train
 
 
@@ -63,8 +63,54 @@ def test_resumed_run_equals_uninterrupted_run(tiny_dataset, tmp_path):
 
 def test_existing_run_is_not_overwritten(trained_run, tiny_dataset):
     run, _ = trained_run
+    before = (run / "config.json").read_bytes()
     with pytest.raises(RunExists, match="--resume"):
-        Trainer(tiny_config(), tiny_dataset, run, progress=False)
+        Trainer(tiny_config(), tiny_dataset, run, progress=False).fit()
+    assert (run / "config.json").read_bytes() == before
+
+
+def test_constructing_a_trainer_reads_and_writes_nothing(tmp_path):
+    trainer = Trainer(tiny_config(), tmp_path / "no_data", tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        trainer.model                                   # the first use of a built piece runs the setup
+    assert not (tmp_path / "run").exists(), "a failed setup must not leave a run folder behind"
+
+
+def test_a_data_set_that_fails_to_load_leaves_no_run_folder(tiny_dataset, tmp_path):
+    """Else the rerun after fixing the data is refused with RunExists."""
+    with pytest.raises(ValueError, match="num_classes=3"):
+        train(tiny_config(conditional=True, num_classes=3), tiny_dataset, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_broken_test_split_is_an_error_not_a_skipped_evaluation(tiny_dataset, tmp_path, monkeypatch):
+    from vae_keras.training import trainer as trainer_module
+
+    real = trainer_module.load_split
+
+    def broken_test_split(data_dir, split, image_size=None):
+        if split == "test":
+            raise ValueError(f"split 'test' of {data_dir} mixes image sizes [(32, 32), (48, 48)]")
+        return real(data_dir, split, image_size=image_size)
+
+    monkeypatch.setattr(trainer_module, "load_split", broken_test_split)
+    with pytest.raises(ValueError, match="mixes image sizes"):
+        train(tiny_config(epochs=1), tiny_dataset, tmp_path / "run", progress=False)
+
+
+def test_a_data_set_without_test_split_trains_and_says_so_once(tiny_dataset, tmp_path, capsys):
+    import shutil
+
+    from vae_keras.io.manifest import read_manifest, write_manifest
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    write_manifest(data / "manifest.csv", [r for r in read_manifest(data / "manifest.csv") if r.split == "train"])
+    trainer = train(tiny_config(epochs=2), data, tmp_path / "run", progress=False)
+    assert [h["epoch"] for h in trainer.history] == [1, 2]
+    assert not any("test_loss" in h for h in trainer.history)
+    assert capsys.readouterr().err.count("has no test split") == 1
 
 
 def test_nan_stops_with_step_and_keeps_last_good_checkpoint(tiny_dataset, tmp_path):
@@ -100,3 +146,54 @@ def test_improved_configuration_resumes_exactly(tiny_dataset, tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
     assert resumed.history[-1]["kl_weight"] == full.history[-1]["kl_weight"] == 1.0
     assert resumed.history[-1]["log_sigma"] == full.history[-1]["log_sigma"]
+
+
+def test_default_configuration_resumes_exactly_with_the_discriminator_on(tiny_dataset, tmp_path):
+    """The default (adversarial) objective, discriminator active from epoch 1: interrupted == uninterrupted."""
+    tf.config.experimental.enable_op_determinism()
+
+    def cfg(epochs):
+        return get_config(DEFAULT_CONFIG, quick=False, image_size=32, latent_dim=4, batch_size=8, epochs=epochs,
+                          encoder_filters=(8, 16, 16), decoder_filters=(16, 16, 8), adversarial_start_epoch=0,
+                          gmm_components=2, seed=3)
+
+    assert cfg(1).adversarial_weight > 0
+    full = train(cfg(3), tiny_dataset, tmp_path / "full", progress=False)
+    train(cfg(1), tiny_dataset, tmp_path / "cut", progress=False)
+    resumed = train(cfg(3), tiny_dataset, tmp_path / "cut", resume=True, progress=False)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    assert all(h["adversarial_weight"] > 0 for h in full.history), "the discriminator must be on from epoch 1"
+
+    def state(t):
+        return t.model.weights + t.discriminator.weights + t.optimizer.variables + t.d_optimizer.variables
+
+    assert len(state(full)) == len(state(resumed))
+    for a, b in zip(state(full), state(resumed)):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    for key in ("loss", "test_loss", "discriminator_loss", "adversarial_weight", "log_sigma"):
+        assert resumed.history[-1][key] == full.history[-1][key], key
+
+
+def test_init_from_starts_with_the_source_runs_weights(trained_run, tiny_dataset, tmp_path, capsys):
+    run, source = trained_run
+    trainer = Trainer(tiny_config(epochs=1, seed=7), tiny_dataset, tmp_path / "tuned", init_from=run,
+                      progress=False).setup()
+    assert "from the weights of" in capsys.readouterr().err
+    _, model = load_run(run)
+    assert len(trainer.model.weights) == len(model.weights)
+    for a, b in zip(model.weights, trainer.model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    assert int(trainer.optimizer.iterations.numpy()) == 0 and int(trainer.epoch.numpy()) == 0   # fresh start
+    trainer.fit()
+    assert [h["epoch"] for h in trainer.history] == [1]
+    assert trainer.history[0]["loss"] < source.history[0]["loss"], "a warm start begins below a cold one"
+
+
+def test_init_from_another_family_is_a_clear_error(trained_run, tiny_dataset, tmp_path):
+    run, _ = trained_run
+    with pytest.raises(ConfigError, match=r"latent_dim: 2 there, 3 here.*image_size|image_size: 32 there, 64 here"):
+        train(tiny_config(latent_dim=3, image_size=64), tiny_dataset, tmp_path / "other", init_from=run,
+              progress=False)
+    assert not (tmp_path / "other").exists()
+    with pytest.raises(FileNotFoundError, match="not a training run"):
+        train(tiny_config(), tiny_dataset, tmp_path / "other", init_from=tmp_path / "nothing", progress=False)

@@ -1,18 +1,30 @@
-"""The training loop: ``tf.GradientTape`` inside ``tf.function``, with checkpoints and resume.
+"""The training loop: ``tf.GradientTape`` steps inside ``tf.function``, with checkpoints and resume.
 
 Why a hand-written loop rather than ``model.fit``: the course teaches the ELBO's gradient step,
 and the loop must resume bit-exactly after a Colab disconnect. Everything that determines the
-next step lives in one ``tf.train.Checkpoint`` (weights, Adam slots, epoch counter and the
-random generator that draws the reparameterization noise), and each epoch's shuffle order is
-derived from ``(seed, epoch)``, so a resumed run takes exactly the steps the uninterrupted
-run would have taken.
+next step is either in one ``tf.train.Checkpoint`` (weights, Adam slots and step counter, the
+epoch counter; the discriminator and its optimizer when there is one) or derived from the
+configuration: each epoch's shuffle order and flips from ``(seed, epoch)``, and the
+reparameterization noise of each step from ``(seed, epoch, step)`` by a stateless draw. So a
+resumed run takes exactly the steps the uninterrupted run would have taken.
 
-The improved configurations add, still inside that one step: the sigma-VAE's analytic variance
-(its running average is a model weight, so it is checkpointed), a KL weight that warms up with
-the optimizer's step counter (checkpointed too), free bits, the labels of a conditional
-model, and for ``adversarial_weight`` > 0 a patch discriminator with its own optimizer (both in
-the checkpoint; :mod:`vae_keras.models.adversarial`). After training, a ``gmm`` sampler is fitted to the aggregate posterior and saved next to
-the checkpoints (:mod:`vae_keras.models.priors`).
+A :class:`Trainer` is built in named pieces, run in this order by :meth:`Trainer.setup` (which
+:meth:`Trainer.fit` calls; constructing a ``Trainer`` reads and writes nothing):
+
+1. :meth:`~Trainer.resolve_run`: the run folder's state (refuse to overwrite a run; on resume
+   the saved configuration and history win);
+2. :meth:`~Trainer.load_data`: the train and test splits (and layout maps), decoded once;
+3. :meth:`~Trainer.build`: model, optimizers, the step for the configuration, the checkpoint;
+4. :meth:`~Trainer.open_run_folder`: ``config.json``, the checkpoint manager, TensorBoard logs;
+5. :meth:`~Trainer.restore`: the last checkpoint on resume, or another run's weights (``init_from``).
+
+The steps themselves are in :mod:`vae_keras.training.steps`: the seed's single-sample ELBO
+(:func:`~vae_keras.training.steps.elbo_step`), the improved configurations' weighted ELBO (KL
+warm-up by the optimizer's step counter, free bits, the sigma-VAE's analytic variance whose running
+average is a model weight, the labels of a conditional model), and for ``adversarial_weight`` > 0
+the patch discriminator's term and step (:class:`~vae_keras.training.steps.AdversarialStep`).
+After training, a ``gmm`` sampler is fitted to the aggregate posterior and saved next to the
+checkpoints (:mod:`vae_keras.models.priors`).
 """
 from __future__ import annotations
 
@@ -28,18 +40,27 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from vae_keras.io.atomic import atomic_write_text
-from vae_keras.training import checkpoint as ckpt_io
-from vae_keras.models.adversarial import adaptive_weight, generator_loss, hinge_discriminator_loss, patch_discriminator
 from vae_keras.config import VAEConfig
-from vae_keras.errors import RunExists, TrainingDiverged
-from vae_keras.models.losses import elbo_terms, free_bits_kl, loss_terms
-from vae_keras.models.cvae import build_model
-from vae_keras.data.pipeline import load_split
-from vae_keras.training.distribute import set_precision
-from vae_keras.data.pipeline import dataset_from_arrays
-from vae_keras.viz.figures import image_grid
+from vae_keras.data.layouts import load_layouts
+from vae_keras.data.pipeline import MANIFEST, dataset_from_arrays, load_split
+from vae_keras.errors import DataError, RunExists, TrainingDiverged
+from vae_keras.io.atomic import atomic_write_text
+from vae_keras.io.manifest import read_manifest
 from vae_keras.models import priors as samplers
+from vae_keras.models.adversarial import patch_discriminator
+from vae_keras.models.cvae import build_model
+from vae_keras.models.losses import elbo_terms, loss_terms
+from vae_keras.training import checkpoint as ckpt_io
+from vae_keras.training.distribute import set_precision
+from vae_keras.training.steps import AdversarialStep, elbo_step, kl_weight, weighted_elbo_step
+from vae_keras.viz.figures import image_grid
+
+#: What :meth:`Trainer.setup` creates; reading one of these from a fresh ``Trainer`` runs the setup.
+_BUILT = frozenset({
+    "train_images", "train_labels", "test_images", "test_labels", "train_conditions", "test_conditions",
+    "train_boxes", "model", "optimizer", "epoch", "discriminator", "d_optimizer", "checkpoint", "manager",
+    "summary_writer", "_plain", "_steps_per_epoch", "_adversarial_step", "_train_step", "_eval_step",
+})
 
 
 def fixed_latents(config: VAEConfig, n: int = 16) -> np.ndarray:
@@ -47,18 +68,38 @@ def fixed_latents(config: VAEConfig, n: int = 16) -> np.ndarray:
     return np.random.default_rng(config.seed).standard_normal((n, config.latent_dim)).astype(np.float32)
 
 
+def has_split(data_dir, split: str) -> bool:
+    """Whether the prepared data set's manifest lists any image of ``split``."""
+    return any(row.split == split for row in read_manifest(Path(data_dir) / MANIFEST))
+
+
 @dataclass
 class Trainer:
-    """Trains one :class:`~vae_keras.model.CVAE` on a prepared data set into ``run_dir``.
+    """Trains one :class:`~vae_keras.models.cvae.CVAE` on a prepared data set into ``run_dir``.
+
+    Constructing a ``Trainer`` only records its arguments; :meth:`setup` (run by :meth:`fit`, or by
+    the first use of ``model``, ``train_images`` and the other built attributes) loads the data,
+    builds the model and opens the run folder.
 
     Args:
         config: the run's configuration (ignored on resume: the saved one wins, except ``epochs``).
-        data_dir: a prepared data set (``train/``, ``test/``, ``manifest.csv``).
+        data_dir: a prepared data set (``train/``, ``test/``, ``manifest.csv``); without a test
+            split the run trains without test evaluation (said once on stderr).
         run_dir: output folder (see :mod:`vae_keras.training.checkpoint` for its layout).
         resume: continue the run in ``run_dir`` from its last complete checkpoint.
         minutes: stop at the first epoch end after this many minutes (equal-budget comparisons).
         progress: show a progress bar with the loss terms.
         strategy: a ``tf.distribute.Strategy`` (default: the current one).
+        precision: a Keras dtype policy name (:func:`~vae_keras.training.distribute.set_precision`).
+        on_epoch_end: called with each epoch's history record.
+        init_from: a trained run whose latest weights start this run (fine-tuning; the
+            configurations must agree on the architecture, see
+            :func:`~vae_keras.training.checkpoint.init_from_run`). The optimizer and epoch counter
+            start fresh. Ignored when resuming a run that already has a checkpoint.
+
+    Example:
+        >>> trainer = Trainer(get_config("seed", quick=True), "DATA", "RUN")   # nothing read yet
+        >>> history = trainer.fit()                                           # [{"epoch": 1, "loss": ...}, ...]
     """
 
     config: VAEConfig
@@ -71,10 +112,41 @@ class Trainer:
     precision: str = "float32"
     on_epoch_end: Optional[Callable[[dict], None]] = None
     history: list = field(default_factory=list)
+    init_from: Optional[str] = None
 
     def __post_init__(self):
         self.run_dir = Path(self.run_dir)
-        self.strategy = self.strategy or tf.distribute.get_strategy()
+        self._ready = False
+
+    def __getattr__(self, name):
+        # only called for attributes not set yet: the built ones set themselves up on first use
+        if name in _BUILT and self.__dict__.get("_ready") is False:
+            self.setup()
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    # -- setup, in named pieces ----------------------------------------------------------------
+    def setup(self) -> "Trainer":
+        """Load the data, build the model and open the run folder (once); returns ``self``."""
+        if self._ready is False:
+            self._ready = None                  # in progress: a built attribute read now is just missing
+            try:
+                self.resolve_run()
+                self.load_data()
+                self.build()
+                self.open_run_folder()
+                self.restore()
+            except BaseException:
+                self._ready = False
+                raise
+            self._ready = True
+        return self
+
+    def resolve_run(self) -> None:
+        """Refuse to overwrite a run; on resume, take the saved configuration and history.
+
+        Also checks ``init_from`` (when it will be used) before anything is written.
+        """
         has_run = (self.run_dir / ckpt_io.CONFIG_FILE).is_file()
         if has_run and not self.resume:
             raise RunExists(f"{self.run_dir} already holds a training run: pass --resume to continue it, "
@@ -83,149 +155,126 @@ class Trainer:
             saved = ckpt_io.load_config(self.run_dir)
             self.config = saved.replace(epochs=max(self.config.epochs, saved.epochs))
             self.history = ckpt_io.load_history(self.run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.config.save(self.run_dir / ckpt_io.CONFIG_FILE)
+        if self.init_from is not None and not (self.resume and ckpt_io.latest_checkpoint(self.run_dir)):
+            ckpt_io.check_init_source(self.init_from, self.config)
 
+    def load_data(self) -> None:
+        """Decode the train and test splits once (uint8), with what the model is conditioned on.
 
+        A data set without a test split trains without test evaluation; any other problem with
+        the test split (missing or unreadable images, ...) is an error.
+        """
         cfg = self.config
         self.train_images, self.train_labels = load_split(self.data_dir, "train", image_size=cfg.image_size)
-        try:
-            self.test_images, self.test_labels = load_split(self.data_dir, "test", image_size=cfg.image_size)
-        except ValueError:  # a data set without a test split still trains
-            self.test_images = self.test_labels = None
         if cfg.conditional and self.train_labels.shape[1] != cfg.num_classes:
-            raise ValueError(f"the data set has {self.train_labels.shape[1]} classes, the configuration "
-                             f"num_classes={cfg.num_classes}")
+            raise DataError(f"the data set has {self.train_labels.shape[1]} classes, the configuration "
+                            f"num_classes={cfg.num_classes}")
+        if has_split(self.data_dir, "test"):
+            self.test_images, self.test_labels = load_split(self.data_dir, "test", image_size=cfg.image_size)
+        else:
+            print(f"note: {self.data_dir} has no test split: training without test evaluation", file=sys.stderr)
+            self.test_images = self.test_labels = None
         # what the model is conditioned on: the labels, or for a layout model the boxes' maps
         self.train_boxes = None
         self.train_conditions, self.test_conditions = self.train_labels, self.test_labels
         if cfg.layout:
-            from vae_keras.data.layouts import load_layouts
-
             self.train_conditions, self.train_boxes = load_layouts(self.data_dir, "train", cfg.image_size,
                                                                    self.train_labels)   # (n, L, L, C) uint8
             if self.test_images is not None:
                 self.test_conditions = load_layouts(self.data_dir, "test", cfg.image_size, self.test_labels)[0]
-        # the seed's objective exactly (one-sample ELBO); everything else takes the general path
-        self._plain = (cfg.likelihood == "bernoulli" and not cfg.analytic_kl and not cfg.conditional
-                       and cfg.kl_warmup_epochs == 0 and cfg.adversarial_weight == 0)
         self._steps_per_epoch = math.ceil(len(self.train_images) / cfg.batch_size)
 
-
+    def build(self) -> None:
+        """Model, optimizer(s), epoch counter, the step of the configuration and the checkpoint."""
+        cfg = self.config
+        # the seed's objective exactly (one-sample ELBO); everything else takes the weighted step
+        self._plain = (cfg.likelihood == "bernoulli" and not cfg.analytic_kl and not cfg.conditional
+                       and cfg.kl_warmup_epochs == 0 and cfg.adversarial_weight == 0)
+        self.strategy = self.strategy or tf.distribute.get_strategy()
         self.precision = set_precision(self.precision, self.strategy)
         with self.strategy.scope():
             keras.utils.set_random_seed(cfg.seed)
             self.model = build_model(cfg)
-            self.optimizer = keras.optimizers.Adam(cfg.learning_rate)
-            if self.precision == "mixed_float16":  # float16 gradients underflow without loss scaling
-                self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
+            self.optimizer = self._adam(cfg.learning_rate)
             self.optimizer.build(self.model.trainable_variables)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             parts = {}
             if cfg.adversarial_weight > 0:  # the patch discriminator and its own optimizer (VQGAN's betas)
                 self.discriminator = patch_discriminator(cfg.image_size)
-                self.d_optimizer = keras.optimizers.Adam(cfg.learning_rate, beta_1=0.5, beta_2=0.9)
-                if self.precision == "mixed_float16":
-                    self.d_optimizer = keras.optimizers.LossScaleOptimizer(self.d_optimizer)
+                self.d_optimizer = self._adam(cfg.learning_rate, beta_1=0.5, beta_2=0.9)
                 self.d_optimizer.build(self.discriminator.trainable_variables)
+                self._adversarial_step = AdversarialStep(self.discriminator, self.d_optimizer,
+                                                         cfg.adversarial_weight)
                 parts = dict(discriminator=self.discriminator, d_optimizer=self.d_optimizer)
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch, **parts)
+        self._train_step = tf.function(self._distributed_step, jit_compile=cfg.jit_compile)
+        self._eval_step = tf.function(self._eval, reduce_retracing=True)
+
+    def _adam(self, learning_rate, **kwargs):
+        """Adam, wrapped for loss scaling under ``mixed_float16`` (float16 gradients underflow without it)."""
+        optimizer = keras.optimizers.Adam(learning_rate, **kwargs)
+        if self.precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
+
+    def open_run_folder(self) -> None:
+        """Create ``run_dir`` with ``config.json``; open the checkpoint manager and the TensorBoard writer."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.config.save(self.run_dir / ckpt_io.CONFIG_FILE)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.run_dir / ckpt_io.CHECKPOINT_DIR),
                                                   max_to_keep=3)
+        self.summary_writer = tf.summary.create_file_writer(str(self.run_dir / "logs"))
+
+    def restore(self) -> None:
+        """On resume, restore the last complete checkpoint; else start from ``init_from``'s weights if given."""
         if self.resume and self.manager.latest_checkpoint:
             self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
             self.history = [h for h in self.history if h["epoch"] <= int(self.epoch.numpy())]
             print(f"Resuming {self.run_dir} from epoch {int(self.epoch.numpy())} "
                   f"({self.manager.latest_checkpoint})", file=sys.stderr)
-        self._train_step = tf.function(self._distributed_step, jit_compile=cfg.jit_compile)
-        self._eval_step = tf.function(self._eval, reduce_retracing=True)
-        self.summary_writer = tf.summary.create_file_writer(str(self.run_dir / "logs"))
+        elif self.init_from is not None:
+            source = ckpt_io.init_from_run(self.init_from, self.config, self.model,
+                                           discriminator=getattr(self, "discriminator", None))
+            print(f"Starting {self.run_dir} from the weights of {source}", file=sys.stderr)
 
     # -- one step ------------------------------------------------------------------------------
     def kl_weight(self, step):
         """The KL weight (beta) at optimizer step ``step``: a linear warm-up over ``kl_warmup_epochs``."""
-        warmup = self.config.kl_warmup_epochs * self._steps_per_epoch
-        if warmup <= 0:
-            return tf.constant(1.0)
-        return tf.minimum(1.0, tf.cast(step + 1, tf.float32) / float(warmup))
+        return kl_weight(step, self.config.kl_warmup_epochs * self._steps_per_epoch)
 
-    def _step(self, x, y, eps, adversarial=False):
-        """One replica's share of an Adam step; returns its summed loss terms and example count.
+    def _replica_step(self, x, y, eps, adversarial=False):
+        """One replica's share of a step; returns its summed ``recon``, ``kl``, example count and ``log_sigma``
+        (and, when ``adversarial``, the discriminator's loss and the adaptive weight).
 
         Args:
             x: this replica's images (local_batch, S, S, 1); y: labels (local_batch, C);
             eps: reparameterization noise (local_batch, latent_dim), drawn by the input pipeline
                 for the whole global batch so that any number of replicas sees the same noise.
-            adversarial: add the patch discriminator's loss (and take a discriminator step); a
-                Python bool, so each setting is its own traced graph.
-
-        The loss is the per-example loss summed over this replica's examples and divided by the
-        *global* batch size (all-reduced, so a smaller last batch is weighted right); gradients
-        summed over replicas are then exactly the single-device mean's.
+            adversarial: use the adversarial step; a Python bool, so each setting is its own graph.
         """
-        cfg = self.config
         local_n = tf.cast(tf.shape(x)[0], tf.float32)
         global_n = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, local_n)
+        extra = ()
         if self._plain:
-            with tf.GradientTape() as tape:
-                recon, kl = elbo_terms(self.model, x, eps=eps, training=True)   # (local_batch,) each
-                loss = tf.reduce_sum(recon + kl) / global_n
-                scaled = self.optimizer.scale_loss(loss)
+            recon, kl = elbo_step(self.model, self.optimizer, x, eps, global_n)
             log_sigma = tf.zeros(())
         else:
             beta = self.kl_weight(self.optimizer.iterations)
-            with tf.GradientTape(persistent=adversarial) as tape:
-                recon, kl, kl_per_dim, log_sigma, x_mean = loss_terms(self.model, x, y=y, eps=eps, training=True,
-                                                                      return_mean=True)
-                # free bits act on this replica's batch-mean KL per dimension (the whole batch on one device)
-                kl_term = (free_bits_kl(kl_per_dim, cfg.free_bits) * local_n if cfg.free_bits > 0
-                           else tf.reduce_sum(kl))
-                loss = (tf.reduce_sum(recon) + beta * kl_term) / global_n
-                scaled = self.optimizer.scale_loss(loss)
-                if adversarial:
-                    g_loss = tf.reduce_sum(generator_loss(self.discriminator(x_mean, training=False))) / global_n
-                    g_scaled = self.optimizer.scale_loss(g_loss)
-        if adversarial:
-            return self._adversarial_updates(tape, x, x_mean, scaled, g_scaled, global_n) + (
-                tf.reduce_sum(recon), tf.reduce_sum(kl), local_n, log_sigma)
-        grads = tape.gradient(scaled, self.model.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
-        return tf.reduce_sum(recon), tf.reduce_sum(kl), local_n, log_sigma
-
-    def _adversarial_updates(self, tape, x, x_mean, scaled, g_scaled, global_n):
-        """The VAE step with the adaptive-weight adversarial term, then one discriminator step.
-
-        Returns ``(discriminator loss, adaptive weight)`` of this replica (see :mod:`vae_keras.models.adversarial`).
-        """
-        last = self.model.decoder.layers[-1].kernel                      # the decoder's last kernel
-        weight = self.config.adversarial_weight * adaptive_weight(tape.gradient(scaled, last),
-                                                                  tape.gradient(g_scaled, last))
-        grads = tape.gradient([scaled, g_scaled], self.model.trainable_variables,
-                              output_gradients=[tf.ones_like(scaled), tf.ones_like(g_scaled) * weight])
-        del tape
-        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
-        fake = tf.stop_gradient(x_mean)
-        with tf.GradientTape() as d_tape:
-            d_loss = tf.reduce_sum(hinge_discriminator_loss(self.discriminator(x, training=True),
-                                                            self.discriminator(fake, training=True))) / global_n
-            d_scaled = self.d_optimizer.scale_loss(d_loss)
-        d_grads = d_tape.gradient(d_scaled, self.discriminator.trainable_variables)
-        self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_variables))
-        return d_loss, weight
+            step = self._adversarial_step if adversarial else weighted_elbo_step
+            recon, kl, log_sigma, *extra = step(self.model, self.optimizer, x, y, eps, global_n, beta,
+                                                self.config.free_bits)
+        return (tf.reduce_sum(recon), tf.reduce_sum(kl), local_n, log_sigma, *extra)
 
     def _distributed_step(self, x, y, eps, adversarial=False):
-        """Run :meth:`_step` on every replica; returns the global mean ``recon``, ``kl`` and ``log_sigma``
-        (and, when ``adversarial``, the discriminator's loss and the adaptive weight)."""
-        out = self.strategy.run(self._step, args=(x, y, eps), kwargs=dict(adversarial=adversarial))
+        """Run :meth:`_replica_step` on every replica; returns the global mean ``recon``, ``kl`` and
+        ``log_sigma`` (and, when ``adversarial``, the discriminator's loss and the adaptive weight)."""
+        out = self.strategy.run(self._replica_step, args=(x, y, eps), kwargs=dict(adversarial=adversarial))
         total = lambda v: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)  # noqa: E731
-        extra = ()
-        if adversarial:
-            d_loss, weight = out[:2]
-            out = out[2:]
-            extra = (total(d_loss), self.strategy.reduce(tf.distribute.ReduceOp.MEAN, weight, axis=None))
-        recon, kl, n, log_sigma = out
+        mean = lambda v: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)  # noqa: E731
+        recon, kl, n, log_sigma, *adv = out
+        extra = (total(adv[0]), mean(adv[1])) if adversarial else ()
         n = total(n)
-        log_sigma = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, log_sigma, axis=None)
+        log_sigma = mean(log_sigma)
         if self.config.likelihood == "gaussian_sigma":  # running average of the optimal sigma, for evaluation
             w = tf.maximum(0.01, 1.0 / tf.cast(self.optimizer.iterations, tf.float32))
             self.model.log_sigma.assign((1.0 - w) * self.model.log_sigma + w * log_sigma)
@@ -238,6 +287,7 @@ class Trainer:
             x: images (batch, S, S, 1) float32 in [0, 1]; y: labels (batch, C), zeros when omitted;
             eps: reparameterization noise (batch, latent_dim), standard normal when omitted.
         """
+        self.setup()
         x = tf.convert_to_tensor(x, tf.float32)
         n = tf.shape(x)[0]
         y = tf.zeros((n, self.config.num_classes)) if y is None else tf.convert_to_tensor(y, tf.float32)
@@ -257,8 +307,7 @@ class Trainer:
 
     # -- data ----------------------------------------------------------------------------------
     def _epoch_dataset(self, epoch: int) -> tf.data.Dataset:
-        """The training batches of ``epoch``: order and flips fixed by ``(seed, epoch)``, so resume is exact."""
-
+        """The training batches of ``epoch`` with their noise: all fixed by ``(seed, epoch, step)``, so resume is exact."""
         cfg = self.config
         ds = dataset_from_arrays(self.train_images, self.train_conditions, batch_size=cfg.batch_size, shuffle=True,
                                  flip=cfg.flip, seed=cfg.seed, epoch=epoch, with_labels=True)
@@ -276,7 +325,9 @@ class Trainer:
         """Mean single-sample ``recon`` and ``kl`` (nats/image) on ``images`` (default: test split).
 
         ``labels`` are the model's conditions: multi-hot (n, C), or a layout model's maps.
+        Returns ``{}`` when there is nothing to evaluate (no test split).
         """
+        self.setup()
         if images is None:
             images, labels = self.test_images, self.test_conditions
         if images is None or len(images) == 0:
@@ -299,61 +350,13 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------
     def fit(self) -> list:
         """Train until ``config.epochs`` (or the time budget); returns the history."""
-
-        cfg = self.config
-        steps = math.ceil(len(self.train_images) / cfg.batch_size)
-        z_fixed = fixed_latents(cfg)
+        self.setup()
+        z_fixed = fixed_latents(self.config)
         start = time.monotonic()
-        samples_dir = self.run_dir / ckpt_io.SAMPLES_DIR
-        while int(self.epoch.numpy()) < cfg.epochs:
+        while int(self.epoch.numpy()) < self.config.epochs:
             epoch = int(self.epoch.numpy()) + 1
-            t0 = time.monotonic()
-            if self.progress:
-                print(f"Epoch {epoch}/{cfg.epochs}", file=sys.stderr)
-            bar = keras.utils.Progbar(steps, verbose=1 if self.progress else 0, unit_name="batch")
-            sums = np.zeros(2)
-            adversarial = self.adversarial_at(epoch)
-            adv_sums = np.zeros(2)                                   # discriminator loss, adaptive weight
-            for step, (x, y, eps) in enumerate(self._epoch_dataset(epoch), start=1):
-                recon, kl, log_sigma, *adv = (float(v) for v in self._train_step(x, y, eps, adversarial=adversarial))
-                adv_sums += adv or (0.0, 0.0)
-                if not (math.isfinite(recon) and math.isfinite(kl)):
-                    last = self.manager.latest_checkpoint or "none (no epoch finished yet)"
-                    raise TrainingDiverged(
-                        f"loss became non-finite at epoch {epoch}, step {step} (recon={recon}, kl={kl}); "
-                        f"stopped without saving. Last good checkpoint: {last}. Try a lower learning rate.")
-                sums += (recon, kl)
-                bar.update(step, values=[("loss", recon + kl), ("recon", recon), ("kl", kl)])
-            record = {"epoch": epoch, "loss": float(sums.sum() / steps), "recon": float(sums[0] / steps),
-                      "kl": float(sums[1] / steps)}
-            if not self._plain:
-                record["kl_weight"] = float(self.kl_weight(self.optimizer.iterations - 1))
-            if adversarial:
-                record["discriminator_loss"] = float(adv_sums[0] / steps)
-                record["adversarial_weight"] = float(adv_sums[1] / steps)
-            if cfg.likelihood == "gaussian_sigma":
-                record["log_sigma"] = float(self.model.log_sigma.numpy())  # running optimum (last batch: log_sigma)
-            record.update(self.evaluate())
-            record["seconds"] = time.monotonic() - t0
-            record["images_per_second"] = len(self.train_images) / record["seconds"]
-
-            self.epoch.assign(epoch)
-            image_grid(self.model.decode(z_fixed, apply_sigmoid=True).numpy(),
-                       samples_dir / f"epoch_{epoch:04d}.png", ncols=4)
-            self.history.append(record)
-            # history first, then the checkpoint: a resumed run trims history to the checkpoint.
-            atomic_write_text(self.run_dir / ckpt_io.HISTORY_FILE, json.dumps(self.history, indent=1))
-            self.manager.save(checkpoint_number=epoch)
-            with self.summary_writer.as_default(step=epoch):
-                for key, value in record.items():
-                    if key != "epoch":
-                        tf.summary.scalar(key, value)
-            if self.progress:
-                test = f", test loss {record['test_loss']:.1f}" if "test_loss" in record else ""
-                print(f"epoch {epoch}: loss {record['loss']:.1f}{test} ({record['seconds']:.1f}s)",
-                      file=sys.stderr)
-            if self.on_epoch_end:
-                self.on_epoch_end(record)
+            record = self.train_epoch(epoch)
+            self.end_epoch(record, z_fixed)
             if self.minutes is not None and time.monotonic() - start >= 60 * self.minutes:
                 print(f"Time budget of {self.minutes} min reached after epoch {epoch}.", file=sys.stderr)
                 break
@@ -361,9 +364,68 @@ class Trainer:
         self.fit_sampler()
         return self.history
 
+    def train_epoch(self, epoch: int) -> dict:
+        """One pass over the training split, then the test evaluation; returns the epoch's history record.
+
+        Raises:
+            TrainingDiverged: a loss became non-finite (nothing of this epoch is saved).
+        """
+        cfg = self.config
+        steps = self._steps_per_epoch
+        t0 = time.monotonic()
+        if self.progress:
+            print(f"Epoch {epoch}/{cfg.epochs}", file=sys.stderr)
+        bar = keras.utils.Progbar(steps, verbose=1 if self.progress else 0, unit_name="batch")
+        sums = np.zeros(2)
+        adversarial = self.adversarial_at(epoch)
+        adv_sums = np.zeros(2)                                   # discriminator loss, adaptive weight
+        for step, (x, y, eps) in enumerate(self._epoch_dataset(epoch), start=1):
+            recon, kl, log_sigma, *adv = (float(v) for v in self._train_step(x, y, eps, adversarial=adversarial))
+            adv_sums += adv or (0.0, 0.0)
+            if not (math.isfinite(recon) and math.isfinite(kl)):
+                last = self.manager.latest_checkpoint or "none (no epoch finished yet)"
+                raise TrainingDiverged(
+                    f"loss became non-finite at epoch {epoch}, step {step} (recon={recon}, kl={kl}); "
+                    f"stopped without saving. Last good checkpoint: {last}. Try a lower learning rate.")
+            sums += (recon, kl)
+            bar.update(step, values=[("loss", recon + kl), ("recon", recon), ("kl", kl)])
+        record = {"epoch": epoch, "loss": float(sums.sum() / steps), "recon": float(sums[0] / steps),
+                  "kl": float(sums[1] / steps)}
+        if not self._plain:
+            record["kl_weight"] = float(self.kl_weight(self.optimizer.iterations - 1))
+        if adversarial:
+            record["discriminator_loss"] = float(adv_sums[0] / steps)
+            record["adversarial_weight"] = float(adv_sums[1] / steps)
+        if cfg.likelihood == "gaussian_sigma":
+            record["log_sigma"] = float(self.model.log_sigma.numpy())  # running optimum (last batch: log_sigma)
+        record.update(self.evaluate())
+        record["seconds"] = time.monotonic() - t0
+        record["images_per_second"] = len(self.train_images) / record["seconds"]
+        return record
+
+    def end_epoch(self, record: dict, z_fixed: np.ndarray) -> None:
+        """Keep a finished epoch: sample grid, ``history.json``, then the checkpoint, TensorBoard, callback."""
+        epoch = record["epoch"]
+        self.epoch.assign(epoch)
+        image_grid(self.model.decode(z_fixed, apply_sigmoid=True).numpy(),
+                   self.run_dir / ckpt_io.SAMPLES_DIR / f"epoch_{epoch:04d}.png", ncols=4)
+        self.history.append(record)
+        # history first, then the checkpoint: a resumed run trims history to the checkpoint.
+        atomic_write_text(self.run_dir / ckpt_io.HISTORY_FILE, json.dumps(self.history, indent=1))
+        self.manager.save(checkpoint_number=epoch)
+        with self.summary_writer.as_default(step=epoch):
+            for key, value in record.items():
+                if key != "epoch":
+                    tf.summary.scalar(key, value)
+        if self.progress:
+            test = f", test loss {record['test_loss']:.1f}" if "test_loss" in record else ""
+            print(f"epoch {epoch}: loss {record['loss']:.1f}{test} ({record['seconds']:.1f}s)", file=sys.stderr)
+        if self.on_epoch_end:
+            self.on_epoch_end(record)
+
     def fit_sampler(self):
         """Fit and save the run's latent sampler (``gmm``) and, when the data has labels, the label prior."""
-
+        self.setup()
         if self.config.conditional or self.train_labels.any():
             samplers.save_label_prior(self.run_dir, self.train_labels)
         if self.config.sampler == "gmm" and self.history:
@@ -375,7 +437,11 @@ class Trainer:
 
 
 def train(config: VAEConfig, data_dir, run_dir, **kwargs) -> Trainer:
-    """Train ``config`` on ``data_dir`` into ``run_dir``; returns the finished :class:`Trainer`."""
+    """Train ``config`` on ``data_dir`` into ``run_dir``; returns the finished :class:`Trainer`.
+
+    ``kwargs`` are :class:`Trainer`'s (``resume``, ``minutes``, ``progress``, ``strategy``,
+    ``precision``, ``on_epoch_end``, ``init_from``).
+    """
     trainer = Trainer(config, data_dir, run_dir, **kwargs)
     trainer.fit()
     return trainer
