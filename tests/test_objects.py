@@ -97,3 +97,49 @@ def test_evaluate_measures_composites(object_runs):
     saved = json.loads((root / "bag_run" / objects_metrics_file(root / "object_run")).read_text())
     assert saved["class_recognition"] == metrics["class_recognition"]
     assert not (root / "bag_run" / "metrics.json").exists()            # the bag run's own measures untouched
+
+
+def _assert_tight(box, attenuation, tol, note):
+    """The box holds pixels the object darkens by more than ``tol`` and each of its edges touches one."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    dark = attenuation[y1:y2, x1:x2] < 1.0 - tol                      # (h, w) inside the box
+    assert dark.any(), f"{note}: a box around nothing"
+    assert dark[0].any() and dark[-1].any() and dark[:, 0].any() and dark[:, -1].any(), f"{note}: box not tight"
+
+
+def test_an_empty_generated_object_is_redrawn_never_boxed(tiny_model, monkeypatch, capsys):
+    """An object VAE sample with no dark pixel used to become a box around the whole empty patch."""
+    from vae_keras.sampling import objects
+    from vae_keras.sampling.generate import sample_images
+    from vae_keras.sampling.tip import FOOTPRINT_TOL
+
+    side = 16
+    blank = np.full((side, side, 1), OBJECT_LEVEL, np.float32)          # an empty canvas: darkens nothing
+    knife = blank.copy()
+    knife[5:11, 7:9] = 0.3 * OBJECT_LEVEL
+    draws = []
+
+    def object_draws(model, n, **kwargs):                                # 1st round: one empty of two
+        draws.append(n)
+        return np.stack([blank, knife][:n] if len(draws) == 1 else [knife] * n)
+
+    monkeypatch.setattr(objects, "sample_images", object_draws)
+    stats = {}
+    labels = [["knife"], ["knife"]]
+    images, _, boxes = composite_samples(tiny_model, None, labels, seed=2, stats=stats)
+    assert draws == [2, 1] and stats == {"drawn": 3, "rejected": 1}
+    assert "rejected 1 of 3" in capsys.readouterr().err
+    bags = sample_images(tiny_model, 2, seed=2, labels=[[], []])        # the bags hybrid_samples drew
+    for i, bs in enumerate(boxes):
+        assert [b["label"] for b in bs] == ["knife"]
+        _assert_tight(bs[0]["box"], images[i, ..., 0] / bags[i, ..., 0], FOOTPRINT_TOL / 2, f"image {i}")
+
+
+def test_object_vae_that_only_draws_empty_objects_is_an_error(tiny_model, monkeypatch):
+    from vae_keras.errors import DataError
+    from vae_keras.sampling import objects
+
+    monkeypatch.setattr(objects, "sample_images",
+                        lambda model, n, **kw: np.full((n, 16, 16, 1), OBJECT_LEVEL, np.float32))
+    with pytest.raises(DataError, match="train it longer"):
+        generated_objects(None, {"knife": 2}, bag_size=32, max_rounds=3)

@@ -14,12 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional
 
+from vae_keras.errors import DataError
 from vae_keras.io.atomic import PathLike
 from vae_keras.io.detection import FORMATS, check_boxes, export_detection
 from vae_keras.io.manifest import ManifestRow
 from vae_keras.models.priors import load_sampler
 from vae_keras.sampling import tip
-from vae_keras.sampling.generate import per_sample_labels, sample_with_boxes
+from vae_keras.sampling.generate import fallback_notes, per_sample_labels, sample_with_boxes
 from vae_keras.sampling.objects import composite_samples, load_objects
 from vae_keras.training.checkpoint import load_config, load_run
 
@@ -46,11 +47,11 @@ def export_run(run_dir: PathLike, n: int, out_dir: PathLike, fmt: str = "yolo", 
         the manifest rows written to ``out_dir/manifest.csv``.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+        raise DataError(f"format must be one of {FORMATS}, got {fmt!r}")
     per = per_sample_labels(labels, int(n))
     layout_run = (model.config if model is not None else load_config(run_dir)).layout
     if tip_data is not None and objects_run is not None:
-        raise ValueError("choose the real threats of tip_data or the generated ones of objects_run, not both")
+        raise DataError("choose the real threats of tip_data or the generated ones of objects_run, not both")
     if tip_data is None and objects_run is None and not layout_run:  # fail before any work
         check_boxes(per, [[] for _ in per], fmt)
     if model is None:
@@ -73,5 +74,7 @@ def export_run(run_dir: PathLike, n: int, out_dir: PathLike, fmt: str = "yolo", 
         images, boxes = sample_with_boxes(model, int(n), temperature=temperature, seed=seed, batch_size=batch_size,
                                           labels=per, sampler=sampler)   # boxes: a layout run's layouts
         sources = [f"vae:{name}:{seed}:{i}" for i in range(len(per))]
+    # the bags of the hybrid and composite modes are asked for benign: only pure samples can fall back
+    notes = fallback_notes(sampler, per, len(per)) if tip_data is None and objects_run is None else None
     return export_detection(out_dir, images, boxes, labels=per, fmt=fmt, sources=sources, overwrite=overwrite,
-                            batch_size=batch_size)
+                            batch_size=batch_size, fallbacks=notes)

@@ -150,6 +150,8 @@ def draw(model, n: int, temperature: float = 1.0, seed: int = 0, labels=None, sa
     from :func:`_latents` and ``y`` from :func:`_conditions` (no boxes).
     """
     check_classes(model)
+    if labels is not None:
+        per_sample_labels(labels, int(n))                       # unknown classes: an error, whatever the model
     if getattr(model, "layout", False) and getattr(sampler, "layout_boxes", None) is not None:
         _check_draw(n, temperature)
         vectors = label_vectors(per_sample_labels(labels, int(n)))

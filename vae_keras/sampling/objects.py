@@ -23,7 +23,7 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -103,9 +103,11 @@ def write_object_dataset(data_dir: PathLike, out_dir: PathLike, bag_size: int, p
             print(f"{split}: {len(crops)} threats -> {out_dir / split} ({side}x{side})", file=sys.stderr)
         for k, crop in enumerate(crops):
             canvas = _on_canvas(crop.transmission, side)
+            box = tip.footprint_box(canvas, 0, 0)                          # where the threat is on its canvas
+            if box is None:                                                # faded away when shrunk: no empty box
+                continue
             rel = f"{split}/{crop.label}_{k:06d}.png"
             save_png_atomic(out_dir / rel, np.clip(np.rint(canvas * OBJECT_LEVEL * 255.0), 0, 255).astype(np.uint8))
-            box = tip.footprint_box(canvas, 0, 0)                          # where the threat is on its canvas
             rows.append(ManifestRow(path=rel, split=split, labels=[crop.label],
                                     boxes=[{"label": crop.label, "box": box}], source=_SOURCE_PREFIX + crop.source))
     if not rows:
@@ -114,37 +116,70 @@ def write_object_dataset(data_dir: PathLike, out_dir: PathLike, bag_size: int, p
     return rows
 
 
+def _object_crop(sample: np.ndarray, side: int):
+    """An object VAE's sample (s, s) -> its transmission at the bag's canvas ``side``, haze set to
+    exactly 1 and trimmed to its footprint; None when it darkens nothing (an empty object)."""
+    t = sample / OBJECT_LEVEL                                           # back to transmission
+    t = t if t.shape[0] == side else resize_patch(np.clip(t, 1e-3, 1.0), side, side)
+    t = np.where(t > 1.0 - FOOTPRINT_TOL, 1.0, np.clip(t, 1e-3, 1.0)).astype(np.float32)
+    ys, xs = np.nonzero(t < 1.0)
+    if len(xs) == 0:
+        return None
+    return np.ascontiguousarray(t[max(0, ys.min() - 1):ys.max() + 2, max(0, xs.min() - 1):xs.max() + 2])
+
+
 def generated_objects(model, counts: Dict[str, int], bag_size: int, seed: int = 0, temperature: float = 1.0,
-                      sampler=None, batch_size: int = 64, name: str = "objects") -> list:
+                      sampler=None, batch_size: int = 64, name: str = "objects", max_rounds: int = 10,
+                      stats: Optional[dict] = None) -> list:
     """``counts[c]`` new threats of each class ``c`` from an object VAE, as :class:`~vae_keras.tip.ThreatCrop` s.
 
     Each sample is rescaled to the bag's object canvas (``bag_size / 2``), its near-transparent
-    haze set to exactly 1 (so no faint square is pasted), and trimmed to its footprint.
-    """
+    haze set to exactly 1 (so no faint square is pasted), and trimmed to its footprint. A sample
+    that darkens nothing (an undertrained object VAE draws some) is **rejected** and replaced by
+    a new draw (another seed), up to ``max_rounds`` rounds: a composite never carries a box
+    around nothing. Rejections are counted in ``stats`` (``{"drawn": ..., "rejected": ...}``,
+    updated in place) and said on stderr.
 
+    Raises:
+        DataError: a class still short of objects after ``max_rounds`` rounds (train the object VAE longer).
+    """
     side = object_canvas(bag_size)
+    stats = stats if stats is not None else {}
+    stats.setdefault("drawn", 0)
+    stats.setdefault("rejected", 0)
     crops = []
     for c in sorted(counts):
-        k = int(counts[c])
-        if k <= 0:
-            continue
-        patches = sample_images(model, k, temperature=temperature, seed=seed + 101 * (1 + CLASSES.index(c)),
-                                labels=[c], sampler=sampler, batch_size=batch_size)[..., 0]   # (k, s, s)
-        for j, t in enumerate(patches):
-            t = t / OBJECT_LEVEL                                           # back to transmission
-            t = t if t.shape[0] == side else resize_patch(np.clip(t, 1e-3, 1.0), side, side)
-            t = np.where(t > 1.0 - FOOTPRINT_TOL, 1.0, np.clip(t, 1e-3, 1.0)).astype(np.float32)
-            ys, xs = np.nonzero(t < 1.0)
-            if len(xs):
-                t = t[max(0, ys.min() - 1):ys.max() + 2, max(0, xs.min() - 1):xs.max() + 2]
-            crops.append(ThreatCrop(c, np.ascontiguousarray(t), f"vae:{name}:{seed}:{c}:{j}"))
+        k, kept, round_ = int(counts[c]), [], 0
+        while len(kept) < k:
+            if round_ >= int(max_rounds):
+                raise DataError(f"the object VAE drew {stats['rejected']} empty {c} objects in {max_rounds} rounds "
+                                f"(no pixel darker than 1 - {FOOTPRINT_TOL}): train it longer")
+            want = k - len(kept)
+            patches = sample_images(model, want, temperature=temperature,
+                                    seed=seed + 101 * (1 + CLASSES.index(c)) + 7919 * round_,
+                                    labels=[c], sampler=sampler, batch_size=batch_size)[..., 0]   # (want, s, s)
+            stats["drawn"] += want
+            for t in patches:
+                t = _object_crop(t, side)
+                if t is None:
+                    stats["rejected"] += 1
+                else:
+                    kept.append(t)
+            round_ += 1
+        crops += [ThreatCrop(c, t, f"vae:{name}:{seed}:{c}:{j}") for j, t in enumerate(kept)]
+    if stats["rejected"]:
+        print(f"objects: rejected {stats['rejected']} of {stats['drawn']} generated objects that darken no pixel "
+              "(redrawn)", file=sys.stderr)
     return crops
 
 
 def composite_samples(bag_model, object_model, labels_per_image: Sequence[Sequence[str]], seed: int = 0,
                       temperature: float = 1.0, bag_sampler=None, object_sampler=None, batch_size: int = 64,
-                      object_name: str = "objects"):
+                      object_name: str = "objects", stats: Optional[dict] = None):
     """Generated bags with generated threats projected into them: one new object per requested class.
+
+    Empty objects are rejected and redrawn (:func:`generated_objects`, counted in ``stats``), so
+    every box is tight: it holds pixels the object darkens, and each of its edges touches one.
 
     Returns:
         ``(images (n, S, S, 1) float32, labels (n, C) float32, boxes: n lists)``, boxes exact.
@@ -156,7 +191,7 @@ def composite_samples(bag_model, object_model, labels_per_image: Sequence[Sequen
             counts[c] = counts.get(c, 0) + 1
     crops = generated_objects(object_model, counts, bag_model.config.image_size, seed=seed,
                               temperature=temperature, sampler=object_sampler, batch_size=batch_size,
-                              name=object_name)
+                              name=object_name, stats=stats)
     return hybrid_samples(bag_model, labels_per_image, crops, seed=seed, temperature=temperature,
                           sampler=bag_sampler, batch_size=batch_size, one_each=True)
 

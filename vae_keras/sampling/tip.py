@@ -111,7 +111,8 @@ def cut_threats(image, boxes: Sequence[dict], source: str = "", scale: float = 1
         boxes: manifest boxes ``[{"label": "knife", "box": [x1, y1, x2, y2]}]``.
         scale: factor from the boxes' pixel coordinates to ``image`` (64 / 224 for a 224 set
             loaded at 64).
-        min_side: boxes smaller than this (in pixels, after scaling) are skipped.
+        min_side: boxes smaller than this (in pixels, after scaling) are skipped, and so are
+            threats that darken no pixel by more than :data:`FOOTPRINT_TOL` (:func:`is_empty`).
         margin: pixels of bag kept around each box, so the border estimates the background.
         **kwargs: passed to :func:`transmission_of` (``percentile``, ``clean``).
     """
@@ -126,7 +127,10 @@ def cut_threats(image, boxes: Sequence[dict], source: str = "", scale: float = 1
             continue
         x1, y1 = max(0, x1 - margin), max(0, y1 - margin)
         x2, y2 = min(w, x2 + margin), min(h, y2 + margin)
-        crops.append(ThreatCrop(b["label"], transmission_of(a[y1:y2, x1:x2], **kwargs), f"{source}#{k}"))
+        t = transmission_of(a[y1:y2, x1:x2], **kwargs)
+        if is_empty(t):                                           # too faint to see: no box around nothing
+            continue
+        crops.append(ThreatCrop(b["label"], t, f"{source}#{k}"))
     return crops
 
 
@@ -191,12 +195,21 @@ def bag_region(image, level: float = BACKGROUND_LEVEL) -> np.ndarray:
     return a < level * max(float(np.percentile(a, 99)), 1e-3)
 
 
-def footprint_box(t: np.ndarray, x: int, y: int, tol: float = FOOTPRINT_TOL) -> List[int]:
-    """The box [x1, y1, x2, y2] (exclusive end) of the pixels of ``t`` pasted at (x, y) that attenuate."""
+def footprint_box(t: np.ndarray, x: int, y: int, tol: float = FOOTPRINT_TOL) -> Optional[List[int]]:
+    """The box [x1, y1, x2, y2] (exclusive end) of the pixels of ``t`` pasted at (x, y) that attenuate.
+
+    The box is tight: it holds pixels with ``t < 1 - tol`` and each of its four edges touches one.
+    None when no pixel attenuates (an empty object has no box: callers reject it).
+    """
     ys, xs = np.nonzero(t < 1.0 - tol)
-    if len(xs) == 0:                                              # nothing attenuates: the whole patch
-        return [int(x), int(y), int(x + t.shape[1]), int(y + t.shape[0])]
+    if len(xs) == 0:
+        return None
     return [int(x + xs.min()), int(y + ys.min()), int(x + xs.max() + 1), int(y + ys.max() + 1)]
+
+
+def is_empty(t: np.ndarray, tol: float = FOOTPRINT_TOL) -> bool:
+    """Whether a transmission map darkens no pixel by more than ``tol`` (nothing to label)."""
+    return not bool(np.any(np.asarray(t) < 1.0 - tol))
 
 
 def composite(target, t: np.ndarray, x: int, y: int) -> np.ndarray:
@@ -218,16 +231,28 @@ def project(target, crop: ThreatCrop, rng: np.random.Generator, region: Optional
         target: (H, W[, 1]) bag, uint8 or float in [0, 1].
         crop: the threat (its transmission map).
         rng: numpy random generator (flip, rotation, scale, position).
+        tries: transforms to try when a rescale leaves no attenuating pixel (a faint, thin item).
         region: boolean (H, W) mask of allowed centres; default :func:`bag_region` of ``target``
             (the whole image when it has no bag, e.g. a blank one).
 
     Returns:
         ``(image (H, W) float32 in [0, 1], [{"label": ..., "box": [x1, y1, x2, y2]}])``; the box is
-        the footprint of the pixels the threat darkens, in pixels, end exclusive (numpy slices).
+        the footprint of the pixels the threat darkens, in pixels, end exclusive (numpy slices):
+        tight (:func:`footprint_box`).
+
+    Raises:
+        DataError: the crop darkens nothing (an empty object must not become a labelled box).
     """
     img = _as_float_image(target)
     H, W = img.shape
-    t = transform_crop(crop.transmission, rng, scale_range, rotate, flip, max_side=min(H, W))
+    if is_empty(crop.transmission):
+        raise DataError(f"threat crop {crop.source or crop.label!r} darkens no pixel: it would be a box around nothing")
+    for _ in range(max(1, int(tries))):                           # a rescale can fade a faint, thin item away
+        t = transform_crop(crop.transmission, rng, scale_range, rotate, flip, max_side=min(H, W))
+        if not is_empty(t):
+            break
+    else:
+        raise DataError(f"threat crop {crop.source or crop.label!r} fades away when rescaled ({tries} tries)")
     h, w = t.shape
     if region is None:
         region = bag_region(img)
