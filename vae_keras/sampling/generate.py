@@ -176,10 +176,21 @@ def _as_model_input(images, model, name="images") -> np.ndarray:
     return x
 
 
-def _posterior_mean(model, images, batch_size=256) -> np.ndarray:
+def posterior_means(model, images, batch_size: int = 256) -> np.ndarray:
+    """The encoder's posterior means of ``images`` ((n, S, S[, 1]), uint8 or [0, 1]) -> (n, latent_dim), in batches."""
     x = _as_model_input(images, model)
     return np.concatenate([model.encode(tf.constant(x[i:i + batch_size]))[0].numpy()
                            for i in range(0, len(x), batch_size)])   # (n, latent_dim)
+
+
+def decode_latents(model, z, batch_size: int = 256, y: Optional[np.ndarray] = None) -> np.ndarray:
+    """Decode latents ``z`` (m, latent_dim) to pixel means (m, S, S, 1) float32 in [0, 1], in batches,
+    through the model's traced decoder (conditioned on ``y`` when given)."""
+    z = np.asarray(z, np.float32)
+    if len(z) == 0:
+        size = int(model.config.image_size)
+        return np.zeros((0, size, size, 1), np.float32)
+    return np.concatenate([probs for _, probs in _decode_all(model, z, y, int(batch_size))])
 
 
 def sample_images(model, n: int, temperature: float = 1.0, seed: int = 0, batch_size: int = 64,
@@ -207,10 +218,7 @@ def sample_with_boxes(model, n: int, temperature: float = 1.0, seed: int = 0, ba
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     z, y, boxes = draw(model, n, temperature, seed, labels, sampler)
-    size = int(model.config.image_size)
-    if len(z) == 0:
-        return np.zeros((0, size, size, 1), np.float32), boxes
-    return np.concatenate([probs for _, probs in _decode_all(model, z, y, int(batch_size))]), boxes
+    return decode_latents(model, z, int(batch_size), y), boxes
 
 
 def reconstruct(model, images, batch_size: int = 64) -> np.ndarray:
@@ -222,9 +230,7 @@ def reconstruct(model, images, batch_size: int = 64) -> np.ndarray:
     Returns:
         (n, S, S, 1) float32 in [0, 1].
     """
-    mean = _posterior_mean(model, images, batch_size)
-    decode = compiled_decoder(model)
-    return np.concatenate([decode(mean[i:i + batch_size]).numpy() for i in range(0, len(mean), batch_size)])
+    return decode_latents(model, posterior_means(model, images, batch_size), batch_size)
 
 
 def interpolate(model, x_a, x_b, steps: int = 8) -> np.ndarray:
@@ -238,7 +244,7 @@ def interpolate(model, x_a, x_b, steps: int = 8) -> np.ndarray:
     """
     if int(steps) < 2:
         raise ValueError(f"steps must be >= 2 (both end points), got {steps}")
-    ends = _posterior_mean(model, np.concatenate([_as_model_input(x_a, model, "x_a"),
+    ends = posterior_means(model, np.concatenate([_as_model_input(x_a, model, "x_a"),
                                                   _as_model_input(x_b, model, "x_b")]))
     if len(ends) != 2:
         raise ValueError("interpolate takes exactly one image for x_a and one for x_b")

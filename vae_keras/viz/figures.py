@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from vae_keras.io.atomic import PathLike, atomic_write_bytes, save_png_atomic
-from vae_keras.sampling.generate import interpolate
+from vae_keras.sampling.generate import decode_latents, interpolate, posterior_means
 
 
 def _as_gray_batch(images, name="images") -> np.ndarray:
@@ -102,26 +102,13 @@ def image_grid(images, path: Optional[PathLike] = None, ncols: Optional[int] = N
     return grid
 
 
-def _decode_probs(model, z, batch_size=256) -> np.ndarray:
-    """Decode latents (m, latent_dim) to probabilities (m, S, S) float32, in batches."""
-    out = [model.decode(tf.constant(z[i:i + batch_size], tf.float32), apply_sigmoid=True).numpy()
-           for i in range(0, len(z), batch_size)]
-    return np.concatenate(out)[..., 0]                           # (m, S, S)
-
-
-def _posterior_means(model, images, batch_size=256) -> np.ndarray:
-    x = _as_gray_batch(images)[..., None]                        # (n, S, S, 1)
-    return np.concatenate([model.encode(tf.constant(x[i:i + batch_size]))[0].numpy()
-                           for i in range(0, len(x), batch_size)])   # (n, latent_dim)
-
-
 def most_active_dims(model, data, k: int = 2) -> np.ndarray:
     """The ``k`` latent dimensions whose posterior means vary most over ``data``, most active first.
 
     A dimension the encoder does not use collapses to the prior: its posterior mean is ~0 for
     every image, so its variance across images is ~0. The active ones carry the information.
     """
-    means = _posterior_means(model, data)                        # (n, latent_dim)
+    means = posterior_means(model, data)                         # (n, latent_dim)
     return np.argsort(-means.var(axis=0), kind="stable")[:k]
 
 
@@ -156,7 +143,7 @@ def latent_manifold(model, path: Optional[PathLike] = None, n: int = 15, dims=No
         raise ValueError(f"n must be >= 2 grid points per side, got {n}")
     n = int(n)
     base = np.zeros(latent_dim, np.float32)
-    means = _posterior_means(model, data) if data is not None else None
+    means = posterior_means(model, data) if data is not None else None
     if dims is None:
         if latent_dim == 2:
             dims = (0, 1)
@@ -177,7 +164,7 @@ def latent_manifold(model, path: Optional[PathLike] = None, n: int = 15, dims=No
     rows, cols = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
     z[:, dims[0]] = grid[cols.ravel()]                           # left -> right: increasing
     z[:, dims[1]] = grid[::-1][rows.ravel()]                     # top -> bottom: decreasing
-    tiles = _decode_probs(model, z)                              # (n*n, S, S)
+    tiles = decode_latents(model, z)[..., 0]                     # (n*n, S, S)
     size = int(digit_size or tiles.shape[1])
     if size != tiles.shape[1]:
         tiles = tf.image.resize(tiles[..., None], (size, size), antialias=True).numpy()[..., 0]
