@@ -42,10 +42,10 @@ import keras
 
 from vae_keras.config import VAEConfig
 from vae_keras.data.layouts import load_layouts
-from vae_keras.data.pipeline import MANIFEST, dataset_from_arrays, load_split
+from vae_keras.data.pipeline import dataset_from_arrays, load_split
 from vae_keras.errors import DataError, RunExists, TrainingDiverged
 from vae_keras.io.atomic import atomic_write_text
-from vae_keras.io.manifest import read_manifest
+from vae_keras.io.manifest import MANIFEST, read_manifest
 from vae_keras.models import priors as samplers
 from vae_keras.models.adversarial import patch_discriminator
 from vae_keras.models.cvae import build_model
