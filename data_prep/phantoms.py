@@ -7,9 +7,15 @@ overlapping clutter (clothes, cables, electronics, bottles, coins, keys, spiral 
 in most bags, one to three threats (handgun, knife, razor blade, shuriken) at a random pose.
 
 Each object adds ``mu * thickness`` to a line-integral map (:mod:`data_prep.shapes`), and the
-detector image follows from Beer-Lambert's law with photon noise and a detector blur
-(:mod:`data_prep.xray_physics`). Geometry is in cm over a :data:`FOV_CM` field of view, so the
-same bag renders at 32, 64 or 224 pixels.
+image follows from Beer-Lambert's law through a scanner model (focal-spot blur, photon noise per
+cm^2, an intensity curve with a black level: :class:`~data_prep.xray_physics.Scanner`). Geometry
+is in cm over a :data:`FOV_CM` field of view, so the same bag renders at 32, 64 or 224 pixels.
+
+Two framing presets (:data:`PRESETS`): ``gdxray`` (the default) letterboxes a scan of aspect 1 to
+1.33 that the bag fills, as ``prepare`` does with GDXray's scans; ``belt`` puts a smaller bag on a
+conveyor belt (SIXray-like). Threat difficulty (size, pose, occlusion by clutter, clutter
+density) is a :class:`Difficulty`. The default preset's pixel statistics are measured against
+real GDXray scans by ``benchmarks/phantom_stats.py`` (``figures/phantom_stats.md``).
 
 Image ``i`` of a set with seed ``K`` draws everything from ``SeedSequence([K, i])``: it is the
 same whatever the batch size, the worker count or the order of rendering.
@@ -19,6 +25,7 @@ Example::
     image, labels, boxes = render_phantom(seed=0, index=7, size=224)
     # image: (224, 224) float32 in [0, 1]; labels: ["knife"]; boxes: [{"label": "knife", "box": [...]}]
     rows = write_phantom_dataset("data/phantoms", n=2000, size=64)
+    hard = render_phantom(0, 7, 224, preset="belt", difficulty={"threat_size": 0.7, "occlusion": 0.8})
 """
 from __future__ import annotations
 
@@ -35,11 +42,12 @@ from typing import Callable, Dict, List, Tuple
 import numpy as np
 from PIL import Image
 
+from vae_keras.errors import ConfigError, DataError
 from vae_keras.io.atomic import PathLike, atomic_write_bytes
 from vae_keras.io.manifest import CLASSES, ManifestRow, write_manifest
 from data_prep.shapes import (Canvas, Layer, blob_pts, circle_pts, ellipse_pts, extent, rect_pts, rotate,
                               rounded_rect_pts, smooth_curve, smooth_noise, star_pts, zigzag)
-from data_prep.xray_physics import MATERIALS, attenuation_to_intensity
+from data_prep.xray_physics import MATERIALS, Scanner
 
 #: Side of the square field of view, cm (a cabin bag is about 55 x 40 cm).
 FOV_CM = 60.0
@@ -80,6 +88,93 @@ class BagSpec:
         return self.point(rng.uniform(-1, 1) * max(a - inset, 0.5), rng.uniform(-1, 1) * max(b - inset, 0.5))
 
 
+@dataclass(frozen=True)
+class Preset:
+    """How a scanner frames a bag: the scan's shape, how much of it the bag fills, the belt.
+
+    Attributes:
+        name: the preset's name (a key of :data:`PRESETS`).
+        aspects: scan width / height ratios, one drawn per image; the scan is letterboxed into
+            the square image with white (1.0) padding, as ``prepare`` does with real scans.
+        portrait: probability that the scan is turned upright (padding left and right).
+        bag_fill: range of the bag's extent over the scan's (about 1: the bag touches the edges).
+        belt: a conveyor belt under the bag (open field around it), as in SIXray-style scanners.
+        scanner: the scanner model (:class:`~data_prep.xray_physics.Scanner`).
+    """
+
+    name: str
+    aspects: Tuple[float, ...]
+    portrait: float
+    bag_fill: Tuple[float, float]
+    belt: bool
+    scanner: Scanner = Scanner()
+
+
+#: Framing presets. ``gdxray`` (the default) imitates GDXray's baggage series: a laboratory
+#: scanner, the bag filling most of the frame, scans of aspect 1 to 1.33 padded to a square.
+#: ``belt`` imitates a checkpoint scanner (SIXray): a smaller bag on a conveyor belt, a wide scan.
+PRESETS: Dict[str, Preset] = {
+    "gdxray": Preset("gdxray", aspects=(1.0, 1.22, 1.25, 1.33), portrait=0.15, bag_fill=(0.9, 1.08), belt=False),
+    "belt": Preset("belt", aspects=(1.47,), portrait=0.0, bag_fill=(0.5, 0.72), belt=True,
+                   scanner=Scanner(flux=1.0e5, focal_spot_cm=0.08, black_level=0.03)),
+}
+DEFAULT_PRESET = "gdxray"
+
+
+@dataclass(frozen=True)
+class Difficulty:
+    """How hard the threats are to see: a benchmark can say on what it was measured.
+
+    Attributes:
+        threat_size: multiplies every threat's size (0.7: small threats, 1.3: large).
+        pose: threats turn by up to this many degrees either way from their drawn pose
+            (180: any rotation; 0: all upright, side view).
+        occlusion: probability that a clutter object (electronics, a bottle, a book, shoes, a
+            garment) is laid over each threat, on top of the clutter that overlaps by chance.
+        clutter: clutter density, multiplies the number of benign objects in the bag.
+    """
+
+    threat_size: float = 1.0
+    pose: float = 180.0
+    occlusion: float = 0.3
+    clutter: float = 1.0
+
+    def __post_init__(self):
+        if not 0.2 <= self.threat_size <= 3.0:
+            raise ConfigError(f"threat_size must be in [0.2, 3], got {self.threat_size}")
+        if not 0.0 <= self.pose <= 180.0:
+            raise ConfigError(f"pose must be in [0, 180] degrees, got {self.pose}")
+        if not 0.0 <= self.occlusion <= 1.0:
+            raise ConfigError(f"occlusion must be in [0, 1], got {self.occlusion}")
+        if not 0.0 <= self.clutter <= 4.0:
+            raise ConfigError(f"clutter must be in [0, 4], got {self.clutter}")
+
+
+def as_difficulty(difficulty) -> Difficulty:
+    """``None`` (defaults), a :class:`Difficulty` or a dict of its fields -> a :class:`Difficulty`."""
+    if difficulty is None:
+        return Difficulty()
+    if isinstance(difficulty, Difficulty):
+        return difficulty
+    if isinstance(difficulty, dict):
+        unknown = set(difficulty) - set(Difficulty.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown difficulty parameters {sorted(unknown)}; known: "
+                             f"{sorted(Difficulty.__dataclass_fields__)}")
+        return Difficulty(**difficulty)
+    raise ConfigError(f"difficulty must be None, a Difficulty or a dict, got {type(difficulty).__name__}")
+
+
+def get_preset(preset) -> Preset:
+    """A :class:`Preset` or the name of one in :data:`PRESETS`."""
+    if isinstance(preset, Preset):
+        return preset
+    try:
+        return PRESETS[str(preset)]
+    except KeyError:
+        raise ConfigError(f"unknown preset {preset!r}; known: {sorted(PRESETS)}") from None
+
+
 @dataclass
 class PhantomSpec:
     """The content of one phantom image (everything but the fine random detail of each object).
@@ -91,8 +186,9 @@ class PhantomSpec:
         bag: the bag's placement and type.
         clutter: benign objects (kinds from :data:`CLUTTER`).
         threats: threat objects (kinds from :data:`~data_prep.manifest.CLASSES`).
-        i0: photons per pixel through air (exposure: sets the noise).
-        blur_sigma: detector blur, detector pixels.
+        scan: the scanned part of the field of view, ``(x0, y0, x1, y1)`` in cm; the image
+            outside it is white padding.
+        preset: the framing preset.
     """
 
     seed: int
@@ -102,8 +198,8 @@ class PhantomSpec:
     bag: BagSpec
     clutter: List[Placement] = field(default_factory=list)
     threats: List[Placement] = field(default_factory=list)
-    i0: float = 3000.0
-    blur_sigma: float = 0.7
+    scan: Tuple[float, float, float, float] = (0.0, 0.0, FOV_CM, FOV_CM)
+    preset: Preset = PRESETS[DEFAULT_PRESET]
 
 
 # =================================================================================================
@@ -117,20 +213,19 @@ def draw_bag(canvas: Canvas, rng: np.random.Generator, bag: BagSpec) -> None:
         return
     outline = rounded_rect_pts(a, b, rng.uniform(2.0, 5.0), n_corner=8)
     outline += 0.4 * smooth_noise(rng, 1, len(outline), (1, 6))[0][:, None] * np.sign(outline)
-    base = rng.uniform(0.3, 0.45)  # two nylon walls + base board + lining
+    base = rng.uniform(0.008, 0.03)  # two nylon walls and the lining: thin, nearly white
     # painted values overwrite each other here, so each part carries the shell's base value
-    lay.polygon(outline * (1.0 + 0.7 / np.array([a, b])), base + rng.uniform(0.5, 0.8))  # side walls seen edge-on
+    lay.polygon(outline * (1.0 + 0.7 / np.array([a, b])), base + rng.uniform(0.08, 0.2))  # side walls seen edge-on
     lay.polygon(outline, base)
     creases = smooth_curve(rng, 0.4 * b, n=8, count=rng.integers(3, 8))  # short: they stay inside
-    lay.lines(creases + rng.uniform(-0.55, 0.55, (len(creases), 1, 2)) * (a, b), 0.4, base + 0.1)
-    for inset in (1.2, 1.5):  # double-stitched seams
-        lay.line(rounded_rect_pts(a - inset, b - inset, 3.0), 0.12, base + 0.5, closed=True)
+    lay.lines(creases + rng.uniform(-0.55, 0.55, (len(creases), 1, 2)) * (a, b), 0.4, base + 0.05)
+    lay.line(rounded_rect_pts(a - 1.3, b - 1.3, 3.0), 0.12, base + 0.2, closed=True)  # seam
     # carry handle on a long side, sticking out of the outline (strap, 1.5 cm wide)
     side = rng.choice([-1.0, 1.0])
     hu = rng.uniform(-a * 0.3, a * 0.3)
     t = np.linspace(0, np.pi, 12)
     handle = np.stack([hu + 5.5 * np.cos(t), side * (b - 0.5 + 3.0 * np.sin(t))], axis=1)
-    lay.line(handle, 1.5, MU["plastic"] * 2.0, closed=False)
+    lay.line(handle, 1.5, MU["plastic"] * 1.2, closed=False)
     # wrinkles: a smooth texture over the whole bag (thicker folds, thinner stretched fabric);
     # from here on paint adds to the shell
     lay.replace(lay.values() * (1.0 + 0.18 * smooth_noise(rng, lay.h, lay.w, (6, 6))))
@@ -139,8 +234,8 @@ def draw_bag(canvas: Canvas, rng: np.random.Generator, bag: BagSpec) -> None:
     loop = rounded_rect_pts(a - zi, b - zi, 2.0, n_corner=4)
     start = rng.integers(0, len(loop))
     path = np.roll(loop, -start, axis=0)[: int(len(loop) * 0.75)]
-    lay.line(path, 1.0, MU["nylon"] * 0.5)  # zip tape
-    lay.line(zigzag(path, 0.7, 0.25), 0.08, MU["steel"] * 0.25)
+    lay.line(path, 1.0, MU["nylon"] * 0.3)  # zip tape
+    lay.line(zigzag(path, 0.7, 0.25), 0.08, MU["steel"] * 0.2)
     slider = path[rng.integers(0, len(path))]
     lay.polygon(rect_pts(-0.8, -0.6, 0.8, 0.6) + slider, MU["steel"] * 0.15)
     lay.polygon(rect_pts(-0.3, 0.5, 0.3, 2.0) + slider, MU["steel"] * 0.1)
@@ -149,6 +244,22 @@ def draw_bag(canvas: Canvas, rng: np.random.Generator, bag: BagSpec) -> None:
     lay.commit(clip=False)
     # everything else is inside the bag
     canvas.set_clip(rotate(rounded_rect_pts(a - 0.5, b - 0.5, 3.0), bag.angle) + bag.center)
+
+
+def draw_conveyor(canvas: Canvas, rng: np.random.Generator, scan) -> None:
+    """The conveyor belt of a checkpoint scanner: a faint rubber band across the scan with the
+    denser edges of its slats, under the bag."""
+    x0, y0, x1, y1 = scan
+    lay = canvas.layer(((x0 + x1) / 2, (y0 + y1) / 2), (-(x1 - x0) / 2, -(y1 - y0) / 2, (x1 - x0) / 2, (y1 - y0) / 2))
+    if lay.empty:
+        return
+    hu, hv = (x1 - x0) / 2, (y1 - y0) / 2 * rng.uniform(0.75, 0.9)
+    lay.polygon(rect_pts(-hu, -hv, hu, hv), MU["rubber"] * rng.uniform(0.1, 0.2))
+    lay.flush()
+    pitch = rng.uniform(3.0, 6.0)
+    slats = np.array([[[u, -hv], [u, hv]] for u in np.arange(-hu + rng.uniform(0, pitch), hu, pitch)])
+    lay.lines(slats, 0.15, MU["rubber"] * 0.6)
+    lay.commit(clip=False)
 
 
 def draw_trolley_frame(lay: Layer, rng: np.random.Generator, a: float, b: float) -> None:
@@ -200,7 +311,7 @@ def draw_clothes(canvas: Canvas, rng: np.random.Generator, p: Placement) -> None
         th = rng.uniform(0, 2 * np.pi)
         layers += (xs * math.cos(th) + ys * math.sin(th)) > rng.uniform(-0.5, 0.5) * r * lay.k
     texture = 1.0 + 0.2 * smooth_noise(rng, lay.h, lay.w, (4, 4), fine=0.5)
-    t = rng.uniform(1.0, 2.2)  # cm of compressed cloth per layer
+    t = rng.uniform(0.25, 0.6)  # cm of compressed cloth per layer
     lay.replace(mask * layers * texture * (MU["cloth"] * t))
     seams = smooth_curve(rng, r * rng.uniform(0.5, 1.0), n=8, wiggle=0.3, count=rng.integers(1, 4))
     lay.lines(seams + rng.uniform(-0.4, 0.4, (len(seams), 1, 2)) * r, 0.15, MU["cloth"] * t * 2.0)
@@ -265,10 +376,10 @@ def draw_electronics(canvas: Canvas, rng: np.random.Generator, p: Placement) -> 
     traces = np.clip(np.concatenate([start, start + np.cumsum(steps, axis=1)], axis=1), (-hu, -hv), (hu, hv))
     lay.lines(traces, 0.06, MU["copper"] * 0.04)  # (partial-volume value: drawn 1 px wide)
     lay.flush()
-    if rng.random() < 0.6:  # battery pack
+    if rng.random() < 0.8:  # battery pack
         bu, bv = hu * rng.uniform(0.3, 0.5), hv * rng.uniform(0.5, 0.9)
         c = np.array([rng.choice([-1, 1]) * (hu - bu), 0.0])
-        lay.polygon(rect_pts(-bu, -bv, bu, bv) + c, MU["lithium_cell"] * 0.6)
+        lay.polygon(rect_pts(-bu, -bv, bu, bv) + c, MU["lithium_cell"] * 1.2)
         lay.line(rect_pts(-bu, -bv, bu, bv) + c, 0.15, MU["steel"] * 0.1, closed=True)
     for _ in range(rng.integers(2, 7)):  # chips: package, then a pin row on each long side
         cu, cv = rng.uniform(0.4, 1.6), rng.uniform(0.4, 1.2)
@@ -292,15 +403,92 @@ def draw_electronics(canvas: Canvas, rng: np.random.Generator, p: Placement) -> 
     lay.commit()
 
 
+def draw_laptop(canvas: Canvas, rng: np.random.Generator, p: Placement) -> None:
+    """A laptop: the densest thing in most bags. Aluminium or plastic shell, the keyboard's grid of
+    keys (each a plastic cap over a steel plate with a hole), the main board with chips and a
+    copper heat pipe, a row of battery cells, hinges and screws; often a second screen panel."""
+    hu, hv = rng.uniform(13.0, 17.0) * p.scale, rng.uniform(9.0, 11.5) * p.scale
+    lay = canvas.layer(p.center, (-hu - 0.5, -hv - 0.5, hu + 0.5, hv + 0.5), p.angle)
+    if lay.empty:
+        return
+    shell = MU["aluminium"] * rng.uniform(0.25, 0.4) if rng.random() < 0.6 else MU["plastic"] * 1.0
+    lay.polygon(rounded_rect_pts(hu, hv, 1.0), shell + MU["glass"] * 0.15)  # shells + screen glass
+    lay.line(rounded_rect_pts(hu, hv, 1.0), 0.3, MU["aluminium"] * 1.5, closed=True)  # walls edge-on
+    lay.flush()
+    # keyboard: a grid of keys on the near half; each key darker at its steel plate, the gaps light
+    ku0, kv0 = -hu + 1.5, -hv + 1.0
+    row = 0.9 * hv / 5  # five rows of keys over 45% of the depth
+    kv1 = kv0 + 5 * row
+    pitch = rng.uniform(0.95, 1.05) * row
+    cols = int((2 * hu - 3.0) / pitch)
+    keys = np.array([[ku0 + (c + 0.5 * (r % 2) * 0.5) * pitch, kv0 + r * row]
+                     for r in range(5) for c in range(cols - (r % 2))])
+    plate = MU["steel"] * rng.uniform(0.08, 0.12)
+    lay.polygons(rect_pts(0.1, 0.1, pitch - 0.2, row - 0.2)[None] + keys[:, None], plate)  # (keys, 4, 2)
+    lay.polygon(rect_pts(-3.5, 0.0, 3.5, 4.5) + (0.0, kv1 + 0.5), MU["glass"] * 0.1)  # touchpad
+    lay.flush()
+    # main board along the far side: board, chips, heat pipe, fan ring
+    bv0 = kv1 + 0.3
+    lay.polygon(rect_pts(-hu + 1.0, bv0, hu - 1.0, hv - 1.0), MU["fr4"] * 0.15 + MU["copper"] * 0.01)
+    lay.flush()
+    n_traces = int(hu * (hv - bv0) * 0.8)
+    start = np.stack([rng.uniform(-hu + 1, hu - 1, n_traces), rng.uniform(bv0, hv - 1, n_traces)], axis=1)[:, None]
+    steps = rng.uniform(-2, 2, (n_traces, 3, 1)) * np.array([[1, 0], [0, 1], [1, 0]])
+    traces = np.clip(np.concatenate([start, start + np.cumsum(steps, axis=1)], axis=1), (-hu + 1, bv0), (hu - 1, hv - 1))
+    lay.lines(traces, 0.05, MU["copper"] * 0.05)
+    for _ in range(rng.integers(4, 10)):
+        cu, cv = rng.uniform(0.5, 1.8), min(rng.uniform(0.5, 1.5), (hv - 1 - bv0) / 2 - 0.05)
+        c = np.array([rng.uniform(-hu + 2, hu - 2), rng.uniform(bv0 + cv, hv - 1 - cv)])
+        lay.polygon(rect_pts(-cu, -cv, cu, cv) + c, MU["silicon"] * 0.3 + MU["copper"] * 0.05)
+    fan = np.array([rng.uniform(-hu + 4, hu - 4), (bv0 + hv) / 2])
+    lay.line(circle_pts(2.5, lay.k) + fan, 0.3, MU["aluminium"] * 0.8, closed=True)
+    lay.circle(fan, 0.8, MU["steel"] * 0.3)
+    lay.line(np.array([fan, fan + (rng.choice([-1, 1]) * rng.uniform(5, 9), rng.uniform(-1, 1))]), 0.6, MU["copper"] * 0.3)
+    lay.flush()
+    # battery: a row of cells under the palm rest
+    n_cells = int(rng.integers(3, 7))
+    cw = (2 * hu - 4.0) / n_cells
+    cells = [rect_pts(u + 0.1, -hv + 0.8, u + cw - 0.1, -hv + 0.8 + depth)
+             for u, depth in zip(-hu + 2.0 + np.arange(n_cells) * cw, rng.uniform(4.0, 6.0, n_cells))]
+    lay.polygons(cells, MU["lithium_cell"] * 1.2 + MU["steel"] * 0.05)
+    for s_ in (-1, 1):  # hinges and screws
+        lay.polygon(rect_pts(s_ * hu * 0.6 - 1.0, hv - 1.2, s_ * hu * 0.6 + 1.0, hv - 0.2), MU["steel"] * 0.5)
+    for q in rounded_rect_pts(hu - 0.6, hv - 0.6, 0.1, n_corner=1):
+        lay.circle(q, 0.25, MU["steel"] * 0.4)
+    lay.commit()
+
+
+def draw_springs(canvas: Canvas, rng: np.random.Generator, p: Placement) -> None:
+    """A few steel coil springs and wire clips (in staplers, pens, toys, a belt's retractor): a
+    helix seen from the side is a tight zigzag of dark wire between two lines."""
+    lay = canvas.layer(p.center, 7.0, p.angle)
+    if lay.empty:
+        return
+    for _ in range(rng.integers(1, 4)):
+        length, radius = rng.uniform(2.0, 6.0), rng.uniform(0.2, 0.6)
+        c = rng.uniform(-3.5, 3.5, 2)
+        th = rng.uniform(0, np.pi)
+        path = np.array([[0.0, 0.0], [length, 0.0]])
+        coil = zigzag(path, rng.uniform(0.2, 0.4), radius)
+        lay.line(rotate(coil, th) + c, 0.06, MU["steel"] * 0.12)
+        lay.flush()
+    if rng.random() < 0.5:  # a binder clip or a buckle: a dense wire loop
+        loop = rounded_rect_pts(rng.uniform(1.0, 2.0), rng.uniform(0.6, 1.2), 0.3)
+        lay.line(loop + rng.uniform(-3, 3, 2), 0.15, MU["steel"] * 0.3, closed=True)
+    lay.commit()
+
+
 def draw_bottle(canvas: Canvas, rng: np.random.Generator, p: Placement) -> None:
-    """A bottle lying in the bag: a rounded capsule of liquid (medium attenuation, thickest on
-    its axis) inside a plastic or glass wall, a neck and a cap."""
+    """A bottle: a rounded capsule of liquid (thickest on its axis) inside a plastic or glass wall,
+    a neck and a cap. Half of them stand in the bag as the beam sees it from the side: the liquid
+    ends at a sharp level line, air above it."""
     half_len = rng.uniform(4.0, 9.0) * p.scale
     radius = rng.uniform(2.5, 4.0) * p.scale
     neck_r, neck_len = radius * rng.uniform(0.3, 0.45), rng.uniform(2.0, 4.0)
     glass = rng.random() < 0.3
     wall = rng.uniform(0.25, 0.4) if glass else 0.05
     fill = rng.uniform(0.4, 0.9)  # liquid level (lying down: a thinner layer everywhere)
+    level = rng.uniform(-0.6, 0.9) * half_len if rng.random() < 0.5 else None  # standing: level on the axis
     box = (-half_len - radius - 0.5, -radius - 0.5, half_len + 0.6 * radius + neck_len + 2.0, radius + 0.5)
     lay = canvas.layer(p.center, box, p.angle)
     if lay.empty:
@@ -317,7 +505,11 @@ def draw_bottle(canvas: Canvas, rng: np.random.Generator, p: Placement) -> None:
     outer = np.maximum(chord(radius, d2_body), chord(neck_r, d2_neck))
     inner = np.maximum(chord(radius - wall, d2_body), chord(neck_r - wall, d2_neck))
     wall_mu = MU["glass"] if glass else MU["plastic"]
-    lay.add(wall_mu * (outer - inner) + MU["water"] * fill * inner)
+    if level is None:
+        liquid = MU["water"] * fill * inner
+    else:
+        liquid = MU["water"] * inner * (u > level)  # (the cap end is up)
+    lay.add(wall_mu * (outer - inner) + liquid)
     cap_u = nu + neck_len
     lay.polygon(rect_pts(cap_u - 0.3, -neck_r - 0.25, cap_u + 1.5, neck_r + 0.25), MU["plastic"] * 1.8)
     lay.commit()
@@ -486,6 +678,7 @@ CLUTTER: Dict[str, Callable] = {
     "clothes": draw_clothes, "cable": draw_cable, "electronics": draw_electronics,
     "bottle": draw_bottle, "coins": draw_coins, "keys": draw_keys, "binder": draw_binder,
     "shoes": draw_shoes, "umbrella": draw_umbrella, "belt": draw_belt, "pen": draw_pen, "book": draw_book,
+    "laptop": draw_laptop, "springs": draw_springs,
 }
 
 
@@ -635,68 +828,122 @@ def image_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
 
 
+def scan_window(rng: np.random.Generator, preset: Preset) -> Tuple[float, float, float, float]:
+    """The scanned part of the square field of view, ``(x0, y0, x1, y1)`` cm: a scan of one of the
+    preset's aspect ratios, letterboxed (long side = the field of view, centred)."""
+    aspect = float(rng.choice(preset.aspects))
+    short = FOV_CM / aspect
+    lo, hi = (FOV_CM - short) / 2, (FOV_CM + short) / 2
+    if rng.random() < preset.portrait:
+        return (lo, 0.0, hi, FOV_CM)
+    return (0.0, lo, FOV_CM, hi)
+
+
+#: Mean number of each clutter kind in a cabin bag (25 x 18 cm half-sides) at clutter density 1;
+#: each count is Poisson, scaled by the bag's area.
+CLUTTER_MEANS = {"clothes": 0.75, "cable": 0.6, "electronics": 0.5, "laptop": 0.6, "bottle": 0.5, "coins": 0.25,
+                 "keys": 0.25, "binder": 0.15, "shoes": 0.35, "umbrella": 0.1, "belt": 0.18, "pen": 0.4,
+                 "book": 0.08, "springs": 0.4}
+
+#: Clutter kinds laid over a threat to hide it (Difficulty.occlusion), with their weights.
+OCCLUDERS = {"electronics": 0.3, "bottle": 0.2, "book": 0.15, "shoes": 0.1, "clothes": 0.25}
+
+
 def sample_spec(rng: np.random.Generator, seed: int, index: int, size: int = 224,
-                benign_fraction: float = 0.3) -> PhantomSpec:
-    """Draw what one bag contains: the bag, its clutter, and its threats with random poses."""
+                benign_fraction: float = 0.3, preset="gdxray", difficulty=None) -> PhantomSpec:
+    """Draw what one bag contains: the scan window, the bag, its clutter, and its threats."""
+    preset, difficulty = get_preset(preset), as_difficulty(difficulty)
     benign = bool(rng.random() < benign_fraction)
-    # bag: long side horizontal or vertical, slightly turned, kept inside the field of view
-    a, b = rng.uniform(22.0, 28.0), rng.uniform(15.0, 21.0)
-    angle = rng.choice([0.0, np.pi / 2]) + rng.normal(0, 0.08)
-    off = rng.normal(0, 1.2, 2)
-    half_fov = FOV_CM / 2 - 1.5 - np.abs(off)
-    ext = np.array([a * abs(math.cos(angle)) + b * abs(math.sin(angle)),
-                    a * abs(math.sin(angle)) + b * abs(math.cos(angle))])
-    shrink = min(1.0, float(np.min(half_fov / ext)))
-    bag = BagSpec(center=(FOV_CM / 2 + off[0], FOV_CM / 2 + off[1]), half_size=(a * shrink, b * shrink),
-                  angle=float(angle), trolley=bool(rng.random() < 0.7))
+    scan = scan_window(rng, preset)
+    sx, sy = (scan[2] - scan[0]) / 2, (scan[3] - scan[1]) / 2  # half-sides of the scan, cm
+    # bag: its long side along the scan's, filling the preset's share of it, slightly turned
+    fill = rng.uniform(*preset.bag_fill)
+    long_, short_ = max(sx, sy), min(sx, sy)
+    a = long_ * fill * rng.uniform(0.92, 1.0)
+    b = min(short_ * fill * rng.uniform(0.9, 1.05), a * rng.uniform(0.7, 0.95))
+    angle = (0.0 if sx >= sy else np.pi / 2) + rng.normal(0, 0.05)
+    room = np.maximum(np.array([sx, sy]) * (1.0 - fill), 0.0) + 0.5
+    off = rng.uniform(-1, 1, 2) * room
+    bag = BagSpec(center=(FOV_CM / 2 + off[0], FOV_CM / 2 + off[1]), half_size=(float(a), float(b)),
+                  angle=float(angle), trolley=bool(rng.random() < 0.3))
 
-    def place(kind, inset, scale_range):
-        return Placement(kind, bag.random_point(rng, inset), float(rng.uniform(0, 2 * np.pi)),
-                         float(rng.uniform(*scale_range)), bool(rng.random() < 0.5))
+    def visible_point(inset):  # a point of the bag, inside the scan
+        for _ in range(20):
+            x, y = bag.random_point(rng, inset)
+            if scan[0] + inset < x < scan[2] - inset and scan[1] + inset < y < scan[3] - inset:
+                break
+        return x, y
 
-    counts = {"clothes": rng.integers(1, 5), "cable": rng.integers(0, 4),
-              "electronics": rng.choice(3, p=[0.35, 0.5, 0.15]), "bottle": rng.choice(4, p=[0.4, 0.3, 0.2, 0.1]),
-              "coins": int(rng.random() < 0.4), "keys": int(rng.random() < 0.4), "binder": int(rng.random() < 0.3),
-              "shoes": int(rng.random() < 0.3), "umbrella": int(rng.random() < 0.2), "belt": int(rng.random() < 0.3),
-              "pen": rng.integers(0, 3), "book": int(rng.random() < 0.3)}
+    def place(kind, inset, scale_range, center=None, max_angle=np.pi):
+        return Placement(kind, visible_point(inset) if center is None else center,
+                         float(rng.uniform(-max_angle, max_angle)), float(rng.uniform(*scale_range)),
+                         bool(rng.random() < 0.5))
+
+    area = (a * b) / (25.0 * 18.0)  # bag area / a typical cabin bag's
+    density = difficulty.clutter * area
+    counts = {kind: int(rng.poisson(m * density)) for kind, m in CLUTTER_MEANS.items()}
+    if counts["laptop"] + counts["electronics"] == 0 and rng.random() < min(1.0, 0.9 * difficulty.clutter):
+        counts[str(rng.choice(["laptop", "electronics"]))] = 1  # most bags carry a device
     clutter = [place(kind, 4.0, (0.5, 1.25) if kind == "bottle" else (0.8, 1.25))
-               for kind, c in counts.items() for _ in range(int(c))]
+               for kind, c in counts.items() for _ in range(c)]
     threats = []
     if not benign:
         n = int(rng.choice([1, 2, 3], p=[0.55, 0.37, 0.08]))
+        pose = math.radians(difficulty.pose)
         for _ in range(n):
             kind = str(rng.choice(CLASSES))
             # razor blades are small (4.3 cm): kept at the large end so they survive 64 px
-            threats.append(place(kind, 5.0, (1.0, 1.35) if kind == "razor_blade" else (0.85, 1.2)))
+            lo, hi = (1.0, 1.35) if kind == "razor_blade" else (0.85, 1.2)
+            t = place(kind, 5.0, (lo * difficulty.threat_size, hi * difficulty.threat_size), max_angle=pose)
+            threats.append(t)
+            if rng.random() < difficulty.occlusion:  # something laid over the threat
+                kind = str(rng.choice(list(OCCLUDERS), p=list(OCCLUDERS.values())))
+                centre = (t.center[0] + rng.normal(0, 1.0), t.center[1] + rng.normal(0, 1.0))
+                clutter.append(place(kind, 4.0, (0.9, 1.3), center=centre))
     return PhantomSpec(seed=int(seed), index=int(index), size=int(size), benign=benign, bag=bag,
-                       clutter=clutter, threats=threats, i0=float(rng.uniform(2000, 5000)),
-                       blur_sigma=float(rng.uniform(0.55, 0.85)))
+                       clutter=clutter, threats=threats, scan=scan, preset=preset)
 
 
-def render_spec(spec: PhantomSpec, rng: np.random.Generator):
+def render_spec(spec: PhantomSpec, rng: np.random.Generator, return_maps: bool = False):
     """Render a :class:`PhantomSpec`; ``rng`` supplies the fine detail and the photon noise.
 
     Returns:
-        ``(image, labels, boxes)`` as :func:`render_phantom`.
+        ``(image, labels, boxes)`` as :func:`render_phantom`; with ``return_maps`` a fourth item,
+        ``{"clutter": ..., "threats": ...}``: the ``(n, n)`` line-integral maps (rendering grid)
+        of the bag with its clutter and of the threats alone (what tests measure occlusion on).
     """
     canvas = Canvas(spec.size, FOV_CM)
+    if spec.preset.belt:
+        draw_conveyor(canvas, rng, spec.scan)
     draw_bag(canvas, rng, spec.bag)
     for p in spec.clutter:
         CLUTTER[p.kind](canvas, rng, p)
+    before = canvas.mu_t.copy() if return_maps else None
+    # the scan window in output pixels (the rest is white padding)
+    k = spec.size / FOV_CM
+    wx0, wy0 = int(round(spec.scan[0] * k)), int(round(spec.scan[1] * k))
+    wx1, wy1 = int(round(spec.scan[2] * k)), int(round(spec.scan[3] * k))
     boxes = []
     for p in spec.threats:
         box = canvas.to_output_box(THREATS[p.kind](canvas, rng, p))
-        if box is not None:  # (a threat entirely outside the image would be dropped)
+        if box is not None:
+            box = [max(box[0], wx0), max(box[1], wy0), min(box[2], wx1), min(box[3], wy1)]
+        if box is not None and box[2] > box[0] and box[3] > box[1]:  # (a threat outside the scan is dropped)
             boxes.append({"label": p.kind, "box": box})
-    image = attenuation_to_intensity(canvas.mu_t, rng, i0=spec.i0, blur_sigma=spec.blur_sigma,
-                                     oversample=canvas.oversample)  # (size, size)
+    image = spec.preset.scanner.image(canvas.mu_t, rng, FOV_CM / spec.size, canvas.oversample)  # (size, size)
+    image[:wy0] = 1.0
+    image[wy1:] = 1.0
+    image[:, :wx0] = 1.0
+    image[:, wx1:] = 1.0
     present = {b["label"] for b in boxes}
     labels = [c for c in CLASSES if c in present]
+    if return_maps:
+        return image, labels, boxes, {"clutter": before, "threats": canvas.mu_t - before}
     return image, labels, boxes
 
 
-def render_phantom(seed: int, index: int, size: int = 224, benign_fraction: float = 0.3
-                   ) -> Tuple[np.ndarray, List[str], List[dict]]:
+def render_phantom(seed: int, index: int, size: int = 224, benign_fraction: float = 0.3,
+                   preset="gdxray", difficulty=None) -> Tuple[np.ndarray, List[str], List[dict]]:
     """Render image ``index`` of the phantom set with ``seed``.
 
     Args:
@@ -704,12 +951,16 @@ def render_phantom(seed: int, index: int, size: int = 224, benign_fraction: floa
         index: the image's number in the set (any non-negative int).
         size: output side in pixels (geometry scales with it; 32 to 1024 are sensible).
         benign_fraction: probability that the bag carries no threat.
+        preset: framing preset, a name from :data:`PRESETS` (``"gdxray"``: the bag fills the
+            scan; ``"belt"``: a bag on a conveyor) or a :class:`Preset`.
+        difficulty: threat difficulty, a :class:`Difficulty`, a dict of its fields or None
+            (the defaults: any pose, 30% of threats covered by an object).
 
     Returns:
-        ``image``: ``(size, size)`` float32 in ``[0, 1]`` (background ~0.96, metal dark);
-        ``labels``: threat classes present, in :data:`CLASSES` order, no duplicates;
+        ``image``: ``(size, size)`` float32 in ``[0, 1]`` (padding 1.0, open field ~0.976, metal
+        nearly black); ``labels``: threat classes present, in :data:`CLASSES` order, no duplicates;
         ``boxes``: one ``{"label": ..., "box": [x1, y1, x2, y2]}`` per threat, output pixels,
-        inclusive-exclusive, clipped to the image.
+        inclusive-exclusive, clipped to the scan.
 
     Example:
         >>> image, labels, boxes = render_phantom(0, 3, size=64)
@@ -717,11 +968,11 @@ def render_phantom(seed: int, index: int, size: int = 224, benign_fraction: floa
         ((64, 64), dtype('float32'))
     """
     if int(size) < 8:
-        raise ValueError(f"size must be at least 8 pixels, got {size}")
+        raise DataError(f"size must be at least 8 pixels, got {size}")
     if not 0.0 <= float(benign_fraction) <= 1.0:
-        raise ValueError(f"benign_fraction must be in [0, 1], got {benign_fraction}")
+        raise DataError(f"benign_fraction must be in [0, 1], got {benign_fraction}")
     rng = image_rng(seed, index)
-    spec = sample_spec(rng, seed, index, int(size), float(benign_fraction))
+    spec = sample_spec(rng, seed, index, int(size), float(benign_fraction), preset, difficulty)
     return render_spec(spec, rng)
 
 
@@ -754,8 +1005,8 @@ def save_png_fast(path: PathLike, image: np.ndarray) -> Path:
 
 def _render_and_save(job) -> ManifestRow:
     """Worker: render one image, write its PNG atomically, return its manifest row."""
-    out_dir, i, split, size, seed, benign_fraction = job
-    image, labels, boxes = render_phantom(seed, i, size, benign_fraction)
+    out_dir, i, split, size, seed, benign_fraction, preset, difficulty = job
+    image, labels, boxes = render_phantom(seed, i, size, benign_fraction, preset, difficulty)
     rel = f"{split}/phantom_{i:06d}.png"
     save_png_fast(Path(out_dir) / rel, image)
     return ManifestRow(path=rel, split=split, labels=labels, boxes=boxes, series="",
@@ -786,7 +1037,8 @@ class _Progress:
 
 def write_phantom_dataset(out_dir: PathLike, n: int, size: int = 224, seed: int = 0,
                           benign_fraction: float = 0.3, test_fraction: float = 0.3,
-                          progress: bool = True, workers: int = 2) -> List[ManifestRow]:
+                          progress: bool = True, workers: int = 2, preset="gdxray",
+                          difficulty=None) -> List[ManifestRow]:
     """Render ``n`` phantoms into the prepared layout and write ``manifest.csv`` last.
 
     Layout: ``out_dir/train/phantom_000123.png``, ``out_dir/test/...``, ``out_dir/manifest.csv``.
@@ -803,20 +1055,24 @@ def write_phantom_dataset(out_dir: PathLike, n: int, size: int = 224, seed: int 
         progress: show a progress bar on stderr.
         workers: processes rendering and encoding PNGs (1 = in this process). The result is
             the same for any value.
+        preset: framing preset (see :func:`render_phantom`), ``"gdxray"`` by default.
+        difficulty: threat difficulty (see :class:`Difficulty`), defaults when None.
 
     Returns:
         The manifest rows, in index order.
     """
     n = int(n)
     if n < 1:
-        raise ValueError(f"n must be a positive number of images, got {n}")
+        raise DataError(f"n must be a positive number of images, got {n}")
     if not 0.0 <= float(test_fraction) < 1.0:
-        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+        raise DataError(f"test_fraction must be in [0, 1), got {test_fraction}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "manifest.csv").unlink(missing_ok=True)
     splits = split_of(n, seed, test_fraction)
-    jobs = [(str(out_dir), i, splits[i], int(size), int(seed), float(benign_fraction)) for i in range(n)]
+    preset, difficulty = get_preset(preset), as_difficulty(difficulty)  # (errors before any work)
+    jobs = [(str(out_dir), i, splits[i], int(size), int(seed), float(benign_fraction), preset, difficulty)
+            for i in range(n)]
     bar = _Progress(n, progress)
     rows: List[ManifestRow] = []
     workers = max(1, min(int(workers), os.cpu_count() or 1))

@@ -149,6 +149,17 @@ class Layer:
         for q in px.tolist():
             self.draw.line(q, fill=fill, width=w_int)
 
+    def polygons(self, polys, value: float) -> None:
+        """Many polygons of the same value at once, ``(K, N, 2)`` local cm (one transform for all:
+        the keys of a keyboard, the cells of a battery)."""
+        polys = np.asarray(polys, np.float64)
+        if self.empty or len(polys) == 0:
+            return
+        px = self.to_px(polys).reshape(len(polys), -1)
+        fill = float(value)
+        for q in px.tolist():
+            self.draw.polygon(q, fill=fill)
+
     def circle(self, center, radius_cm: float, value: float) -> None:
         """A filled disc (as a polygon, so it follows the layer's pose)."""
         self.polygon(circle_pts(radius_cm, self.k) + center, value)

@@ -19,8 +19,8 @@ tensorflow-datasets >= 4.9; pass ``try_gcs=False``, the default, to ``tfds.load`
 
 Configs (name: size, images): ``tiny`` 64 px, 40 (tests, seconds); ``64`` 64 px, 1,000 (the
 default, ~10 s); ``224`` 224 px, 5,000 (the seed's resolution, about a minute). Make your own with
-``XrayPhantomsConfig(name="96", size=96, num_images=3000)`` passed as ``config=`` to
-``tfds.builder``.
+``XrayPhantomsConfig(name="96", size=96, num_images=3000)`` (add ``preset="belt"`` for bags on a
+conveyor) passed as ``config=`` to ``tfds.builder``.
 """
 from __future__ import annotations
 
@@ -65,6 +65,7 @@ class XrayPhantomsConfig(tfds.core.BuilderConfig):
         seed: data set seed (image ``i`` depends only on ``(seed, i)``).
         benign_fraction: share of bags without a threat.
         test_fraction: share of images in ``test`` (exact; see ``phantoms.split_of``).
+        preset: framing preset (``"gdxray"``: the bag fills the scan; ``"belt"``: on a conveyor).
     """
 
     size: int = 64
@@ -72,6 +73,7 @@ class XrayPhantomsConfig(tfds.core.BuilderConfig):
     seed: int = 0
     benign_fraction: float = 0.3
     test_fraction: float = 0.3
+    preset: str = "gdxray"
 
 
 def to_bboxes(boxes, size: int) -> np.ndarray:
@@ -117,8 +119,10 @@ def make_example(image_u8: np.ndarray, labels, boxes, source: str, **extra) -> d
 class XrayPhantoms(tfds.core.GeneratorBasedBuilder):
     """Procedural X-ray baggage phantoms with threat labels and boxes (no download)."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release: phantoms from data_prep.phantoms.render_phantom."}
+    VERSION = tfds.core.Version("2.0.0")
+    RELEASE_NOTES = {"1.0.0": "First release: phantoms from data_prep.phantoms.render_phantom.",
+                     "2.0.0": "Phantoms that pass for real scans (issue #13): framing presets, scanner model, "
+                              "clutter library; the images changed."}
     BUILDER_CONFIGS = [
         XrayPhantomsConfig(name="tiny", description="64x64, 40 images: tests and smoke runs",
                            size=64, num_images=40),
@@ -149,6 +153,6 @@ class XrayPhantoms(tfds.core.GeneratorBasedBuilder):
 
         c = self.builder_config
         for i in indices:
-            image, labels, boxes = render_phantom(c.seed, i, c.size, c.benign_fraction)  # (size, size) float32
+            image, labels, boxes = render_phantom(c.seed, i, c.size, c.benign_fraction, c.preset)  # (size, size)
             image_u8 = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
             yield f"{i:07d}", make_example(image_u8, labels, boxes, source=f"phantom:{c.seed}:{i}")

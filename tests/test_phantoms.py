@@ -185,3 +185,147 @@ def test_bad_arguments():
         render_phantom(0, 0, benign_fraction=1.5)
     with pytest.raises(ValueError, match="positive"):
         write_phantom_dataset("unused", n=0)
+
+
+# -- issue #13: presets, scanner model, difficulty ------------------------------------------------
+from data_prep.phantoms import (PRESETS, Difficulty, image_rng, render_spec,  # noqa: E402
+                                sample_spec)
+from data_prep.xray_physics import Scanner  # noqa: E402
+
+
+def _maps(seed, i, size, preset="gdxray", **difficulty):
+    rng = image_rng(seed, i)
+    spec = sample_spec(rng, seed, i, size, 0.0, preset, difficulty or None)
+    return spec, render_spec(spec, rng, return_maps=True)
+
+
+def _to_output(mu_t, spec):
+    """(n, n) rendering-grid map -> (size, size): the largest value in each output pixel."""
+    o = mu_t.shape[0] // spec.size
+    return mu_t.reshape(spec.size, o, spec.size, o).max(axis=(1, 3))
+
+
+@pytest.mark.parametrize("size", [64, 224])
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_boxes_contain_every_threat_pixel(size, preset):
+    """Exact boxes: every visible pixel a threat darkens lies inside a box of the image."""
+    for i in range(12):
+        spec, (img, _, boxes, maps) = _maps(2, i, size, preset, occlusion=1.0)
+        dense = _to_output(maps["threats"], spec) > 0.05  # (size, size): the commit threshold
+        dense &= img < 1.0  # (padding outside the scan shows nothing)
+        inside = np.zeros_like(dense)
+        for b in boxes:
+            x1, y1, x2, y2 = b["box"]
+            inside[y1:y2, x1:x2] = True
+        assert dense.any() and not (dense & ~inside).any(), (i, int((dense & ~inside).sum()))
+
+
+def test_same_seed_same_image_for_every_option():
+    kw = dict(preset="belt", difficulty={"occlusion": 1.0, "pose": 20.0, "threat_size": 0.8, "clutter": 2.0})
+    a, la, ba = render_phantom(3, 5, 64, 0.0, **kw)
+    b, lb, bb = render_phantom(3, 5, 64, 0.0, **kw)
+    np.testing.assert_array_equal(a, b)
+    assert (la, ba) == (lb, bb)
+    assert not np.array_equal(a, render_phantom(3, 5, 64, 0.0)[0])
+
+
+def test_default_preset_is_gdxray():
+    np.testing.assert_array_equal(render_phantom(1, 2, 64)[0], render_phantom(1, 2, 64, preset="gdxray")[0])
+
+
+def _near_white(n=20, **kw):
+    return np.mean([(render_phantom(4, i, 64, **kw)[0] > 0.9).mean() for i in range(n)])
+
+
+def test_belt_leaves_more_background_than_gdxray():
+    gdxray, belt = _near_white(preset="gdxray"), _near_white(preset="belt")
+    assert belt > gdxray + 0.15, (gdxray, belt)
+
+
+def test_scan_is_letterboxed_with_white_padding():
+    """The scan has the aspect of a real one: rows (or columns) of pure white padding at two sides."""
+    for i in range(10):
+        img = render_phantom(0, i, 64)[0]
+        rows, cols = (img == 1.0).all(axis=1), (img == 1.0).all(axis=0)
+        assert (rows[0] and rows[-1]) or (cols[0] and cols[-1]) or not (rows.any() or cols.any())
+    assert any((render_phantom(0, i, 64)[0] == 1.0).all(axis=1)[0] for i in range(10))
+
+
+def test_occlusion_covers_threats():
+    """Difficulty.occlusion raises the share of threat pixels under clutter."""
+    def covered(occlusion):
+        shares = []
+        for i in range(25):
+            _, (_, _, _, maps) = _maps(5, i, 64, occlusion=occlusion)
+            threat = maps["threats"] > 0.05
+            shares.append((maps["clutter"][threat] > 0.2).mean())
+        return float(np.mean(shares))
+
+    low, high = covered(0.0), covered(1.0)
+    assert high > low + 0.15, (low, high)
+
+
+def test_threat_size_scales_boxes():
+    def mean_area(threat_size):
+        areas = [(b["box"][2] - b["box"][0]) * (b["box"][3] - b["box"][1])
+                 for i in range(20) for b in render_phantom(6, i, 64, 0.0, difficulty={"threat_size": threat_size})[2]]
+        return np.mean(areas)
+
+    assert mean_area(1.4) > 1.6 * mean_area(0.7)
+
+
+def test_pose_zero_keeps_knives_level():
+    """pose=0: every knife lies along the image's x axis (its box is wide); any pose: some stand up."""
+    def knife_aspects(pose):
+        return [(b["box"][2] - b["box"][0]) / (b["box"][3] - b["box"][1])
+                for i in range(40) for b in render_phantom(7, i, 224, 0.0, difficulty={"pose": pose})[2]
+                if b["label"] == "knife"]
+
+    level, any_pose = knife_aspects(0.0), knife_aspects(180.0)
+    assert level and min(level) > 2.0, level
+    assert min(any_pose) < 1.0, any_pose
+
+
+def test_clutter_density_fills_the_bag():
+    empty, full = _near_white(benign_fraction=1.0, difficulty={"clutter": 0.0}), \
+        _near_white(benign_fraction=1.0, difficulty={"clutter": 2.5})
+    assert full < empty - 0.1, (empty, full)
+
+
+def test_bad_preset_and_difficulty():
+    with pytest.raises(ValueError, match="unknown preset"):
+        render_phantom(0, 0, 32, preset="airport")
+    with pytest.raises(ValueError, match="occlusion"):
+        render_phantom(0, 0, 32, difficulty={"occlusion": 2.0})
+    with pytest.raises(ValueError, match="unknown difficulty"):
+        render_phantom(0, 0, 32, difficulty={"size": 1.0})
+    with pytest.raises(ValueError, match="pose"):
+        Difficulty(pose=-5)
+    with pytest.raises(ValueError, match="unknown preset"):
+        write_phantom_dataset("unused", n=2, preset="airport")
+
+
+def test_metal_is_nearly_black():
+    """2 mm of steel is below the scanner's black level: 0 in the image, as in GDXray."""
+    rng = np.random.default_rng(0)
+    line_integral = np.full((64, 64), mu("steel") * 0.4, np.float32)
+    img = Scanner().image(line_integral, rng, cm_per_px=60 / 64)
+    assert img.max() < 0.02
+
+
+def test_noise_shrinks_with_larger_pixels():
+    """The scanner's flux is per cm^2: a 64 px image (big pixels) is less noisy than a 224 px one."""
+    rng = np.random.default_rng(1)
+    std = {s: Scanner(focal_spot_cm=0, resample_px=0).image(np.full((s, s), 0.5, np.float32), rng, 60 / s).std()
+           for s in (64, 224)}
+    assert std[64] < 0.5 * std[224]
+
+
+def test_write_dataset_with_preset(tmp_path):
+    rows = write_phantom_dataset(tmp_path, n=3, size=32, seed=1, progress=False, workers=1, preset="belt",
+                                 difficulty=Difficulty(occlusion=1.0))
+    from PIL import Image
+
+    img = np.asarray(Image.open(tmp_path / rows[1].path), np.float32) / 255.0
+    ref, _, boxes = render_phantom(1, 1, 32, preset="belt", difficulty={"occlusion": 1.0})
+    assert np.abs(img - ref).max() <= 0.5 / 255 + 1e-6 and rows[1].boxes == boxes
