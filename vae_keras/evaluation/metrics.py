@@ -89,17 +89,44 @@ def ssim(a, b) -> float:
 
 
 # -- distances ---------------------------------------------------------------------------------
-def nearest_neighbour_distances(queries, reference, batch: int = 256) -> np.ndarray:
-    """Euclidean distance of each query (flattened) to its nearest reference -> (n_queries,)."""
+def nearest_neighbours(queries, reference, chunk: int = 512, batch: int = 256):
+    """Index and RMS pixel distance of each query's nearest reference image (L2 in pixel space).
+
+    The one nearest-neighbour search of the project: :func:`memorisation_ratio` and the
+    gallery's "nearest training image" figure both use it. Float64, in blocks of ``batch``
+    queries by ``chunk`` references, so memory stays bounded at 224 x 224.
+
+    Args:
+        queries: (n, S, S[, 1]) in [0, 1] (or uint8).
+        reference: (m, S, S[, 1]) in [0, 1] (or uint8).
+
+    Returns:
+        ``(index, rms)``: (n,) int64 and (n,) float64, ``rms = ||q - r|| / sqrt(S * S)``.
+    """
     q = as_images(queries).reshape(len(queries), -1).astype(np.float64)
     r = as_images(reference).reshape(len(reference), -1).astype(np.float64)
-    r2 = (r ** 2).sum(axis=1)
-    out = np.empty(len(q))
+    if q.shape[1] != r.shape[1]:
+        raise ValueError(f"queries and reference differ in image size: {q.shape} vs {r.shape}")
+    best = np.full(len(q), np.inf)
+    index = np.zeros(len(q), np.int64)
     for i in range(0, len(q), batch):
-        qb = q[i:i + batch]
-        d2 = (qb ** 2).sum(axis=1)[:, None] - 2.0 * qb @ r.T + r2[None]
-        out[i:i + batch] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
-    return out
+        qb = q[i:i + batch]                                          # (b, S*S)
+        q2 = (qb ** 2).sum(axis=1)[:, None]                          # (b, 1)
+        for start in range(0, len(r), chunk):
+            block = r[start:start + chunk]                           # (c, S*S)
+            d2 = q2 - 2.0 * qb @ block.T + (block ** 2).sum(axis=1)[None]   # (b, c)
+            j = d2.argmin(axis=1)
+            d = d2[np.arange(len(qb)), j]
+            better = d < best[i:i + batch]
+            best[i:i + batch][better] = d[better]
+            index[i:i + batch][better] = start + j[better]
+    return index, np.sqrt(np.maximum(best, 0.0) / q.shape[1])
+
+
+def nearest_neighbour_distances(queries, reference, batch: int = 256) -> np.ndarray:
+    """Euclidean distance of each query (flattened) to its nearest reference -> (n_queries,)."""
+    _, rms = nearest_neighbours(queries, reference, batch=batch)
+    return rms * np.sqrt(np.prod(np.shape(queries)[1:3]))      # (n,): back from RMS to the plain L2 norm
 
 
 def memorisation_ratio(generated, train, test) -> float:

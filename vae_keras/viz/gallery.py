@@ -27,6 +27,7 @@ from typing import Optional
 import numpy as np
 
 from vae_keras.io.atomic import PathLike, atomic_write_bytes, atomic_write_text
+from vae_keras.evaluation.metrics import nearest_neighbours
 from vae_keras.models.priors import load_sampler
 from vae_keras.training.checkpoint import load_history, load_run
 from vae_keras.sampling.generate import reconstruct, sample_images
@@ -160,37 +161,6 @@ def metrics_markdown(metrics) -> str:
 
 
 # -- pictures ---------------------------------------------------------------------------------------
-def nearest_neighbours(queries, reference, chunk: int = 512):
-    """Index and RMS pixel distance of each query's nearest reference image (L2 in pixel space).
-
-    Args:
-        queries: (n, S, S, 1) or (n, S, S) in [0, 1].
-        reference: (m, S, S, 1) or (m, S, S) in [0, 1] (or uint8).
-
-    Returns:
-        ``(index, rms)``: (n,) int and (n,) float, ``rms = ||q - r|| / sqrt(S * S)``.
-    """
-    def flat(x):
-        x = np.asarray(x)
-        x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-        return x.reshape(len(x), -1)                             # (n, S*S)
-
-    q, r = flat(queries), flat(reference)
-    if q.shape[1] != r.shape[1]:
-        raise ValueError(f"queries and reference differ in image size: {q.shape} vs {r.shape}")
-    best = np.full(len(q), np.inf, np.float32)
-    index = np.zeros(len(q), np.int64)
-    q2 = (q ** 2).sum(1)[:, None]                                # (n, 1)
-    for start in range(0, len(r), chunk):
-        block = r[start:start + chunk]                           # (c, S*S)
-        d2 = q2 + (block ** 2).sum(1)[None, :] - 2.0 * q @ block.T   # (n, c)
-        j = d2.argmin(1)
-        d = d2[np.arange(len(q)), j]
-        better = d < best
-        best[better], index[better] = d[better], start + j[better]
-    return index, np.sqrt(np.maximum(best, 0.0) / q.shape[1])
-
-
 def _interleave_rows(top, bottom, ncols: int) -> np.ndarray:
     """Rows of ``top`` and ``bottom`` alternating: top[0:ncols], bottom[0:ncols], top[ncols:2ncols] ..."""
     rows = []
