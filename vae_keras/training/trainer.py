@@ -307,7 +307,7 @@ class Trainer:
 
     # -- data ----------------------------------------------------------------------------------
     def _epoch_dataset(self, epoch: int) -> tf.data.Dataset:
-        """The training batches of ``epoch`` with their noise: all fixed by ``(seed, epoch, step)``, so resume is exact."""
+        """The batches of ``epoch`` with their noise, all fixed by ``(seed, epoch, step)``: resume is exact."""
         cfg = self.config
         ds = dataset_from_arrays(self.train_images, self.train_conditions, batch_size=cfg.batch_size, shuffle=True,
                                  flip=cfg.flip, seed=cfg.seed, epoch=epoch, with_labels=True)
