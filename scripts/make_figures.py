@@ -10,7 +10,8 @@ configuration from scratch for at most ``--minutes`` (the budget of the committe
 ``evaluate`` subcommand, and write into ``--out``:
 
     OUT/gallery/              the gallery (python -m vae_keras gallery), self-contained
-    OUT/latent_manifold.png   the headline figures, copied from the gallery for the README
+    OUT/interpolations.png    the headline figures, copied from the gallery for the README
+    OUT/latent_manifold.png   (a 2-d latent space only)
     OUT/training.gif
     OUT/generated.png, OUT/real.png, OUT/generated_<class>.png (conditional models)
     OUT/loss_curves.png
@@ -36,7 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from vae_keras.io.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 
-HEADLINE = ("latent_manifold.png", "training.gif", "generated.png", "real.png", "loss_curves.png")
+HEADLINE = ("interpolations.png", "latent_manifold.png", "training.gif", "generated.png", "real.png", "loss_curves.png")
 SIZE_LIMIT = 15 * 2 ** 20
 
 
@@ -78,10 +79,11 @@ def main(argv=None) -> int:
 
     from vae_keras.io.manifest import read_manifest
     from data_prep.phantoms import write_phantom_dataset
-    from vae_keras.cli.main import finish_run_figures
     from vae_keras.config import get_config
+    from vae_keras.models.priors import load_sampler
     from vae_keras.viz.gallery import METRICS_FILE, RUN_INFO_FILE, build_gallery, metrics_markdown
     from vae_keras.training.trainer import train
+    from vae_keras.viz.figures import finish_run_figures
 
     t0 = time.monotonic()
     work, out = Path(args.work), Path(args.out)
@@ -102,7 +104,8 @@ def main(argv=None) -> int:
         shutil.rmtree(run)                                       # the committed figures come from one fresh run
     config = get_config(args.config, quick=False, image_size=args.image_size, epochs=args.epochs, seed=args.seed)
     trainer = train(config, data, run, resume=args.resume, minutes=args.minutes, progress=not args.quiet)
-    finish_run_figures(run, trainer.model, trainer.history, data_images=trainer.train_images[:256] / 255.0)
+    finish_run_figures(run, trainer.model, trainer.history, data_images=trainer.train_images[:256] / 255.0,
+                       sampler=load_sampler(run, trainer.model), seed=args.seed)
     command = "python scripts/make_figures.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     atomic_write_text(run / RUN_INFO_FILE, json.dumps(
         {"data": str(data), "device": describe_device(), "command": command,

@@ -1,4 +1,6 @@
-"""The command line end to end on tiny sizes, and its promise: no traceback for expected errors."""
+"""The command line end to end on tiny sizes, and its promise: one line for expected errors, a
+traceback for bugs."""
+import importlib
 import os
 import subprocess
 import sys
@@ -7,6 +9,9 @@ import pytest
 
 from vae_keras.io.manifest import read_manifest
 from vae_keras.cli import build_parser, main
+from vae_keras.errors import DataError
+
+cli_main = importlib.import_module("vae_keras.cli.main")   # the module (vae_keras.cli.main is also the function)
 
 COMMANDS = ["phantoms", "prepare", "objects", "train", "generate", "evaluate", "gallery", "demo"]
 
@@ -32,6 +37,55 @@ def test_each_subcommand_explains_itself(command, capsys):
     assert len(capsys.readouterr().out) > 300
 
 
+def test_help_does_not_load_tensorflow():
+    code = ("import sys; from vae_keras.cli import build_parser; build_parser(); "
+            "print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_docstring_lists_every_subcommand():
+    listed = [line.split()[0] for line in cli_main.__doc__.splitlines() if "->" in line]
+    assert sorted(listed) == sorted(COMMANDS)
+    assert sorted(build_parser()._subparsers._group_actions[0].choices) == sorted(COMMANDS)
+
+
+def test_bad_value_is_one_clear_line(tmp_path):
+    out = run_cli("gallery", str(tmp_path / "run"), "--out", str(tmp_path / "site"), "--n", "0")
+    assert out.returncode == 2
+    assert out.stderr.splitlines()[-1] == "error: n must be >= 1 image per grid, got 0"   # after TF's start-up lines
+    assert "Traceback" not in out.stderr
+
+
+def test_expected_error_is_one_line_and_status_2(tmp_path, monkeypatch, capsys):
+    def refuse(args):
+        raise DataError("the data set has 3 classes, the run 4")
+
+    monkeypatch.setattr(cli_main.phantoms, "run", refuse)
+    assert main(["phantoms", str(tmp_path / "p")]) == 2
+    assert capsys.readouterr().err == "error: the data set has 3 classes, the run 4\n"
+
+
+def test_a_bug_shows_its_traceback(tmp_path):
+    """A ValueError that is not one of ours (a TensorFlow shape error, a bug) is not hidden."""
+    code = ("import sys, data_prep.phantoms as ph\n"
+            "def boom(*a, **k): raise ValueError('Dimensions must be equal, but are 64 and 32')\n"
+            "ph.write_phantom_dataset = boom\n"
+            "from vae_keras.cli import main\n"
+            f"sys.exit(main(['phantoms', {str(tmp_path / 'p')!r}, '--quiet']))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert "Traceback" in out.stderr and "boom" in out.stderr and "Dimensions must be equal" in out.stderr
+
+
+def test_unknown_label_is_a_data_error():
+    """``generate --label`` with a class that does not exist: the user's mistake, not a bug."""
+    from vae_keras.sampling.generate import per_sample_labels
+
+    with pytest.raises(DataError, match="unknown label"):
+        per_sample_labels(["kinfe"], 2)
+
+
 def test_missing_data_folder_is_one_clear_line(tmp_path):
     out = run_cli("train", str(tmp_path / "nope"), "--out", str(tmp_path / "run"), "--quick")
     assert out.returncode == 2
@@ -47,8 +101,9 @@ def test_phantoms_train_generate_resume(tmp_path, capsys):
 
     train = ["train", str(data), "--out", str(run), "--image-size", "32", "--batch-size", "8", "--quiet"]
     assert main(train + ["--epochs", "2"]) == 0
-    for name in ("config.json", "history.json", "training.gif", "loss_curves.png", "latent_manifold.png"):
-        assert (run / name).is_file(), name
+    for name in ("config.json", "history.json", "training.gif", "loss_curves.png", "interpolations.png"):
+        assert (run / name).is_file(), name                 # the default model has a 64-d latent space
+    assert not (run / "latent_manifold.png").exists()      # 2 of 64 dimensions would show one bag
 
     assert main(train + ["--epochs", "3"]) == 2              # the run exists: refuse to overwrite it
     assert "--resume" in capsys.readouterr().err
@@ -60,11 +115,19 @@ def test_phantoms_train_generate_resume(tmp_path, capsys):
     assert len(gen_rows) == 5 and all((gen / r.path).is_file() for r in gen_rows)
 
 
-def test_demo_leaves_grid_gif_and_latent_plot(tmp_path):
+def test_demo_leaves_grids_gif_and_interpolations(tmp_path):
     out = tmp_path / "demo"
     argv = ["demo", "--out", str(out), "--n", "30", "--epochs", "1", "--image-size", "32",
             "--n-generate", "4", "--quick", "--quiet"]
     assert main(argv) == 0
-    for name in ("samples_grid.png", "real_grid.png", "training.gif", "latent_manifold.png", "loss_curves.png"):
+    for name in ("samples_grid.png", "real_grid.png", "training.gif", "interpolations.png", "loss_curves.png"):
         assert (out / name).stat().st_size > 0, name
     assert len(read_manifest(out / "generated" / "manifest.csv")) == 4
+
+
+def test_a_2d_latent_run_gets_its_manifold(tmp_path):
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert main(["phantoms", str(data), "--n", "20", "--size", "32", "--quiet"]) == 0
+    assert main(["train", str(data), "--out", str(run), "--config", "seed", "--latent-dim", "2",
+                 "--image-size", "32", "--batch-size", "8", "--epochs", "1", "--quiet"]) == 0
+    assert (run / "latent_manifold.png").is_file() and not (run / "interpolations.png").exists()

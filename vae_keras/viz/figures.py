@@ -1,4 +1,5 @@
-"""Pictures of a VAE: sample grids, the latent manifold, the training GIF, loss curves.
+"""Pictures of a VAE: sample grids, the latent manifold, interpolations, samples per class, the
+training GIF, loss curves, and the set every run ends with (:func:`finish_run_figures`).
 
 Why no ``pyplot``: figures are built with :class:`matplotlib.figure.Figure` directly, so this
 module never touches the global backend or figure list. Scripts and training loops save PNGs
@@ -22,7 +23,9 @@ import numpy as np
 import tensorflow as tf
 
 from vae_keras.io.atomic import PathLike, atomic_write_bytes, save_png_atomic
-from vae_keras.sampling.generate import decode_latents, interpolate, posterior_means
+from vae_keras.io.manifest import CLASSES
+from vae_keras.models.priors import answers_labels
+from vae_keras.sampling.generate import decode_latents, interpolate, posterior_means, sample_images
 
 
 def _as_gray_batch(images, name="images") -> np.ndarray:
@@ -304,3 +307,91 @@ def plot_history(history: Sequence[dict], path: Optional[PathLike] = None, figsi
     if path is not None:
         _save_figure(fig, path)
     return fig
+
+
+# -- what a trained run ends with ---------------------------------------------------------------------
+def interpolation_grid(model, images, path: Optional[PathLike] = None, pairs: int = 4,
+                       steps: int = 8) -> np.ndarray:
+    """Rows of latent interpolations between real images, each framed by its two real end images.
+
+    Row ``i`` is ``images[i]``, then ``steps`` decodings of the straight line between the
+    posterior means of ``images[i]`` and ``images[pairs + i]``, then ``images[pairs + i]``. Unlike
+    a manifold over two of many latent dimensions, every latent dimension takes part, so it shows
+    what the model learned whatever its latent size: the ends show how much of a bag the code
+    keeps, the steps whether the space between two bags decodes to bags.
+
+    Args:
+        images: (m, S, S, 1) or (m, S, S) in [0, 1] (or uint8), ``m >= 2 * pairs`` (fewer rows otherwise).
+        path: where to write the PNG (atomically); ``None`` only returns the grid.
+
+    Returns:
+        the grid of :func:`image_grid`, ``rows x (steps + 2)`` tiles.
+    """
+    x = _as_gray_batch(images)[..., None]                        # (m, S, S, 1)
+    pairs = min(int(pairs), len(x) // 2)
+    if pairs < 1:
+        raise ValueError(f"interpolation_grid needs at least 2 images, got {len(x)}")
+    tiles = []
+    for i in range(pairs):
+        a, b = x[i], x[pairs + i]
+        tiles += [a[None], interpolate(model, a, b, steps), b[None]]     # (1 + steps + 1, S, S, 1)
+    return image_grid(np.concatenate(tiles), path, ncols=int(steps) + 2)
+
+
+def class_samples(model, sampler=None, path: Optional[PathLike] = None, n: int = 8, seed: int = 0):
+    """One row of ``n`` generated images per threat class and one of benign bags, each row labelled.
+
+    For a run that can be asked for a class (:func:`vae_keras.models.priors.answers_labels`: a
+    conditional model, or a mixture sampler fitted per label combination).
+
+    Returns:
+        the matplotlib ``Figure``.
+    """
+    names = [*CLASSES, "benign"]
+    fig = _new_figure((1.2 * n + 1.0, 1.25 * len(names)))
+    axes = fig.subplots(len(names), 1, squeeze=False)[:, 0]
+    for ax, name in zip(axes, names):
+        labels = [[] if name == "benign" else [name]] * int(n)
+        row = image_grid(sample_images(model, int(n), seed=seed, sampler=sampler, labels=labels), ncols=int(n))
+        ax.imshow(row, cmap="gray", vmin=0.0, vmax=1.0)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(name.replace("_", " "), rotation=0, ha="right", va="center", fontsize=10)
+    if path is not None:
+        _save_figure(fig, path)
+    return fig
+
+
+def finish_run_figures(run_dir: PathLike, model, history: Sequence[dict], data_images=None, sampler=None,
+                       seed: int = 0) -> list:
+    """The figures every run ends with, written into ``run_dir``; returns the paths written.
+
+    - ``training.gif``: the per-epoch sample grids of ``run_dir/samples``;
+    - ``loss_curves.png``: :func:`plot_history`;
+    - ``latent_manifold.png`` for a 2-dimensional latent (the whole latent space on one grid);
+      otherwise ``interpolations.png`` (:func:`interpolation_grid` over ``data_images``): a manifold
+      over 2 of 64 dimensions decodes almost the same bag everywhere, so it would show nothing;
+    - ``class_samples.png`` (:func:`class_samples`) when the run can be asked for a class.
+
+    Args:
+        data_images: (m, S, S, 1) real images in [0, 1] (the training set's first few hundred).
+        sampler: the run's latent sampler (:func:`vae_keras.models.priors.load_sampler`); None: the prior.
+    """
+    run_dir = Path(run_dir)
+    written = []
+    frames = sorted((run_dir / "samples").glob("epoch_*.png"))
+    if frames:
+        written.append(make_gif(frames, run_dir / "training.gif"))
+    if history:
+        plot_history(history, run_dir / "loss_curves.png")
+        written.append(run_dir / "loss_curves.png")
+    if int(model.latent_dim) == 2:
+        latent_manifold(model, run_dir / "latent_manifold.png", data=data_images)
+        written.append(run_dir / "latent_manifold.png")
+    elif data_images is not None and len(data_images) >= 2:
+        interpolation_grid(model, data_images, run_dir / "interpolations.png")
+        written.append(run_dir / "interpolations.png")
+    if answers_labels(model.config, sampler):
+        class_samples(model, sampler, run_dir / "class_samples.png", seed=seed)
+        written.append(run_dir / "class_samples.png")
+    return written

@@ -1,0 +1,58 @@
+"""``train DATA --out RUN``: train a configuration on a prepared data set, with checkpoints and ``--resume``."""
+from __future__ import annotations
+
+from vae_keras.cli.common import QUICK_HELP, config_from_args, quiet_tensorflow
+from vae_keras.config import DEFAULT_CONFIG, NAMED_CONFIGS
+
+
+def add_parser(sub):
+    s = sub.add_parser("train", help="train a VAE configuration on a prepared data set",
+                       description="Train with a tf.GradientTape loop; writes RUN/config.json, a checkpoint every "
+                                   "epoch, history.json, TensorBoard logs (RUN/logs) and a sample grid per epoch. "
+                                   "--resume continues an interrupted run from its last complete checkpoint.")
+    s.add_argument("data", help="prepared data folder (from `phantoms` or `prepare`)")
+    s.add_argument("--out", required=True, help="run folder (checkpoints, config, history, figures)")
+    s.add_argument("--config", default=DEFAULT_CONFIG, choices=sorted(NAMED_CONFIGS),
+                   help=f"named configuration (default: {DEFAULT_CONFIG}, the best measured in figures/quality.md; "
+                        "seed: the 2021 project's network, the reference)")
+    s.add_argument("--epochs", type=int, help="number of epochs (default: the configuration's)")
+    s.add_argument("--image-size", type=int, help="image side, divisible by 4 (default: 224; 64 in quick mode)")
+    s.add_argument("--latent-dim", type=int, help="latent dimensions (default: the configuration's)")
+    s.add_argument("--batch-size", type=int, help="batch size (default: 32)")
+    s.add_argument("--learning-rate", type=float, help="Adam learning rate (default: 1e-4)")
+    s.add_argument("--seed", type=int, help="random seed (default: 0)")
+    s.add_argument("--minutes", type=float, help="stop at the first epoch end after this many minutes")
+    s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    s.add_argument("--jit-compile", action="store_true", help="compile the step with XLA (faster on GPU, slower on CPU)")
+    s.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker", "tpu"),
+                   help="tf.distribute strategy: auto = a TPU if attached, else all GPUs when there are several, "
+                        "else one device; multiworker reads TF_CONFIG (default: auto)")
+    s.add_argument("--precision", default="float32", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
+                   help="numeric precision; auto = mixed_bfloat16 on TPU, mixed_float16 on GPU, float32 on CPU "
+                        "(default: float32)")
+    s.add_argument("--deterministic", action="store_true",
+                   help="enable TensorFlow op determinism: a rerun or resumed run gives bit-identical weights")
+    s.add_argument("--quick", action="store_true", help=QUICK_HELP)
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=run)
+    return s
+
+
+def run(args):
+    quiet_tensorflow()
+    from vae_keras.models.priors import load_sampler
+    from vae_keras.training.distribute import select_strategy
+    from vae_keras.training.trainer import train
+    from vae_keras.viz.figures import finish_run_figures
+
+    if args.deterministic:  # bit-exact reruns (and resumes) on the same machine, a little slower
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    trainer = train(config_from_args(args), args.data, args.out, resume=args.resume, minutes=args.minutes,
+                    progress=not args.quiet, strategy=select_strategy(args.strategy), precision=args.precision)
+    finish_run_figures(trainer.run_dir, trainer.model, trainer.history, data_images=trainer.train_images[:256] / 255.0,
+                       sampler=load_sampler(trainer.run_dir, trainer.model), seed=trainer.config.seed)
+    last = trainer.history[-1] if trainer.history else {}
+    print(f"trained {trainer.config.name} for {len(trainer.history)} epoch(s) into {args.out}; "
+          f"last loss {last.get('loss', float('nan')):.2f} nats/image")

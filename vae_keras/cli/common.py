@@ -1,0 +1,32 @@
+"""What several subcommands share: quiet TensorFlow start-up, ``--quick`` help, config from flags, label mix.
+
+Only the standard library and :mod:`vae_keras.config` at import time, so ``--help`` stays fast;
+the rest is imported inside the functions that need it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from vae_keras.config import QUICK_ENV, get_config
+
+QUICK_HELP = f"shrink everything to run in minutes on 2 CPU cores (same as {QUICK_ENV}=1)"
+
+
+def quiet_tensorflow():
+    """TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) is noise for a CLI user."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def config_from_args(args):
+    """The named configuration of ``--config`` with the ``train`` flags that were given applied."""
+    return get_config(args.config, quick=args.quick or None, image_size=args.image_size,
+                      latent_dim=args.latent_dim, batch_size=args.batch_size, epochs=args.epochs,
+                      learning_rate=args.learning_rate, seed=args.seed, jit_compile=args.jit_compile or None)
+
+
+def label_mix(run_dir, config, sampler, n: int, seed: int):
+    """Per-sample classes with the training frequencies for a run that can be asked for a class, else None."""
+    from vae_keras.models.priors import answers_labels, sample_label_mix
+
+    return sample_label_mix(Path(run_dir), n, seed) if answers_labels(config, sampler) else None
