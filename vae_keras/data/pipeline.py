@@ -30,6 +30,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from vae_keras.errors import DataError
 from vae_keras.io.atomic import PathLike, atomic_write_text
 from vae_keras.io.manifest import CLASSES, read_manifest
 
@@ -75,8 +76,8 @@ def split_rows(data_dir: Path, split: str):
     chosen = [r for r in rows if r.split == split]
     if not chosen:
         present = sorted({r.split for r in rows})
-        raise ValueError(f"split {split!r} of {data_dir} has no images; the manifest lists the "
-                         f"split(s) {present} ({len(rows)} rows)")
+        raise DataError(f"split {split!r} of {data_dir} has no images; the manifest lists the "
+                        f"split(s) {present} ({len(rows)} rows)")
     return chosen
 
 
@@ -100,7 +101,7 @@ def load_split(data_dir: PathLike, split: str, image_size: Optional[int] = None
     """
     data_dir = Path(data_dir)
     if image_size is not None and int(image_size) < 1:
-        raise ValueError(f"image_size must be a positive integer or None, got {image_size!r}")
+        raise DataError(f"image_size must be a positive integer or None, got {image_size!r}")
     rows = split_rows(data_dir, split)
     labels = np.stack([r.multi_hot() for r in rows]).astype(np.float32)   # (n, 4)
 
@@ -114,11 +115,11 @@ def load_split(data_dir: PathLike, split: str, image_size: Optional[int] = None
     shapes = {a.shape for a in arrays}
     if image_size is None:
         if len(shapes) != 1:
-            raise ValueError(f"split {split!r} of {data_dir} mixes image sizes {sorted(shapes)[:4]}: "
-                             "pass image_size= to resize them to one size")
+            raise DataError(f"split {split!r} of {data_dir} mixes image sizes {sorted(shapes)[:4]}: "
+                            "pass image_size= to resize them to one size")
         (h, w), = shapes
         if h != w:
-            raise ValueError(f"images of {data_dir} are {h}x{w}, not square: pass image_size=")
+            raise DataError(f"images of {data_dir} are {h}x{w}, not square: pass image_size=")
         return np.stack(arrays)[..., None], labels                           # (n, S, S, 1)
 
     size = int(image_size)

@@ -14,6 +14,8 @@ import sys
 import tensorflow as tf
 import keras
 
+from vae_keras.errors import ConfigError
+
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
@@ -45,13 +47,13 @@ def select_strategy(name: str = "auto") -> tf.distribute.Strategy:
             devices), ``multiworker`` (reads ``TF_CONFIG``), ``tpu``.
     """
     if name not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
+        raise ConfigError(f"strategy must be one of {STRATEGIES}, got {name!r}")
     if name == "tpu":
         try:
             return _tpu_strategy()
         except (ValueError, tf.errors.NotFoundError) as e:
-            raise ValueError(f"--strategy tpu: no TPU found ({e}); in Colab choose Runtime > Change runtime "
-                             "type > TPU") from None
+            raise ConfigError(f"--strategy tpu: no TPU found ({e}); in Colab choose Runtime > Change runtime "
+                              "type > TPU") from None
     if name == "auto":
         if tpu_hinted():
             try:
@@ -77,7 +79,7 @@ def set_precision(policy: str = "auto", strategy: tf.distribute.Strategy | None 
     (mixed precision is slower on CPUs). The model keeps its output layers in float32 either way.
     """
     if policy not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {policy!r}")
+        raise ConfigError(f"precision must be one of {PRECISIONS}, got {policy!r}")
     if policy == "auto":
         if isinstance(strategy, tf.distribute.TPUStrategy):
             policy = "mixed_bfloat16"
