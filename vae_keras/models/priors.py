@@ -198,13 +198,14 @@ class GMMSampler:
             return np.zeros(len(keys), bool)
         return np.array([k not in self.by_labels for k in keys], bool)
 
-    def _warn_fallback(self, key, count: int) -> None:
+    def _warn_fallback(self, key, count: int, why: str = "") -> None:
         """One :class:`RareLabelsWarning` per combination and sampler."""
         if key in self._warned:
             return
         self._warned.add(key)
         names = [CLASSES[i] for i, v in enumerate(key) if v] or ["benign"]
-        warnings.warn(f"label combination {'+'.join(names)} had fewer than {self.min_points} training images: "
+        why = why or f"had fewer than {self.min_points} training images"
+        warnings.warn(f"label combination {'+'.join(names)} {why}: "
                       f"the latents of {count} requested image(s) come from the whole mixture, so they may not "
                       f"show it (marked in an export's manifest: fallback={FALLBACK_NOTE!r})",
                       RareLabelsWarning, stacklevel=3)
@@ -258,7 +259,7 @@ class GMMSampler:
                 for j, i in zip(draws, picks):
                     boxes[j] = unpack_boxes(self.layout_boxes, [int(i)])[0]
                 continue
-            self._warn_fallback(key, len(draws))
+            self._warn_fallback(key, len(draws), "is in no training layout")
             z[draws] = _draw(rng, self.weights, self.means, np.linalg.cholesky(self.covariances), len(draws),
                              temperature)
             for j in draws:                        # per class, that class's boxes of a random training image
