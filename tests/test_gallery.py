@@ -12,8 +12,12 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
+from importlib import resources
+
+import vae_keras.viz.gallery as gallery_module
+from vae_keras.errors import DataError
 from vae_keras.viz.gallery import (INDEX, build_gallery, explain_metric, flatten_metrics, metrics_markdown,
-                               nearest_neighbours)
+                                   nearest_neighbours)
 
 METRICS = {"neg_elbo_bpd": 0.91, "ssim": 0.42, "per_class_accuracy": {"knife": 0.5, "handgun": 0.75},
            "my_new_measure": 3}
@@ -92,6 +96,20 @@ def test_without_data_the_data_sections_are_left_out(tiny_run, tmp_path):
         info.write_text(saved)
     assert "--data DATA" in text and 'id="reconstructions"' not in text
     assert (tmp_path / "generated.png").is_file()
+
+
+def test_style_and_script_are_the_package_files(gallery):
+    text = gallery.read_text(encoding="utf-8")
+    for name in ("gallery.css", "gallery.js"):
+        shipped = resources.files("vae_keras.viz").joinpath(name).read_text(encoding="utf-8")
+        assert len(shipped) > 300 and shipped in text, name
+
+
+def test_a_broken_metrics_file_is_an_error_not_a_missing_table(tiny_run, tmp_path):
+    broken = tmp_path / "metrics.json"
+    broken.write_text('{"ssim": 0.4', encoding="utf-8")              # cut off mid-write
+    with pytest.raises(DataError, match="not valid JSON"):
+        build_gallery(tiny_run, tmp_path / "site", metrics_path=broken, n=4)
 
 
 def test_missing_metrics_file_is_a_clear_error(tiny_run, tmp_path):
@@ -192,7 +210,7 @@ def test_cli_gallery(tiny_run, tiny_dataset, tmp_path, capsys):
     assert "error:" in capsys.readouterr().err
 
 
-def test_a_conditional_run_gets_real_and_generated_grids_per_class(tiny_dataset, tmp_path):
+def test_a_conditional_run_gets_real_and_generated_grids_per_class(tiny_dataset, tmp_path, monkeypatch):
     from vae_keras.io.manifest import CLASSES
     from vae_keras.config import get_config
     from vae_keras.training.trainer import train
@@ -205,3 +223,12 @@ def test_a_conditional_run_gets_real_and_generated_grids_per_class(tiny_dataset,
         assert (tmp_path / "site" / f"generated_{name}.png").is_file()
         assert f"asked for <b>{name}</b>" in html
     assert "Gaussian mixture fitted to the training codes" in html
+    assert (tmp_path / "site" / "interpolations.png").is_file()
+    assert not (tmp_path / "site" / "latent_manifold.png").exists()      # 2 of 64 dimensions show one bag
+
+    def bug(*args, **kwargs):
+        raise ValueError("Dimensions must be equal")                      # what a shape bug looks like
+
+    monkeypatch.setattr(gallery_module, "reconstruct", bug)
+    with pytest.raises(ValueError, match="Dimensions must be equal"):   # not a "Not shown" note
+        build_gallery(tmp_path / "run", tmp_path / "site2", data_dir=tiny_dataset, n=8)

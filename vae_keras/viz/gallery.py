@@ -8,8 +8,12 @@ GIF, the loss curves, the evaluation table of ``metrics.json`` and a memorisatio
 (generated images next to their nearest training images).
 
 Every picture is drawn by the library (:mod:`vae_keras.viz.figures`, :mod:`vae_keras.sampling.generate`);
-this module only chooses what to show and writes the HTML. Files are written atomically and
-``index.html`` last, so a page that exists always refers to pictures that exist.
+this module only chooses what to show and writes the HTML, one function per section. The page's
+style and lightbox script are package data (``gallery.css``, ``gallery.js``), inlined so the page
+stays one file. Files are written atomically and ``index.html`` last, so a page that exists always
+refers to pictures that exist. Only inputs that may be missing on purpose (no data folder, no
+``metrics.json``, no test split, no fitted sampler) leave a section out with a note; any other
+failure is an error.
 
 Example:
     >>> build_gallery("runs/seed", "gallery/", data_dir="data/phantoms")   # -> gallery/index.html
@@ -21,18 +25,22 @@ import json
 import math
 import re
 import time
+from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from vae_keras.io.atomic import PathLike, atomic_write_bytes, atomic_write_text
+from vae_keras.data.pipeline import load_split
+from vae_keras.errors import DataError
 from vae_keras.evaluation.metrics import nearest_neighbours
-from vae_keras.models.priors import load_sampler
-from vae_keras.training.checkpoint import load_history, load_run
+from vae_keras.io.atomic import PathLike, atomic_write_bytes, atomic_write_text
+from vae_keras.io.manifest import CLASSES, MANIFEST, read_manifest
+from vae_keras.models.priors import answers_labels, load_sampler, sample_label_mix
 from vae_keras.sampling.generate import reconstruct, sample_images
-from vae_keras.models.priors import answers_labels, sample_label_mix
-from vae_keras.viz.figures import image_grid, interpolation_strip, latent_manifold, make_gif, plot_history
+from vae_keras.training.checkpoint import load_history, load_run
+from vae_keras.viz.figures import image_grid, interpolation_grid, latent_manifold, make_gif, plot_history
 
 INDEX = "index.html"
 METRICS_FILE = "metrics.json"
@@ -89,10 +97,13 @@ METRIC_EXPLANATIONS = {
 
 # -- reading a run ---------------------------------------------------------------------------------
 def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (OSError, ValueError):
+    """The JSON in ``path``, or None when there is no such file (a broken one is an error)."""
+    if not path.is_file():
         return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise DataError(f"{path} is not valid JSON ({e}): fix or remove it") from None
 
 
 def default_data_dir(run_dir: PathLike) -> Optional[Path]:
@@ -103,7 +114,7 @@ def default_data_dir(run_dir: PathLike) -> Optional[Path]:
         for key in ("data", "data_dir"):
             if isinstance(info.get(key), str):
                 for candidate in (Path(info[key]), run_dir / info[key]):
-                    if (candidate / "manifest.csv").is_file():
+                    if (candidate / MANIFEST).is_file():
                         return candidate
     return None
 
@@ -169,69 +180,10 @@ def _interleave_rows(top, bottom, ncols: int) -> np.ndarray:
     return np.concatenate(rows)
 
 
-def _load_run_sampler(run_dir: Path, model):
-    """The run's latent sampler (its fitted mixture for ``gmm`` runs), or None (the prior) if missing."""
-
-    try:
-        return load_sampler(run_dir, model)
-    except (FileNotFoundError, ValueError, OSError):
-        return None
-
-
 # -- HTML -----------------------------------------------------------------------------------------
-_CSS = """
-:root { color-scheme: light dark; --fg: #1b1f24; --bg: #fbfbfa; --card: #fff; --muted: #5b6570; --line: #d8dde3; }
-@media (prefers-color-scheme: dark) { :root { --fg: #e6e8ea; --bg: #15181b; --card: #1e2226; --muted: #a0a9b3; --line: #343a40; } }
-* { box-sizing: border-box; }
-body { margin: 0; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: var(--bg); }
-header, main, footer { max-width: 1200px; margin: 0 auto; padding: 0 1rem; }
-header { padding-top: 1.5rem; }
-h1 { font-size: 1.6rem; margin: 0 0 .25rem; }
-h2 { font-size: 1.25rem; margin: 2rem 0 .5rem; border-bottom: 1px solid var(--line); padding-bottom: .25rem; }
-h3 { font-size: 1rem; margin: 1rem 0 .25rem; }
-p { margin: .25rem 0 .75rem; }
-.muted, figcaption { color: var(--muted); font-size: .9rem; }
-nav ul { list-style: none; padding: 0; margin: .5rem 0; display: flex; flex-wrap: wrap; gap: .25rem 1rem; }
-a { color: #2f6fb3; }
-.cards { display: grid; gap: 1rem; grid-template-columns: repeat(auto-fit, minmax(min(100%, 440px), 1fr)); align-items: start; }
-.wide { grid-column: 1 / -1; }
-figure { margin: 0; padding: .75rem; background: var(--card); border: 1px solid var(--line); border-radius: 8px; }
-figure img { display: block; width: 100%; height: auto; background: #000; }
-img.pixels { image-rendering: pixelated; }
-figure.natural img { width: auto; max-width: 100%; margin: 0 auto; }
-figcaption { margin-top: .5rem; }
-.table-wrap { overflow-x: auto; }
-table { border-collapse: collapse; width: 100%; background: var(--card); font-size: .92rem; }
-th, td { text-align: left; padding: .3rem .6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-code { font-size: .9em; }
-.lightbox { position: fixed; inset: 0; z-index: 10; display: flex; align-items: center; justify-content: center;
-            background: rgba(0, 0, 0, .88); cursor: zoom-out; padding: 1rem; }
-.lightbox img { max-width: 100%; max-height: 100%; width: auto; height: auto; object-fit: contain; background: #000; }
-.lightbox img.pixels { min-width: min(100%, 90vh); }
-a.zoom { cursor: zoom-in; display: block; }
-footer { margin: 2rem auto; }
-"""
-
-#: The lightbox: a click opens the picture over the page (Escape or a click closes it). Without
-#: JavaScript the plain link still opens the file at full size.
-_SCRIPT = """
-document.addEventListener("click", function (e) {
-  var a = e.target.closest && e.target.closest("a.zoom");
-  if (!a || e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
-  e.preventDefault();
-  var small = a.querySelector("img"), box = document.createElement("div"), img = new Image();
-  box.className = "lightbox"; box.setAttribute("role", "dialog"); box.setAttribute("aria-modal", "true");
-  box.setAttribute("aria-label", small.alt + " (click or press Escape to close)");
-  img.src = a.getAttribute("href"); img.alt = small.alt; img.className = small.className;
-  box.appendChild(img); box.tabIndex = -1;
-  box.addEventListener("click", function () { box.remove(); a.focus(); });
-  document.body.appendChild(box); box.focus();
-});
-document.addEventListener("keydown", function (e) {
-  if (e.key === "Escape") document.querySelectorAll(".lightbox").forEach(function (b) { b.remove(); });
-});
-"""
+def _package_text(name: str) -> str:
+    """A text file shipped beside this module (``gallery.css``, ``gallery.js``)."""
+    return resources.files("vae_keras.viz").joinpath(name).read_text(encoding="utf-8")
 
 
 def _e(text) -> str:
@@ -265,16 +217,20 @@ class _Page:
     def add(self, anchor: str, title: str, body: str):
         self.sections.append((anchor, title, body))
 
+    def cards(self, anchor: str, title: str, figures, after: str = ""):
+        """A section of figures side by side (``figures``: HTML of :meth:`figure`), with text after."""
+        self.add(anchor, title, '<div class="cards">' + "".join(figures) + "</div>" + after)
+
     def html(self, title: str, intro: str, footer: str) -> str:
         nav = "".join(f'<li><a href="#{a}">{_e(t)}</a></li>' for a, t, _ in self.sections)
         body = "\n".join(f'<section id="{a}" aria-labelledby="{a}-h"><h2 id="{a}-h">{_e(t)}</h2>\n{b}\n</section>'
                          for a, t, b in self.sections)
         return (f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
                 f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-                f'<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n'
+                f'<title>{_e(title)}</title>\n<style>\n{_package_text("gallery.css")}</style>\n</head>\n<body>\n'
                 f'<header><h1>{_e(title)}</h1>\n<p>{intro}</p>\n<nav aria-label="sections"><ul>{nav}</ul></nav></header>\n'
                 f'<main>\n{body}\n</main>\n<footer class="muted">{footer}</footer>\n'
-                f'<script>{_SCRIPT}</script>\n</body>\n</html>\n')
+                f'<script>\n{_package_text("gallery.js")}</script>\n</body>\n</html>\n')
 
 
 def _table(rows, header=None, numeric_col: Optional[int] = None) -> str:
@@ -290,6 +246,216 @@ def _table(rows, header=None, numeric_col: Optional[int] = None) -> str:
                 cells.append(f'<td{" class=num" if number else ""}>{cell}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f'<div class="table-wrap"><table>{head}<tbody>{"".join(body)}</tbody></table></div>'
+
+
+# -- what the page is built from ----------------------------------------------------------------------
+@dataclass
+class RunInputs:
+    """A trained run and what the gallery shows beside it; ``notes`` says what is missing, and why."""
+
+    run_dir: Path
+    config: object
+    model: object
+    history: list
+    info: dict
+    sampler: object = None                      # the run's fitted latent sampler; None: the prior
+    data_dir: Optional[Path] = None
+    train_x: Optional[np.ndarray] = None        # (m, S, S, 1) uint8
+    test_x: Optional[np.ndarray] = None         # (k, S, S, 1) float32 in [0, 1]: real images not trained on
+    test_labels: Optional[np.ndarray] = None    # (k, C) multi-hot
+    metrics: Optional[dict] = None
+    metrics_path: Optional[Path] = None
+    notes: list = field(default_factory=list)
+
+
+def read_inputs(run_dir: PathLike, data_dir: Optional[PathLike] = None,
+                metrics_path: Optional[PathLike] = None) -> RunInputs:
+    """Load the run, its sampler, its data set and its ``metrics.json``.
+
+    What may be missing on purpose becomes a note: no data folder (given or recorded), no test
+    split, no ``metrics.json`` at the default place, no fitted sampler file. Everything else (no
+    run, a metrics file that was asked for but does not exist, broken files) raises.
+    """
+    run_dir = Path(run_dir)
+    if metrics_path is not None and not Path(metrics_path).is_file():
+        raise FileNotFoundError(f"metrics file {metrics_path} does not exist")
+    config, model = load_run(run_dir)
+    g = RunInputs(run_dir=run_dir, config=config, model=model, history=load_history(run_dir),
+                  info=_read_json(run_dir / RUN_INFO_FILE) or {})
+    try:
+        g.sampler = load_sampler(run_dir, model)
+    except FileNotFoundError as e:                   # e.g. a run interrupted before its mixture was fitted
+        g.notes.append(f"The run's latent sampler could not be loaded, samples are drawn from the prior: {e}")
+    g.metrics_path = Path(metrics_path) if metrics_path is not None else run_dir / METRICS_FILE
+    g.metrics = _read_json(g.metrics_path)
+    if g.metrics is None:
+        g.notes.append(f"No evaluation table: {g.metrics_path.name} does not exist (run `python -m vae_keras "
+                       "evaluate RUN --data DATA` first).")
+    g.data_dir = Path(data_dir) if data_dir is not None else default_data_dir(run_dir)
+    if g.data_dir is None:
+        return g
+    size = int(config.image_size)
+    g.train_x, _ = load_split(g.data_dir, "train", image_size=size)                # (m, S, S, 1) uint8
+    if any(row.split == "test" for row in read_manifest(g.data_dir / MANIFEST)):
+        test_x, g.test_labels = load_split(g.data_dir, "test", image_size=size)
+    else:
+        g.notes.append(f"{g.data_dir} has no test split: the 'real' images shown are training images.")
+        test_x, g.test_labels = load_split(g.data_dir, "train", image_size=size)
+    g.test_x = test_x.astype(np.float32) / 255.0
+    return g
+
+
+# -- the sections ---------------------------------------------------------------------------------------
+def run_section(page: _Page, g: RunInputs):
+    """The run's facts (configuration, time, device, last losses) and its ``config.json``."""
+    size = int(g.config.image_size)
+    seconds = sum(float(h.get("seconds", 0.0)) for h in g.history)
+    last = g.history[-1] if g.history else {}
+    budget = g.info.get("budget_minutes")
+    rows = [("run folder", _e(g.run_dir.resolve().name)),
+            ("configuration", f"<code>{_e(g.config.name)}</code>"),
+            ("image size", f"{size} &times; {size}"),
+            ("latent size", _e(g.config.latent_dim)),
+            ("epochs trained", f"{len(g.history)} of {g.config.epochs}" + (
+                f" (a {format_value(budget)}-minute time budget)" if budget and len(g.history) < g.config.epochs
+                else "")),
+            ("training time", f"{seconds / 60:.1f} min ({last.get('images_per_second', float('nan')):.0f} images/s "
+                              "in the last epoch)" if g.history else "not recorded"),
+            ("device", _e(g.info.get("device", "not recorded"))),
+            ("last epoch loss", _e(f"{last['loss']:.2f} nats/image (recon {last.get('recon', float('nan')):.2f}, "
+                                   f"KL {last.get('kl', float('nan')):.2f})") if "loss" in last else "n/a"),
+            ("last test loss", _e(f"{last['test_loss']:.2f} nats/image") if "test_loss" in last else "n/a")]
+    if g.data_dir is not None:
+        rows += [("data", f"<code>{_e(g.data_dir)}</code>"),
+                 ("images", f"{len(g.train_x):,} train / {len(g.test_x):,} test")]
+    else:
+        rows.append(("data", "not given: pass <code>--data DATA</code> for real images, reconstructions "
+                             "and nearest neighbours"))
+    if g.info.get("command"):
+        rows.append(("command", f"<code>{_e(g.info['command'])}</code>"))
+    config_rows = [(f"<code>{_e(k)}</code>", f"<code>{_e(format_value(v))}</code>")
+                   for k, v in sorted(g.config.to_dict().items())]
+    page.add("run", "Run and data", '<div class="cards"><div>' + _table(rows) + '</div><div><h3>config.json</h3>'
+             + _table(config_rows) + "</div></div>")
+
+
+def samples_section(page: _Page, g: RunInputs, n: int, seed: int, ncols: int) -> np.ndarray:
+    """Real test images next to generated ones, and per class for a run that can be asked for one.
+
+    Returns:
+        the ``n`` generated images (n, S, S, 1), for the memorisation check.
+    """
+    by_class = answers_labels(g.config, g.sampler)
+    drawn_from = ("draws from the prior N(0, I)" if g.sampler is None or g.config.sampler == "normal"
+                  else "draws from the Gaussian mixture fitted to the training codes")
+    labels = sample_label_mix(g.run_dir, n, seed) if by_class else None   # the training split's class mix
+    generated = sample_images(g.model, n, seed=seed, sampler=g.sampler, labels=labels)    # (n, S, S, 1)
+    image_grid(generated, page.out_dir / "generated.png", ncols=ncols)
+    figs = []
+    if g.test_x is not None:
+        image_grid(g.test_x[:n], page.out_dir / "real.png", ncols=ncols)
+        figs.append(page.figure("real.png", f"{min(n, len(g.test_x))} real test images",
+                                "Real test images (not seen in training)."))
+    figs.append(page.figure("generated.png", f"{n} generated images",
+                            f"Generated: {n} {drawn_from}, decoded (seed {seed})"
+                            f"{'; classes drawn with the training frequencies' if by_class else ''}. Compare "
+                            "the bag outlines, the clutter and the dark dense objects with the real ones."))
+    per_class = "".join(_class_pair(page, g, cls, seed, ncols) for cls in (*CLASSES, "")) if by_class else ""
+    page.cards("samples", "Real and generated images", figs, after=per_class)
+    return generated
+
+
+def _class_pair(page: _Page, g: RunInputs, cls: str, seed: int, ncols: int) -> str:
+    """Generated images asked for class ``cls`` ("" = benign), beside real test images of that class."""
+    name = cls or "benign"
+    samples = sample_images(g.model, ncols, seed=seed, sampler=g.sampler, labels=[[cls] if cls else []] * ncols)
+    image_grid(samples, page.out_dir / f"generated_{name}.png", ncols=ncols)
+    pair = [page.figure(f"generated_{name}.png", f"generated images of class {name}",
+                        f"Generated, asked for <b>{_e(name)}</b>.")]
+    if g.test_x is not None:
+        has = (g.test_labels[:, CLASSES.index(cls)] > 0) if cls else (g.test_labels.sum(1) == 0)
+        if has.any():
+            image_grid(g.test_x[has][:ncols], page.out_dir / f"real_{name}.png", ncols=ncols)
+            pair.insert(0, page.figure(f"real_{name}.png", f"real test images of class {name}",
+                                       f"Real test images with <b>{_e(name)}</b>."))
+    return f'<h3>{_e(name)}</h3><div class="cards">{"".join(pair)}</div>'
+
+
+def reconstructions_section(page: _Page, g: RunInputs, ncols: int):
+    """Test images above their reconstructions, and interpolations between test images (needs data)."""
+    k = min(2 * ncols, len(g.test_x))
+    recon = reconstruct(g.model, g.test_x[:k])                             # (k, S, S, 1)
+    image_grid(_interleave_rows(g.test_x[:k], recon, ncols), page.out_dir / "reconstructions.png", ncols=ncols)
+    figs = [page.figure("reconstructions.png", "test images and their reconstructions",
+                        "Reconstructions: each row of test images is followed by its reconstruction "
+                        "(the decoded posterior mean). Blur shows what the latent code cannot hold.")]
+    if len(g.test_x) >= 2:
+        interpolation_grid(g.model, g.test_x[:8], page.out_dir / "interpolations.png", pairs=4, steps=8)
+        figs.append(page.figure("interpolations.png", "latent interpolations between pairs of test images",
+                                "Interpolations: each row starts and ends with a real test image; between them, "
+                                "8 decoded points on the straight line between their latent codes. Bags all "
+                                "along the way mean a well-ordered latent space; the decoded ends show what the "
+                                "code keeps of each image.", wide=True))
+    page.cards("reconstructions", "Reconstructions and interpolations", figs)
+
+
+def training_section(page: _Page, g: RunInputs):
+    """The 2-D latent manifold (2-dimensional latents only), the training GIF and the loss curves."""
+    figs = []
+    if int(g.config.latent_dim) == 2:      # over 2 of more dimensions the grid decodes nearly one bag
+        data = None if g.train_x is None else g.train_x[:256].astype(np.float32) / 255.0
+        latent_manifold(g.model, page.out_dir / "latent_manifold.png", n=15, data=data)
+        figs.append(page.figure("latent_manifold.png", "the 2-D latent manifold",
+                                "Latent manifold: a 15 &times; 15 grid over both latent dimensions, spaced by "
+                                "prior probability mass and decoded. Look for gradual changes in shape and "
+                                "content.", pixels=False))
+    frames = sorted((g.run_dir / "samples").glob("epoch_*.png"))
+    if (g.run_dir / "training.gif").is_file():
+        atomic_write_bytes(page.out_dir / "training.gif", (g.run_dir / "training.gif").read_bytes())
+    elif frames:
+        make_gif(frames, page.out_dir / "training.gif")
+    if (page.out_dir / "training.gif").is_file():
+        figs.append(page.figure("training.gif", "animation of 16 fixed latent vectors decoded after each epoch",
+                                f"Training: the same 16 latent vectors decoded after each of the {len(frames)} "
+                                "epochs. Bags should emerge from blur and then only sharpen."))
+    if g.history:
+        plot_history(g.history, page.out_dir / "loss_curves.png")
+        figs.append(page.figure("loss_curves.png", "loss curves: reconstruction and KL per epoch",
+                                "Loss per epoch, train (solid) and test (dashed): the reconstruction term and the "
+                                "negative ELBO (left), the KL term (right). A test curve rising away from the "
+                                "train curve means overfitting.", pixels=False, wide=True))
+    if figs:
+        page.cards("training", "Latent space and training", figs)
+
+
+def evaluation_section(page: _Page, g: RunInputs):
+    """The table of ``metrics.json``, one explained line per measure."""
+    rows = [(f"<code>{_e(k)}</code>", _e(v), _e(text)) for k, v, text in metrics_rows(g.metrics)]
+    page.add("evaluation", "Evaluation", f'<p class="muted">From <code>{_e(g.metrics_path.name)}</code>.</p>'
+             + _table(rows, header=("measure", "value", "what it means"), numeric_col=1))
+
+
+def memorisation_section(page: _Page, g: RunInputs, generated: np.ndarray, ncols: int):
+    """Generated images above their nearest training images, and the distance ratio to held-out images."""
+    k = min(2 * ncols, len(generated))
+    idx, dist = nearest_neighbours(generated[:k], g.train_x)
+    _, test_dist = nearest_neighbours(g.test_x[:k], g.train_x)
+    image_grid(_interleave_rows(generated[:k], g.train_x[idx].astype(np.float32) / 255.0, ncols),
+               page.out_dir / "nearest_neighbours.png", ncols=ncols)
+    ratio = float(np.median(dist) / max(float(np.median(test_dist)), 1e-12))
+    verdict = ("well below 1: look for copies of training images" if ratio < 0.5 else
+               "no sign of copying" if ratio >= 0.8 else "somewhat close to the training images")
+    more = (f" On more images, <code>metrics.json</code> gives a memorisation ratio of "
+            f"{format_value(g.metrics['memorisation_ratio'])}."
+            if isinstance(g.metrics, dict) and "memorisation_ratio" in g.metrics else "")
+    page.cards("memorisation", "Memorisation check",
+               [page.figure("nearest_neighbours.png", "generated images above their nearest training images",
+                            "Each row of generated images is followed by the training image nearest to each "
+                            "(L2 distance in pixel space).")],
+               after=f"<p>Median RMS pixel distance to the nearest training image: generated "
+                     f"{np.median(dist):.3f}, held-out test images {np.median(test_dist):.3f}; ratio "
+                     f"<b>{ratio:.2f}</b> ({verdict}). A model that memorises produces near-copies, "
+                     f"closer to the training set than unseen real images are.{more}</p>")
 
 
 # -- the gallery ------------------------------------------------------------------------------------
@@ -311,205 +477,36 @@ def build_gallery(run_dir: PathLike, out_dir: PathLike, data_dir: Optional[PathL
 
     Returns:
         the path of ``index.html``.
+
+    Raises:
+        DataError: ``n`` < 1, or a broken ``metrics.json`` / ``run_info.json``.
+        FileNotFoundError: no run in ``run_dir``, or no ``metrics_path`` file.
     """
-
     t0 = time.monotonic()
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
     if int(n) < 1:
-        raise ValueError(f"n must be >= 1 image per grid, got {n}")
-    config, model = load_run(run_dir)
-    history = load_history(run_dir)
-    info = _read_json(run_dir / RUN_INFO_FILE) or {}
-    data_dir = Path(data_dir) if data_dir is not None else default_data_dir(run_dir)
-    if metrics_path is not None and not Path(metrics_path).is_file():
-        raise FileNotFoundError(f"metrics file {metrics_path} does not exist")
-    metrics_path = Path(metrics_path) if metrics_path is not None else run_dir / METRICS_FILE
-    metrics = _read_json(metrics_path)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    page = _Page(out_dir)
-    size = int(config.image_size)
-    ncols = 8 if n >= 8 else n
+        raise DataError(f"n must be >= 1 image per grid, got {n}")
+    g = read_inputs(run_dir, data_dir, metrics_path)
+    page = _Page(Path(out_dir))
+    page.out_dir.mkdir(parents=True, exist_ok=True)
+    page.notes += g.notes
+    ncols = min(8, int(n))
 
-    train_x = test_x = test_labels = None
-    if data_dir is not None:
-        from vae_keras.data.pipeline import load_split
-
-        train_x, _ = load_split(data_dir, "train", image_size=size)         # (m, S, S, 1) uint8
-        try:
-            test_x, test_labels = load_split(data_dir, "test", image_size=size)
-        except ValueError:                                                  # no test split: use train
-            test_x, test_labels = load_split(data_dir, "train", image_size=size)
-        test_x = test_x.astype(np.float32) / 255.0
-
-    # -- run and data
-    seconds = sum(float(h.get("seconds", 0.0)) for h in history)
-    last = history[-1] if history else {}
-    run_rows = [("run folder", _e(run_dir.resolve().name)),
-                ("configuration", f"<code>{_e(config.name)}</code>"),
-                ("image size", f"{size} &times; {size}"),
-                ("latent size", _e(config.latent_dim)),
-                ("epochs trained", f"{len(history)} of {config.epochs}" + (
-                    f" (a {format_value(info['budget_minutes'])}-minute time budget)"
-                    if info.get("budget_minutes") and len(history) < config.epochs else "")),
-                ("training time", f"{seconds / 60:.1f} min ({last.get('images_per_second', float('nan')):.0f} images/s in the last epoch)" if history else "not recorded"),
-                ("device", _e(info.get("device", "not recorded"))),
-                ("last epoch loss", _e(f"{last['loss']:.2f} nats/image (recon {last.get('recon', float('nan')):.2f}, "
-                                       f"KL {last.get('kl', float('nan')):.2f})") if "loss" in last else "n/a"),
-                ("last test loss", _e(f"{last['test_loss']:.2f} nats/image") if "test_loss" in last else "n/a")]
-    if data_dir is not None:
-        run_rows += [("data", f"<code>{_e(data_dir)}</code>"),
-                     ("images", f"{len(train_x):,} train / {len(test_x):,} test")]
-    else:
-        run_rows.append(("data", "not given: pass <code>--data DATA</code> for real images, reconstructions "
-                                 "and nearest neighbours"))
-    if info.get("command"):
-        run_rows.append(("command", f"<code>{_e(info['command'])}</code>"))
-    config_rows = [(f"<code>{_e(k)}</code>", f"<code>{_e(format_value(v))}</code>")
-                   for k, v in sorted(config.to_dict().items())]
-    page.add("run", "Run and data",
-             '<div class="cards"><div>' + _table(run_rows) + '</div><div><h3>config.json</h3>'
-             + _table(config_rows) + "</div></div>")
-
-    # -- real and generated
-    sampler = _load_run_sampler(run_dir, model)
-    by_class = answers_labels(config, sampler)
-    if sampler is None or config.sampler == "normal":
-        drawn_from = "draws from the prior N(0, I)"
-    else:
-        drawn_from = "draws from the Gaussian mixture fitted to the training codes"
-    if by_class:  # any class mix, with the training split's frequencies (a conditional model's default)
-        generated = sample_images(model, n, seed=seed, sampler=sampler, labels=sample_label_mix(run_dir, n, seed))
-    else:
-        generated = sample_images(model, n, seed=seed, sampler=sampler)    # (n, S, S, 1)
-    image_grid(generated, out_dir / "generated.png", ncols=ncols)
-    figs = []
-    if test_x is not None:
-        image_grid(test_x[:n], out_dir / "real.png", ncols=ncols)
-        figs.append(page.figure("real.png", f"{min(n, len(test_x))} real test images",
-                                "Real test images (not seen in training)."))
-    figs.append(page.figure("generated.png", f"{n} generated images",
-                            f"Generated: {n} {drawn_from}, decoded (seed {seed})"
-                            f"{'; classes drawn with the training frequencies' if by_class else ''}. Compare "
-                            "the bag outlines, the clutter and the dark dense objects with the real ones."))
-    body = '<div class="cards">' + "".join(figs) + "</div>"
-    if by_class:
-        from vae_keras.io.manifest import CLASSES
-
-        per_class = []
-        for cls in (*CLASSES, ""):
-            name = cls or "benign"
-            samples = sample_images(model, ncols, seed=seed, sampler=sampler, labels=[[cls] if cls else []] * ncols)
-            image_grid(samples, out_dir / f"generated_{name}.png", ncols=ncols)
-            pair = [page.figure(f"generated_{name}.png", f"generated images of class {name}",
-                                f"Generated, asked for <b>{_e(name)}</b>.")]
-            if test_x is not None:
-                has = (test_labels[:, CLASSES.index(cls)] > 0) if cls else (test_labels.sum(1) == 0)
-                if has.any():
-                    image_grid(test_x[has][:ncols], out_dir / f"real_{name}.png", ncols=ncols)
-                    pair.insert(0, page.figure(f"real_{name}.png", f"real test images of class {name}",
-                                               f"Real test images with <b>{_e(name)}</b>."))
-            per_class.append(f'<h3>{_e(name)}</h3><div class="cards">{"".join(pair)}</div>')
-        body += "".join(per_class)
-    page.add("samples", "Real and generated images", body)
-
-    conditional = bool(getattr(config, "conditional", False))
-
-    def drawn(what: str, draw) -> bool:
-        """Run ``draw()``; for a conditional model a picture the library cannot draw becomes a note."""
-        if not conditional:
-            draw()
-            return True
-        import tensorflow as tf
-
-        try:
-            draw()
-            return True
-        except (TypeError, ValueError, tf.errors.OpError) as e:
-            page.notes.append(f"The {what} is not available for this conditional model: {e}")
-            return False
-
-    # -- reconstructions and interpolation
-    k = min(2 * ncols, len(test_x)) if test_x is not None else 0
-    recon = []
-    if k and drawn("reconstruction", lambda: recon.append(reconstruct(model, test_x[:k]))):
-        image_grid(_interleave_rows(test_x[:k], recon[0], ncols), out_dir / "reconstructions.png", ncols=ncols)
-        figs = [page.figure("reconstructions.png", "test images and their reconstructions",
-                            "Reconstructions: each row of test images is followed by its reconstruction "
-                            "(the decoded posterior mean). Blur shows what the latent code cannot hold.")]
-        b = int(np.argmax(((test_x - test_x[0]) ** 2).reshape(len(test_x), -1).sum(1)))  # most different
-        if len(test_x) >= 2 and drawn("interpolation", lambda: interpolation_strip(
-                model, test_x[0], test_x[b], out_dir / "interpolation.png", steps=10)):
-            figs.append(page.figure("interpolation.png", "latent interpolation between two test images",
-                                    "Interpolation: the straight line between the latent codes of two test "
-                                    "images, decoded in 10 steps. Smooth changes mean a well-ordered latent space.",
-                                    wide=True))
-        page.add("reconstructions", "Reconstructions and interpolation",
-                 '<div class="cards">' + "".join(figs) + "</div>")
-
-    # -- latent space, training
-    figs = []
-    data = None if train_x is None else train_x[:256].astype(np.float32) / 255.0
-    if int(config.latent_dim) >= 2 and drawn("latent manifold", lambda: latent_manifold(
-            model, out_dir / "latent_manifold.png", n=15, data=data)):
-        dims_note = ("both latent dimensions" if config.latent_dim == 2 else
-                     "the two most active latent dimensions (others at the data mean)" if data is not None else
-                     "latent dimensions 0 and 1 (others at 0)")
-        figs.append(page.figure("latent_manifold.png", "the 2-D latent manifold",
-                                f"Latent manifold: a 15 &times; 15 grid over {dims_note}, spaced by prior "
-                                "probability mass and decoded. Look for gradual changes in shape and content.",
-                                pixels=False))
-    frames = sorted((run_dir / "samples").glob("epoch_*.png"))
-    if (run_dir / "training.gif").is_file():
-        atomic_write_bytes(out_dir / "training.gif", (run_dir / "training.gif").read_bytes())
-    elif frames:
-        make_gif(frames, out_dir / "training.gif")
-    if (out_dir / "training.gif").is_file():
-        figs.append(page.figure("training.gif", "animation of 16 fixed latent vectors decoded after each epoch",
-                                f"Training: the same 16 latent vectors decoded after each of the {len(frames)} "
-                                "epochs. Bags should emerge from blur and then only sharpen."))
-    if history:
-        plot_history(history, out_dir / "loss_curves.png")
-        figs.append(page.figure("loss_curves.png", "loss curves: reconstruction and KL per epoch",
-                                "Loss per epoch, train (solid) and test (dashed): the reconstruction term and the "
-                                "negative ELBO (left), the KL term (right). A test curve rising away from the "
-                                "train curve means overfitting.", pixels=False, wide=True))
-    if figs:
-        page.add("training", "Latent space and training", '<div class="cards">' + "".join(figs) + "</div>")
-
-    # -- evaluation
-    if metrics is not None:
-        rows = [(f"<code>{_e(k)}</code>", _e(v), _e(text)) for k, v, text in metrics_rows(metrics)]
-        page.add("evaluation", "Evaluation",
-                 f'<p class="muted">From <code>{_e(metrics_path.name)}</code>.</p>'
-                 + _table(rows, header=("measure", "value", "what it means"), numeric_col=1))
-
-    # -- memorisation
-    if train_x is not None:
-        k = min(2 * ncols, n)
-        idx, dist = nearest_neighbours(generated[:k], train_x)
-        _, test_dist = nearest_neighbours(test_x[:k], train_x)
-        image_grid(_interleave_rows(generated[:k], train_x[idx].astype(np.float32) / 255.0, ncols),
-                   out_dir / "nearest_neighbours.png", ncols=ncols)
-        ratio = float(np.median(dist) / max(float(np.median(test_dist)), 1e-12))
-        verdict = ("well below 1: look for copies of training images" if ratio < 0.5 else
-                   "no sign of copying" if ratio >= 0.8 else "somewhat close to the training images")
-        page.add("memorisation", "Memorisation check",
-                 '<div class="cards">' + page.figure("nearest_neighbours.png", "generated images above their nearest training images",
-                             "Each row of generated images is followed by the training image nearest to each "
-                             "(L2 distance in pixel space).") + "</div>"
-                 + f"<p>Median RMS pixel distance to the nearest training image: generated "
-                   f"{np.median(dist):.3f}, held-out test images {np.median(test_dist):.3f}; ratio "
-                   f"<b>{ratio:.2f}</b> ({verdict}). A model that memorises produces near-copies, "
-                   "closer to the training set than unseen real images are."
-                 + (f" On more images, <code>metrics.json</code> gives a memorisation ratio of "
-                    f"{format_value(metrics['memorisation_ratio'])}." if isinstance(metrics, dict)
-                    and "memorisation_ratio" in metrics else "") + "</p>")
-
+    run_section(page, g)
+    generated = samples_section(page, g, int(n), seed, ncols)
+    if g.test_x is not None:
+        reconstructions_section(page, g, ncols)
+    training_section(page, g)
+    if g.metrics is not None:
+        evaluation_section(page, g)
+    if g.train_x is not None:
+        memorisation_section(page, g, generated, ncols)
     if page.notes:
         page.add("notes", "Not shown", "<ul>" + "".join(f"<li>{_e(note)}</li>" for note in page.notes) + "</ul>")
-    title = title or f"xray-vae gallery: {run_dir.resolve().name}"
-    intro = (f"A <code>{_e(config.name)}</code> VAE trained for {len(history)} epoch(s) on "
-             f"{size}&times;{size} X-ray baggage images. Click any picture to see it at full size.")
+
+    title = title or f"xray-vae gallery: {g.run_dir.resolve().name}"
+    intro = (f"A <code>{_e(g.config.name)}</code> VAE trained for {len(g.history)} epoch(s) on "
+             f"{g.config.image_size}&times;{g.config.image_size} X-ray baggage images. Click any picture to see "
+             "it at full size.")
     footer = (f"Built by <code>python -m vae_keras gallery</code> in {time.monotonic() - t0:.0f} s. "
               "Every file of this page is local: nothing is loaded from the network.")
-    return atomic_write_text(out_dir / INDEX, page.html(title, intro, footer))    # last: refers to existing files
+    return atomic_write_text(page.out_dir / INDEX, page.html(title, intro, footer))   # last: refers to existing files
