@@ -87,10 +87,14 @@ def as_written(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(image, np.float32) * 255.0), 0, 255) / 255.0
 
 
-def phantom_stats(n: int, size: int, seed: int = 0, preset: Optional[str] = None) -> Dict[str, float]:
-    """Statistics of the first ``n`` phantoms of the set ``seed`` at ``size`` (benign ones included)."""
+def phantom_stats(n: int, size: int, seed: int = 0, preset: Optional[str] = None,
+                  benign_fraction: float = 0.0) -> Dict[str, float]:
+    """Statistics of the first ``n`` phantoms of the set ``seed`` at ``size``.
+
+    ``benign_fraction`` is 0 by default: the real scans measured all carry a threat."""
     kwargs = {} if preset is None else {"preset": preset}
-    return summarise([image_stats(as_written(render_phantom(seed, i, size, **kwargs)[0])) for i in range(n)])
+    return summarise([image_stats(as_written(render_phantom(seed, i, size, benign_fraction, **kwargs)[0]))
+                      for i in range(n)])
 
 
 def folder_stats(folder: Path, n: int) -> Dict[str, float]:
@@ -160,8 +164,11 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", default="64,224", help="image sides, comma-separated (default: 64,224)")
     parser.add_argument("--n", type=int, default=300, help="images per size (default: 300)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--benign-fraction", type=float, default=0.0,
+                        help="share of bags without a threat (default: 0, like the real scans measured)")
     parser.add_argument("--baseline", action="append", default=[], metavar="NAME=DIR",
                         help="add a column measured on a prepared folder ({size} in DIR is replaced)")
+    parser.add_argument("--note", default="", help="a sentence for the markdown file (how the baselines were made)")
     parser.add_argument("--out", default=str(ROOT / "figures" / "phantom_stats.md"),
                         help="markdown file to write ('-' = print only)")
     parser.add_argument("--sheet", metavar="PNG", help="also write a contact sheet of both presets (224 px, boxes in red)")
@@ -177,18 +184,28 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     lines = ["# Phantom statistics against real scans (issue #13)", "",
              "Real column: 290 GDXray baggage scans with threats, prepared by `prepare` (see `shared/REAL_DATA.md`). "
-             "Phantoms as `python -m vae_keras phantoms OUT --size S` writes them (8-bit), mean over images. "
+             "Phantoms as `python -m vae_keras phantoms OUT --size S` writes them (8-bit), mean over images, "
+             f"{args.benign_fraction:.0%} of them without a threat. "
              "Goal: quantiles within 0.08 of real, the other statistics within 25% (x0.75 to x1.25).", ""]
     for size in sizes:
         columns = {}
         for spec in args.baseline:
             bname, _, folder = spec.partition("=")
             columns[bname] = folder_stats(Path(folder.replace("{size}", str(size))), args.n)
-        columns[name] = phantom_stats(args.n, size, args.seed, args.preset)
+        columns[name] = phantom_stats(args.n, size, args.seed, args.preset, args.benign_fraction)
+        if args.benign_fraction != 0.3:  # what `phantoms` writes by default (30% without a threat), for reference
+            columns["same, 30% benign"] = phantom_stats(args.n, size, args.seed, args.preset, 0.3)
         lines += table(size, columns, name) + [""]
-    cmd = "python benchmarks/phantom_stats.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    shown = list(argv if argv is not None else sys.argv[1:])
+    if "--note" in shown:  # (the note is printed below the table, not in the command)
+        i = shown.index("--note")
+        del shown[i:i + 2]
+    cmd = "python benchmarks/phantom_stats.py " + " ".join(shlex.quote(a) for a in shown) + \
+        (" --note ..." if args.note else "")
     lines.append(f"Made by `{cmd.strip()}` ({args.n} images per size, seed {args.seed}, "
                  f"{time.perf_counter() - start:.0f} s, load average {load0:.1f}).")
+    if args.note:
+        lines += ["", args.note]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out != "-":

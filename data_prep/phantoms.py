@@ -429,7 +429,7 @@ def draw_laptop(canvas: Canvas, rng: np.random.Generator, p: Placement) -> None:
     bv0 = kv1 + 0.3
     lay.polygon(rect_pts(-hu + 1.0, bv0, hu - 1.0, hv - 1.0), MU["fr4"] * 0.15 + MU["copper"] * 0.01)
     lay.flush()
-    n_traces = int(hu * (hv - bv0) * 0.8)
+    n_traces = int(hu * (hv - bv0) * 0.3)
     start = np.stack([rng.uniform(-hu + 1, hu - 1, n_traces), rng.uniform(bv0, hv - 1, n_traces)], axis=1)[:, None]
     steps = rng.uniform(-2, 2, (n_traces, 3, 1)) * np.array([[1, 0], [0, 1], [1, 0]])
     traces = np.clip(np.concatenate([start, start + np.cumsum(steps, axis=1)], axis=1), (-hu + 1, bv0), (hu - 1, hv - 1))

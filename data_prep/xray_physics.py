@@ -209,7 +209,7 @@ class Scanner:
         air_level: grey level of an unattenuated ray (the open field); padding is 1.0.
     """
 
-    flux: float = 1.0e6
+    flux: float = 5.0e6
     focal_spot_cm: float = 0.15
     resample_px: float = 0.3
     black_level: float = 0.12
