@@ -22,6 +22,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from vae_keras.errors import ConfigError, DataError
 from vae_keras.data.layouts import pack_boxes, unpack_boxes
 from vae_keras.io.atomic import PathLike, atomic_write_bytes
 from vae_keras.io.manifest import CLASSES
@@ -321,7 +322,7 @@ class GMMSampler:
                 sampler.layout_boxes, sampler.layout_labels, sampler.layout_components = (
                     f["layout_boxes"], f["layout_labels"], f["layout_components"])
         if sampler.means.shape[1] != sampler.latent_dim:
-            raise ValueError(f"{GMM_FILE} has latent_dim {sampler.means.shape[1]}, the model {sampler.latent_dim}")
+            raise DataError(f"{GMM_FILE} has latent_dim {sampler.means.shape[1]}, the model {sampler.latent_dim}")
         return sampler
 
 
@@ -344,7 +345,7 @@ def load_sampler(run_dir: PathLike, model, kind: Optional[str] = None):
             raise FileNotFoundError(f"{run_dir} has no {GMM_FILE}: the gmm sampler is fitted at the end of "
                                     "`train` (rerun it with --resume)")
         return GMMSampler.load(run_dir, model)
-    raise ValueError(f"sampler must be 'normal' or 'gmm', got {kind!r}")
+    raise ConfigError(f"sampler must be 'normal' or 'gmm', got {kind!r}")
 
 
 # -- the labels of a conditional model ----------------------------------------------------------

@@ -39,9 +39,9 @@ SAMPLE_NAME = IMAGES_DIR + "/sample_{:06d}.png"
 
 def _check_draw(n: int, temperature: float) -> None:
     if int(n) < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+        raise DataError(f"n must be >= 0, got {n}")
     if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+        raise DataError(f"temperature must be > 0, got {temperature}")
 
 
 def _latents(model, n: int, temperature: float, seed: int, sampler=None, labels=None) -> np.ndarray:
@@ -216,7 +216,7 @@ def sample_with_boxes(model, n: int, temperature: float = 1.0, seed: int = 0, ba
     """:func:`sample_images` and the boxes of each sample: ``(images, boxes)``; ``boxes`` is one
     list of ``{"label", "box"}`` per image for a layout model with layouts (:func:`draw`), else None."""
     if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise DataError(f"batch_size must be >= 1, got {batch_size}")
     z, y, boxes = draw(model, n, temperature, seed, labels, sampler)
     return decode_latents(model, z, int(batch_size), y), boxes
 
@@ -311,7 +311,7 @@ def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, s
         the manifest rows, in sample order.
     """
     if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise DataError(f"batch_size must be >= 1, got {batch_size}")
     folder = OutputFolder(out_dir, GENERATED, overwrite)
     folder.check()                                               # refuse before any work
     z, y, boxes = draw(model, n, temperature, seed, labels, sampler)   # (n, latent_dim), conditions, boxes
