@@ -31,14 +31,16 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from vae_keras.evaluation import metrics as M
-from vae_keras.models.losses import log_likelihood_terms, log_normal_pdf
-from vae_keras.io.manifest import CLASSES
+from vae_keras.data.layouts import load_layouts
 from vae_keras.data.pipeline import CACHE_DIR, fingerprint, load_split
-from vae_keras.training.checkpoint import load_run
-from vae_keras.data.pipeline import load_split
-from vae_keras.sampling.generate import reconstruct, sample_images
+from vae_keras.evaluation import metrics as M
+from vae_keras.io.atomic import atomic_write_text
+from vae_keras.io.manifest import CLASSES
+from vae_keras.models.losses import log_likelihood_terms, log_normal_pdf
 from vae_keras.models.priors import answers_labels, load_sampler, sample_label_mix
+from vae_keras.sampling.generate import reconstruct, sample_images
+from vae_keras.sampling.objects import composite_samples, load_objects
+from vae_keras.training.checkpoint import load_run
 
 METRICS_FILE = "metrics.json"
 CLASSIFIER_PREFIX = "threat_classifier_{size}"
@@ -124,8 +126,6 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
     test_x, test_y = load_split(data_dir, "test", image_size=size)
     cond_labels = test_y if config.conditional else None
     if config.layout:  # a layout model is conditioned on the test images' box maps
-        from vae_keras.data.layouts import load_layouts
-
         cond_labels = load_layouts(data_dir, "test", size, test_y)[0].astype(np.float32) / 255.0
     out = {"run": str(run_dir), "config": config.name, "data": str(data_dir), "image_size": size,
            "sampler": sampler or config.sampler, "temperature": temperature, "n_generated": int(n)}
@@ -152,8 +152,6 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
     log(f"[3/4] {n} samples ({out['sampler']} sampler)")
     latent_sampler = load_sampler(run_dir, model, sampler)
     if objects_run is not None:
-        from vae_keras.sampling.objects import composite_samples, load_objects
-
         object_model, object_sampler = load_objects(objects_run)
         out["objects_run"] = str(objects_run)
 
@@ -190,8 +188,6 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
         out["class_recognition_mean"] = float(np.mean(list(out["class_recognition"].values())))
     out["evaluate_seconds"] = time.monotonic() - t0
     if save:
-        from vae_keras.io.atomic import atomic_write_text
-
         name = METRICS_FILE if objects_run is None else objects_metrics_file(objects_run)
         atomic_write_text(run_dir / name, json.dumps(out, indent=1) + "\n")
     return out
