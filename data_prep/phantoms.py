@@ -1,10 +1,12 @@
 """Procedural X-ray baggage phantoms: the default data set, with exact threat labels and boxes.
 
 Real baggage X-rays (GDXray, SIXray) cannot be redistributed, so every user first meets this
-generator. It imitates the GDXray *baggage* group: a bright background, a translucent grey bag
-(wrinkles, seams, a zip, a handle, the dark parallel rods of a trolley frame) full of
-overlapping clutter (clothes, cables, electronics, bottles, coins, keys, spiral notebooks) and,
-in most bags, one to three threats (handgun, knife, razor blade, shuriken) at a random pose.
+generator. It imitates the GDXray *baggage* group: a nearly white bag that fills the scan
+(wrinkles, a seam, a zip along its edges, a handle, often the dark parallel rods of a trolley
+frame) holding overlapping clutter (laptops with keyboards, boards and battery cells, other
+devices, cables and chargers, bottles with liquid levels, shoes, folded clothes, springs, coins,
+keys, notebooks) and, in most bags, one to three threats (handgun, knife, razor blade, shuriken)
+at a random pose, sometimes under another object. Metal is nearly black.
 
 Each object adds ``mu * thickness`` to a line-integral map (:mod:`data_prep.shapes`), and the
 image follows from Beer-Lambert's law through a scanner model (focal-spot blur, photon noise per
