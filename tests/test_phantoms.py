@@ -1,13 +1,15 @@
 """Tests of the phantom generator: physics, determinism, labels and boxes, the written data set.
 
-Fast (a few seconds) and without TensorFlow.
+Fast (a few seconds) and without TensorFlow. The issue #13 part pins what the upgrade promises:
+exact boxes, determinism, and presets and difficulty parameters that do what they say.
 """
 import numpy as np
 import pytest
 
 from vae_keras.io.manifest import CLASSES, read_manifest
-from data_prep.phantoms import render_phantom, split_of, write_phantom_dataset
-from data_prep.xray_physics import (attenuation_to_intensity, blur, box_downsample,
+from data_prep.phantoms import (PRESETS, Difficulty, image_rng, render_phantom, render_spec, sample_spec,
+                                split_of, write_phantom_dataset)
+from data_prep.xray_physics import (Scanner, attenuation_to_intensity, blur, box_downsample,
                                     fast_standard_normal, mu)
 
 
@@ -188,9 +190,6 @@ def test_bad_arguments():
 
 
 # -- issue #13: presets, scanner model, difficulty ------------------------------------------------
-from data_prep.phantoms import (PRESETS, Difficulty, image_rng, render_spec,  # noqa: E402
-                                sample_spec)
-from data_prep.xray_physics import Scanner  # noqa: E402
 
 
 def _maps(seed, i, size, preset="gdxray", **difficulty):
