@@ -44,9 +44,12 @@ def test_verbs_shapes_and_ranges(tiny_model):
     logits = tiny_model.decode(z)
     probs = tiny_model.decode(z, apply_sigmoid=True).numpy()
     assert logits.shape == (5, 32, 32, 1)
-    assert probs.min() >= 0 and probs.max() <= 1
-    s = tiny_model.sample(n=3).numpy()
-    assert s.shape == (3, 32, 32, 1) and np.all((s >= 0) & (s <= 1))
+    np.testing.assert_allclose(probs, 1.0 / (1.0 + np.exp(-logits.numpy())), atol=1e-6)   # Bernoulli means
+    # a sample is the decoded mean of temperature * eps
+    eps = np.random.default_rng(0).standard_normal((3, 2)).astype(np.float32)
+    s = tiny_model.sample(n=3, eps=eps, temperature=0.5).numpy()
+    assert s.shape == (3, 32, 32, 1)
+    np.testing.assert_allclose(s, tiny_model.decode(0.5 * eps, apply_sigmoid=True).numpy(), atol=1e-6)
 
 
 def test_temperature_zero_decodes_the_prior_mean(tiny_model):
@@ -74,10 +77,20 @@ def test_log_normal_pdf_matches_closed_form():
 
 
 def test_elbo_terms_are_per_example_and_finite(tiny_model):
-    x = tf.random.uniform((4, 32, 32, 1))
-    recon, kl = elbo_terms(tiny_model, x)
+    x = tf.random.stateless_uniform((4, 32, 32, 1), seed=(0, 1))
+    eps = np.random.default_rng(0).standard_normal((4, 2)).astype(np.float32)
+    recon, kl = elbo_terms(tiny_model, x, eps=tf.constant(eps))
     assert recon.shape == kl.shape == (4,)
-    assert np.all(recon.numpy() > 0)
+    assert np.all(np.isfinite(recon.numpy())) and np.all(np.isfinite(kl.numpy()))
+    # recon: the Bernoulli cross-entropy of x under the decoded logits of z = mean + eps * sigma
+    mean, logvar = (t.numpy() for t in tiny_model.encode(x))
+    z = mean + eps * np.exp(0.5 * logvar)
+    logits = tiny_model.decode(tf.constant(z)).numpy()
+    xs = x.numpy()
+    bce = np.maximum(logits, 0) - logits * xs + np.log1p(np.exp(-np.abs(logits)))
+    np.testing.assert_allclose(recon.numpy(), bce.sum(axis=(1, 2, 3)), rtol=1e-4)
+    # kl: the single-sample log q(z|x) - log p(z), which for this z is sum(z^2 - eps^2 - logvar) / 2
+    np.testing.assert_allclose(kl.numpy(), 0.5 * (z ** 2 - eps ** 2 - logvar).sum(axis=1), rtol=1e-4, atol=1e-5)
 
 
 def test_config_json_round_trip(tmp_path):
