@@ -197,3 +197,18 @@ def test_init_from_another_family_is_a_clear_error(trained_run, tiny_dataset, tm
     assert not (tmp_path / "other").exists()
     with pytest.raises(FileNotFoundError, match="not a training run"):
         train(tiny_config(), tiny_dataset, tmp_path / "other", init_from=tmp_path / "nothing", progress=False)
+
+
+def test_cli_init_from_another_family_is_one_error_line(trained_run, tiny_dataset, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    run, _ = trained_run
+    out = subprocess.run([sys.executable, "-m", "vae_keras", "train", str(tiny_dataset), "--out", str(tmp_path / "t"),
+                          "--config", "seed", "--image-size", "64", "--latent-dim", "2", "--init-from", str(run),
+                          "--quiet"], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "error: cannot start from the weights of" in out.stderr and "image_size: 32 there, 64 here" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "t").exists()

@@ -23,6 +23,10 @@ def add_parser(sub):
     s.add_argument("--seed", type=int, help="random seed (default: 0)")
     s.add_argument("--minutes", type=float, help="stop at the first epoch end after this many minutes")
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    s.add_argument("--init-from", metavar="RUN",
+                   help="start from the weights of another run (fine-tuning, e.g. on a few hundred real scans after "
+                        "pre-training on phantoms); it must have the same architecture, image size, latent size, "
+                        "likelihood and conditioning. The optimizer and epoch count start fresh")
     s.add_argument("--jit-compile", action="store_true", help="compile the step with XLA (faster on GPU, slower on CPU)")
     s.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker", "tpu"),
                    help="tf.distribute strategy: auto = a TPU if attached, else all GPUs when there are several, "
@@ -50,7 +54,8 @@ def run(args):
 
         tf.config.experimental.enable_op_determinism()
     trainer = train(config_from_args(args), args.data, args.out, resume=args.resume, minutes=args.minutes,
-                    progress=not args.quiet, strategy=select_strategy(args.strategy), precision=args.precision)
+                    progress=not args.quiet, strategy=select_strategy(args.strategy), precision=args.precision,
+                    init_from=args.init_from)
     finish_run_figures(trainer.run_dir, trainer.model, trainer.history, data_images=trainer.train_images[:256] / 255.0,
                        sampler=load_sampler(trainer.run_dir, trainer.model), seed=trainer.config.seed)
     last = trainer.history[-1] if trainer.history else {}
