@@ -7,8 +7,8 @@ from vae_keras.cli.common import quiet_tensorflow
 def add_parser(sub):
     s = sub.add_parser("gallery", help="write a static HTML gallery of a trained run",
                        description="Write OUT/index.html and its pictures: the run's configuration and data, real "
-                                   "test images next to generated ones, reconstructions, the latent manifold, an "
-                                   "interpolation, the training GIF, loss curves, the metrics.json table and a "
+                                   "test images next to generated ones, reconstructions, interpolations between test "
+                                   "images, the latent manifold (2-d latents), the training GIF, loss curves, the metrics.json table and a "
                                    "memorisation check. Self-contained: open it from disk, nothing is loaded "
                                    "from the network.")
     s.add_argument("run", help="a run folder written by `train`")
