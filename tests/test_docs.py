@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,41 @@ def test_docs_are_linked_from_the_readme():
               if t.startswith("docs/")}
     unlinked = [p.name for p in (ROOT / "docs").glob("*.md") if p.name not in linked]
     assert not unlinked, f"docs/ pages no README link leads to: {unlinked}"
+
+
+def cli_examples(text: str) -> list:
+    """The ``python -m vae_keras ...`` commands in the fenced blocks of ``text``, as argv lists
+    (comments, backslash continuations and leading ``VAR=value`` assignments removed)."""
+    examples = []
+    for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", text, re.S):
+        for command in block.replace("\\\n", " ").splitlines():
+            if "python -m vae_keras" not in command:
+                continue
+            words = shlex.split(command, comments=True)
+            while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
+                words.pop(0)
+            if words[:3] == ["python", "-m", "vae_keras"]:
+                examples.append(words[3:])
+    return examples
+
+
+def test_cli_examples_parser():
+    text = "```bash\nX=1 python -m vae_keras train D --out R  # comment\npython other.py\n" \
+           "TF_CONFIG='{\"a\": 1}' \\\n  python -m vae_keras gallery R --out G\n```\n"
+    assert cli_examples(text) == [["train", "D", "--out", "R"], ["gallery", "R", "--out", "G"]]
+
+
+@pytest.mark.parametrize("path", _markdown_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_cli_examples_parse(path, capsys):
+    """Every command-line example in the README and docs/ is accepted by today's parser."""
+    from vae_keras.cli import build_parser
+
+    parser = build_parser()
+    for argv in cli_examples(path.read_text(encoding="utf-8")):
+        if argv[-1:] == ["--help"]:
+            continue
+        try:
+            parser.parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"{path.name}: `python -m vae_keras {' '.join(argv)}` does not parse: "
+                        f"{capsys.readouterr().err.strip().splitlines()[-1]}")
