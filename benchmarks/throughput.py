@@ -64,7 +64,7 @@ def measure_model(config_name: str, size: int, n: int, batch: int, repeats: int,
         config = get_config(config_name, quick=False, image_size=size, batch_size=batch, epochs=1)
         trainer = Trainer(config, str(work / "data"), str(work / "run"), progress=False)
         step = trainer.train_step
-        in_memory = [tuple(tf.constant(t) for t in b) for b in trainer._epoch_dataset(1)]   # (x, y) batches
+        in_memory = [tuple(tf.constant(t) for t in b) for b in trainer._epoch_dataset(1)]   # (x, y, eps) batches
         n_img = sum(int(b[0].shape[0]) for b in in_memory)
         out["n"] = n_img
         run = lambda batches: run_epoch(lambda b: step(*b), batches)  # noqa: E731
@@ -81,8 +81,7 @@ def measure_model(config_name: str, size: int, n: int, batch: int, repeats: int,
             model, opt = build_model(config), keras.optimizers.Adam(config.learning_rate)
 
             @tf.function
-            def bare(x, y):
-                eps = tf.random.normal((tf.shape(x)[0], config.latent_dim))
+            def bare(x, y, eps):                                  # the batches carry their noise
                 with tf.GradientTape() as tape:
                     recon, kl = elbo_terms(model, x, eps=eps, training=True)
                     loss = tf.reduce_mean(recon + kl)
