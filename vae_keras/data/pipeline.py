@@ -32,9 +32,8 @@ import tensorflow as tf
 
 from vae_keras.errors import DataError
 from vae_keras.io.atomic import PathLike, atomic_write_text
-from vae_keras.io.manifest import CLASSES, read_manifest
+from vae_keras.io.manifest import CLASSES, MANIFEST, read_manifest
 
-MANIFEST = "manifest.csv"
 CACHE_DIR = ".cache"
 _CACHE_DONE = "done.json"
 _SHARD_BYTES = 128 * 2 ** 20          # aim for ~128 MiB per TFRecord shard

@@ -26,7 +26,7 @@ from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
-from vae_keras.io.manifest import CLASSES, ManifestRow, write_manifest
+from vae_keras.io.manifest import CLASSES, MANIFEST, ManifestRow, write_manifest
 from vae_keras.evaluation.metrics import quantize
 from vae_keras.evaluation.metrics import ThreatClassifier
 
@@ -52,7 +52,7 @@ def subset_dataset(data_dir, rows: Sequence[ManifestRow], out_dir) -> Path:
                 dst = out_dir / r.path
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(data_dir / r.path, dst)
-    write_manifest(out_dir / "manifest.csv", rows)
+    write_manifest(out_dir / MANIFEST, rows)
     return out_dir
 
 
