@@ -48,6 +48,18 @@ def test_object_dataset_refuses_other_data_and_needs_boxes(object_runs, tiny_dat
         write_object_dataset(tiny_dataset, tmp_path / "o", bag_size=32, progress=False)   # labels, no boxes
 
 
+def test_object_dataset_rewrite_leaves_only_listed_files(object_runs, tmp_path):
+    root, rows = object_runs
+    out = tmp_path / "objects"
+    write_object_dataset(root / "bags", out, bag_size=32, progress=False)
+    (out / "train" / "knife_999999.png").write_bytes(b"stale")          # an earlier, bigger set's file
+    (out / "train" / ".knife_000000.png.tmp").write_bytes(b"half")     # a killed run's temporary
+    again = write_object_dataset(root / "bags", out, bag_size=32, progress=False)
+    on_disk = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert on_disk == sorted(r.path for r in again) and [r.path for r in again] == [r.path for r in rows]
+    assert not list(out.rglob(".*.tmp"))
+
+
 def test_generated_objects_are_transmission_maps_of_the_class():
     model = build_model(get_config("objects", quick=False, image_size=16))
     crops = generated_objects(model, {"knife": 3, "handgun": 0, "shuriken": 1}, bag_size=64, seed=1)

@@ -20,7 +20,6 @@ relative to the bag whatever resolution the object VAE is trained at.
 """
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 from typing import Dict, Optional, Sequence
@@ -29,8 +28,10 @@ import numpy as np
 
 from vae_keras.errors import DataError
 from vae_keras.config import get_config
-from vae_keras.io.atomic import PathLike, save_png_atomic
-from vae_keras.io.manifest import CLASSES, MANIFEST, ManifestRow, read_manifest, write_manifest
+from vae_keras.io.atomic import PathLike
+from vae_keras.io.folder import FolderKind, OutputFolder
+from vae_keras.io.images import png_bytes
+from vae_keras.io.manifest import CLASSES, MANIFEST, ManifestRow
 from vae_keras.models.priors import load_sampler
 from vae_keras.sampling import tip
 from vae_keras.sampling.generate import sample_images
@@ -49,6 +50,9 @@ OBJECT_LEVEL = 0.92
 #: inside its box is dropped, so the object VAE learns the threat, not a grey rectangle around it.
 OBJECT_CLEAN = 0.4
 _SOURCE_PREFIX = "crop:"
+#: An object set's folder: train/ and test/, every row cut from a boxed threat (source ``crop:...``).
+OBJECT_SET = FolderKind(name="an object set", ours=lambda rows: all(r.source.startswith(_SOURCE_PREFIX) for r in rows),
+                        subdirs=("train", "test"), pattern=r"[a-z_]+_\d{6}\.png")
 
 
 def object_canvas(bag_size: int) -> int:
@@ -78,20 +82,18 @@ def write_object_dataset(data_dir: PathLike, out_dir: PathLike, bag_size: int, p
     pixels, saved as a PNG (``transmission x OBJECT_LEVEL``) labelled with its class, in the split
     of the image it came from.
 
+    ``out_dir`` is the one safe output folder (:mod:`vae_keras.io.folder`): an earlier object set
+    there is replaced, any other data set refused; a killed run leaves only listed, complete PNGs.
+
     Returns:
-        the manifest rows written to ``out_dir/manifest.csv`` (written last).
+        the manifest rows written to ``out_dir/manifest.csv``.
 
     Raises:
-        FileExistsError: ``out_dir`` holds a data set that is not an object set.
-        ValueError: ``data_dir`` has no boxed threat.
+        FolderInUse (a ``FileExistsError``): ``out_dir`` holds a data set that is not an object set.
+        DataError: ``data_dir`` has no boxed threat.
     """
 
-    out_dir = Path(out_dir)
-    if (out_dir / MANIFEST).is_file():
-        if not all(r.source.startswith(_SOURCE_PREFIX) for r in read_manifest(out_dir / MANIFEST)):
-            raise FileExistsError(f"{out_dir} holds a data set that is not an object set: choose another folder")
-        for split in ("train", "test"):
-            shutil.rmtree(out_dir / split, ignore_errors=True)
+    folder = OutputFolder(out_dir, OBJECT_SET, overwrite=True).open()     # refuses any other data set
     side = object_canvas(bag_size)
     rows = []
     for split in ("train", "test"):
@@ -100,19 +102,25 @@ def write_object_dataset(data_dir: PathLike, out_dir: PathLike, bag_size: int, p
         except ValueError:                      # no such split
             continue
         if progress:
-            print(f"{split}: {len(crops)} threats -> {out_dir / split} ({side}x{side})", file=sys.stderr)
-        for k, crop in enumerate(crops):
-            canvas = _on_canvas(crop.transmission, side)
-            box = tip.footprint_box(canvas, 0, 0)                          # where the threat is on its canvas
-            if box is None:                                                # faded away when shrunk: no empty box
-                continue
-            rel = f"{split}/{crop.label}_{k:06d}.png"
-            save_png_atomic(out_dir / rel, np.clip(np.rint(canvas * OBJECT_LEVEL * 255.0), 0, 255).astype(np.uint8))
-            rows.append(ManifestRow(path=rel, split=split, labels=[crop.label],
-                                    boxes=[{"label": crop.label, "box": box}], source=_SOURCE_PREFIX + crop.source))
+            print(f"{split}: {len(crops)} threats -> {Path(out_dir) / split} ({side}x{side})", file=sys.stderr)
+        batch = []
+        try:
+            for k, crop in enumerate(crops):
+                canvas = _on_canvas(crop.transmission, side)
+                box = tip.footprint_box(canvas, 0, 0)                      # where the threat is on its canvas
+                if box is None:                                            # faded away when shrunk: no empty box
+                    continue
+                rel = f"{split}/{crop.label}_{k:06d}.png"
+                batch.append(rel)
+                folder.temporary(rel).write_bytes(png_bytes(canvas * OBJECT_LEVEL))
+                rows.append(ManifestRow(path=rel, split=split, labels=[crop.label],
+                                        boxes=[{"label": crop.label, "box": box}], source=_SOURCE_PREFIX + crop.source))
+            folder.publish(rows, batch)                                    # one batch per split
+        except BaseException:
+            folder.discard(batch)
+            raise
     if not rows:
         raise DataError(f"{data_dir} has no boxed threat to cut out (its manifest has no boxes)")
-    write_manifest(out_dir / MANIFEST, rows)
     return rows
 
 
