@@ -32,6 +32,10 @@ def add_parser(sub):
     s.add_argument("--objects", metavar="OBJECT_RUN",
                    help="composite mode: generated threats from this object VAE (`train --config objects` on a set "
                         "written by `objects`) projected into the run's generated benign bags, exact boxes")
+    s.add_argument("--into", metavar="BAGS",
+                   help="insertion mode: RUN is an object VAE; its generated threats (--label, default its training "
+                        "mix) are inserted into bags of this prepared folder (real scans or phantoms; benign bags "
+                        "only): inside the bag, at the object set's scale, rotated, Beer-Lambert, exact boxes")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=run)
     return s
@@ -46,6 +50,14 @@ def run(args):
 
     config, model = load_run(args.run)
     labels = requested_labels(args, config, model)
+    if args.into:  # generated threats in the given bags
+        from vae_keras.sampling.insert import insert_into
+
+        rows = insert_into(args.run, args.into, args.n, args.out, labels=labels, fmt=args.format or "yolo",
+                           seed=args.seed, temperature=args.temperature, batch_size=args.batch_size)
+        print(f"wrote {len(rows)} benign bags of {args.into} with generated threats ({args.format or 'yolo'}) "
+              f"to {args.out}")
+        return
     if args.format or args.tip or args.objects:  # detector formats; hybrid or composite: exact boxes
         rows = export_run(args.run, args.n, args.out, fmt=args.format or "csv", labels=labels, tip_data=args.tip,
                           seed=args.seed, temperature=args.temperature, batch_size=args.batch_size, model=model,

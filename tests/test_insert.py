@@ -1,0 +1,167 @@
+"""Generative threat insertion (vae_keras.sampling.insert): generated threats in given bags, exact boxes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vae_keras.config import get_config
+from vae_keras.errors import DataError
+from vae_keras.io.manifest import CLASSES, read_manifest
+from vae_keras.models.cvae import build_model
+from vae_keras.sampling import insert
+from vae_keras.sampling.tip import bag_region
+
+
+def _bags(n=3, size=32):
+    """Bright background (1.0) with a grey bag of varying clutter in a centred square."""
+    rng = np.random.default_rng(0)
+    bags = np.ones((n, size, size), np.float32)
+    bags[:, 4:size - 4, 6:size - 6] = rng.uniform(0.3, 0.7, (n, size - 8, size - 12))
+    return bags
+
+
+@pytest.fixture(scope="module")
+def object_model():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return build_model(get_config("objects", quick=False, image_size=16))   # untrained: draws blobs
+
+
+def _changed(out, bag):
+    return out < bag - 1e-6
+
+
+def test_placements_put_every_threat_pixel_on_the_bag():
+    region = np.zeros((10, 12), bool)
+    region[2:8, 3:10] = True
+    region[4, 6] = False                                        # a hole in the bag
+    mask = np.zeros((3, 3), bool)
+    mask[1, :] = mask[:, 1] = True                              # a plus sign
+    ok = insert.placements(region, mask)
+    assert ok.shape == (8, 10)
+    for y in range(8):
+        for x in range(10):
+            assert ok[y, x] == bool(region[y:y + 3, x:x + 3][mask].all()), (y, x)
+    assert ok.any() and not ok.all()
+
+
+def test_boxes_exact_inside_the_bag_and_labels_as_asked(object_model):
+    bags = _bags()
+    asked = [["knife"], ["handgun"], [], ["shuriken"], ["knife", "razor_blade"]]
+    scales = {c: np.array([0.2, 0.3]) for c in CLASSES}               # an untrained VAE draws canvas-sized blobs
+    images, labels, boxes, which = insert.insert_threats(bags, object_model, asked, seed=3, scales=scales)
+    assert images.shape == (5, 32, 32, 1) and np.all((images >= 0) & (images <= 1))
+    assert [sorted(b["label"] for b in bs) for bs in boxes] == [sorted(a) for a in asked]
+    np.testing.assert_array_equal(labels, [[float(c in a) for c in CLASSES] for a in asked])
+    for img, bs, j in zip(images[..., 0], boxes, which):
+        changed = _changed(img, bags[j])
+        assert not np.any(changed & ~bag_region(bags[j]))        # never on the background
+        covered = np.zeros_like(changed)
+        for b in bs:
+            x1, y1, x2, y2 = b["box"]
+            assert 0 <= x1 < x2 <= 32 and 0 <= y1 < y2 <= 32
+            assert bag_region(bags[j])[y1:y2, x1:x2].any()
+            covered[y1:y2, x1:x2] = True
+        assert not np.any(changed & ~covered)                    # every darkened pixel is in a box
+        if len(bs) == 1:                                         # and the box is tight around them
+            ys, xs = np.nonzero(changed)
+            assert bs[0]["box"] == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+        if not bs:
+            np.testing.assert_array_equal(img, bags[j])          # a negative is the bag as it is
+
+
+def test_deterministic_for_a_seed(object_model):
+    bags = _bags()
+    a = insert.insert_threats(bags, object_model, [["knife"], ["handgun"]], seed=5)
+    b = insert.insert_threats(bags, object_model, [["knife"], ["handgun"]], seed=5)
+    c = insert.insert_threats(bags, object_model, [["knife"], ["handgun"]], seed=6)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[2] == b[2]
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_threat_size_from_the_box_statistics(object_model):
+    bags = _bags(size=64)
+    for frac in (0.15, 0.3):
+        _, _, boxes, _ = insert.insert_threats(bags, object_model, [["knife"]] * 4, seed=1, rotate=False,
+                                               scales={"knife": np.array([frac])})
+        sides = [max(b["box"][2] - b["box"][0], b["box"][3] - b["box"][1]) for bs in boxes for b in bs]
+        assert all(frac * 64 - 2 <= s <= frac * 64 + 1 for s in sides), (frac, sides)
+
+
+def test_rotation_by_any_angle_keeps_the_object():
+    t = np.ones((5, 11), np.float32)
+    t[1:4, 1:10] = 0.3
+    r = insert.rotate_transmission(t, 45.0)
+    assert r.shape[0] > 5 and r.shape[1] < 11 + 5                      # a diagonal bar
+    assert r.min() < 0.5 and r.max() == 1.0
+    assert insert.rotate_transmission(np.ones((4, 4), np.float32), 30.0) is None
+
+
+def test_no_room_in_any_bag_is_an_error(object_model):
+    empty = np.ones((2, 32, 32), np.float32)                           # no bag: all background
+    with pytest.raises(DataError, match="no room"):
+        insert.insert_threats(empty, object_model, [["knife"]], seed=0, tries=3)
+    with pytest.raises(DataError, match="unknown class"):
+        insert.insert_threats(_bags(), object_model, [["spoon"]])
+
+
+@pytest.fixture(scope="module")
+def object_run(tmp_path_factory):
+    """40 phantoms at 32x32, their threats cut out (16x16 canvas), an object run of one epoch."""
+    from data_prep.phantoms import write_phantom_dataset
+    from vae_keras.sampling.objects import write_object_dataset
+    from vae_keras.training.trainer import Trainer
+
+    root = tmp_path_factory.mktemp("insert")
+    write_phantom_dataset(root / "bags", n=40, size=32, seed=0, progress=False, workers=1)
+    write_object_dataset(root / "bags", root / "objects", bag_size=32, progress=False)
+    Trainer(get_config("objects", quick=False, image_size=16, batch_size=8, epochs=1, gmm_components=2),
+            str(root / "objects"), root / "object_run", progress=False).fit()
+    return root
+
+
+def test_object_scales_are_fractions_of_the_bag(object_run):
+    scales = insert.object_scales(object_run / "objects")
+    bags = read_manifest(object_run / "bags" / "manifest.csv")
+    sides = {c: [max(b["box"][2] - b["box"][0], b["box"][3] - b["box"][1]) / 32 for r in bags if r.split == "train"
+                 for b in r.boxes if b["label"] == c] for c in scales}
+    for c, v in scales.items():
+        assert 0 < v.min() and v.max() <= 0.5 + 1e-6
+        assert abs(np.median(v) - np.median(sides[c])) < 0.1, c     # the threats' own sizes, relative to the bag
+
+
+def test_cli_into_writes_a_valid_yolo_export(object_run, tmp_path):
+    from vae_keras.cli import main
+    from vae_keras.io.detection import parse_yolo
+
+    out = tmp_path / "yolo"
+    assert main(["generate", str(object_run / "object_run"), "--into", str(object_run / "bags"), "--n", "6",
+                 "--label", "knife", "--format", "yolo", "--out", str(out), "--quiet"]) == 0
+    rows = read_manifest(out / "manifest.csv")
+    assert len(rows) == 6 and all(r.labels == ["knife"] and r.source.startswith("insert:") for r in rows)
+    bag_rows = {r.path: r for r in read_manifest(object_run / "bags" / "manifest.csv")}
+    assert (out / "classes.txt").read_text().split() == list(CLASSES)
+    for r in rows:
+        bag_path = r.source[len("insert:"):].split("+")[0]
+        assert bag_rows[bag_path].labels == []                           # benign bags only
+        bag = np.asarray(Image.open(object_run / "bags" / bag_path), np.float32) / 255
+        img = np.asarray(Image.open(out / r.path), np.float32) / 255
+        lines = (out / "labels" / (r.path.split("/")[-1][:-4] + ".txt")).read_text().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"{CLASSES.index('knife')} ")
+        (b,) = parse_yolo("\n".join(lines), 32, 32)
+        np.testing.assert_allclose(b["box"], r.boxes[0]["box"], atol=1e-4)
+        x1, y1, x2, y2 = (int(v) for v in r.boxes[0]["box"])
+        changed = np.abs(img - bag) > 0.5 / 255
+        outside = np.ones_like(changed)
+        outside[y1:y2, x1:x2] = False
+        assert not np.any(changed & outside) and not np.any(changed & ~bag_region(bag))
+    # the default: the object run's training mix, one threat per image
+    out2 = tmp_path / "mix"
+    assert main(["generate", str(object_run / "object_run"), "--into", str(object_run / "bags"), "--n", "8",
+                 "--format", "voc", "--out", str(out2), "--quiet", "--seed", "1"]) == 0
+    rows = read_manifest(out2 / "manifest.csv")
+    assert all(len(r.labels) == 1 and len(r.boxes) == 1 for r in rows)
+    assert len(list((out2 / "annotations").glob("*.xml"))) == 8
