@@ -21,8 +21,8 @@ from vae_keras.io.atomic import atomic_write_text
 
 QUICK_ENV = "XRAY_VAE_QUICK"
 LIKELIHOODS = ("bernoulli", "gaussian_sigma")
-ARCHITECTURES = ("seed", "resnet")
-SAMPLERS = ("normal", "gmm")
+ARCHITECTURES = ("seed", "resnet", "latent")
+SAMPLERS = ("normal", "gmm", "diffusion")
 
 
 def quick_mode() -> bool:
@@ -44,8 +44,19 @@ class VAEConfig:
         likelihood: ``bernoulli`` (decoder outputs logits, the seed's choice) or ``gaussian_sigma``
             (the sigma-VAE of Rybkin et al. 2021: a Gaussian decoder whose mean is the sigmoid of
             the output and whose shared variance is the analytic optimum, the batch's MSE).
-        architecture: ``seed`` (plain strided convs, the 2021 network) or ``resnet`` (a stride-2
-            conv per scale with ``res_blocks`` residual blocks per scale, mirrored in the decoder).
+        architecture: ``seed`` (plain strided convs, the 2021 network), ``resnet`` (a stride-2
+            conv per scale with ``res_blocks`` residual blocks per scale, mirrored in the decoder) or
+            ``latent`` (a *spatial* latent map (S/f, S/f, ``latent_channels``), norm-free residual
+            blocks, resize + conv upsampling: :mod:`vae_keras.models.latent`). For ``latent`` the
+            ``encoder_filters`` are the widths of the levels (full size, S/2, ...; the last repeats
+            when f needs more levels) and ``latent_dim`` is derived: (S/f)^2 * latent_channels.
+        latent_channels: channels c of the spatial latent map (``latent`` only).
+        latent_factor: downsampling factor f of the spatial latent, a power of 2; 0 = from the image
+            size (4 below 128 px, 8 from 128 px: 64 -> 16x16, 224 -> 28x28), see :meth:`spatial_factor`.
+        laplacian_weight: weight of the L1 loss on the Laplacian of the reconstruction next to the
+            pixel L1 (``latent`` only; it beat a patch GAN at a 20-minute CPU budget, issue #14).
+        latent_kl_weight: weight of the mean KL per latent element in the ``latent`` objective
+            (1e-4 keeps about 5 nats per element: an informative latent the prior must then learn).
         res_blocks: residual blocks per scale (``resnet`` only).
         analytic_kl: use the closed-form Gaussian KL instead of the seed's one-sample estimate.
         kl_warmup_epochs: the KL weight rises linearly from 0 to 1 over this many epochs
@@ -64,6 +75,19 @@ class VAEConfig:
         sampler: how ``generate`` draws latents: ``normal`` (the prior N(0, I)) or ``gmm`` (a
             Gaussian mixture fitted to the aggregate posterior after training, Ghosh et al. 2020).
         gmm_components: mixture components of the ``gmm`` sampler.
+        prior_widths: widths of the levels of the ``diffusion`` sampler's U-Net
+            (:mod:`vae_keras.models.diffusion`; one residual block per level, no attention).
+        prior_epochs: epochs of the prior stage over the training latents; 0 = 10 x ``epochs``.
+        prior_batch_size, prior_learning_rate: the prior stage's batch size and Adam learning rate.
+        prior_ema: decay of the prior's exponential moving average of weights (with warm-up); the
+            EMA weights are the ones sampled from.
+        label_dropout: probability that the prior sees no labels in a training example (what
+            classifier-free guidance needs: one network, conditional and unconditional).
+        ddim_steps: DDIM steps of a sample (``generate --steps``).
+        guidance: classifier-free guidance scale (``generate --guidance``): 0 = unconditional,
+            1 = conditional, above 1 = pushed further toward the requested labels.
+        vae_share: share of a ``--minutes`` budget that trains the autoencoder; the rest trains
+            the diffusion prior (two-stage runs only).
         learning_rate: Adam learning rate.
         batch_size: global batch size.
         epochs: number of passes over the training split.
@@ -98,11 +122,44 @@ class VAEConfig:
     logvar_clip: float = 20.0
     seed: int = 0
     jit_compile: bool = False
+    latent_channels: int = 4
+    latent_factor: int = 0
+    laplacian_weight: float = 0.0
+    latent_kl_weight: float = 1e-4
+    prior_widths: tuple = (48, 96, 160)
+    prior_epochs: int = 0
+    prior_batch_size: int = 64
+    prior_learning_rate: float = 5e-4
+    prior_ema: float = 0.999
+    label_dropout: float = 0.1
+    ddim_steps: int = 25
+    guidance: float = 3.0
+    vae_share: float = 0.55
 
     def __post_init__(self):
         self.encoder_filters = tuple(int(f) for f in self.encoder_filters)
         self.decoder_filters = tuple(int(f) for f in self.decoder_filters)
+        self.prior_widths = tuple(int(f) for f in self.prior_widths)
+        if self.architecture == "latent" and self.image_size >= 1 and self.latent_channels >= 1:
+            f = self.spatial_factor()
+            if f >= 1 and self.image_size % f == 0:   # else validate() says what is wrong
+                self.latent_dim = (self.image_size // f) ** 2 * int(self.latent_channels)
         self.validate()
+
+    def spatial_factor(self) -> int:
+        """The spatial latent's downsampling factor f: ``latent_factor``, or 4 below 128 px and 8 from 128 px."""
+        if self.latent_factor:
+            return int(self.latent_factor)
+        return 4 if self.image_size < 128 else 8
+
+    def latent_shape(self) -> tuple:
+        """``(S/f, S/f, c)`` of a ``latent`` configuration's latent map."""
+        side = self.image_size // self.spatial_factor()
+        return (side, side, int(self.latent_channels))
+
+    def prior_epoch_count(self) -> int:
+        """Epochs of the prior stage: ``prior_epochs``, or 10 x ``epochs`` when it is 0."""
+        return int(self.prior_epochs) if self.prior_epochs else 10 * int(self.epochs)
 
     def validate(self) -> None:
         """Raise ``ValueError`` with an actionable message for an impossible configuration."""
@@ -111,7 +168,9 @@ class VAEConfig:
             raise ConfigError(
                 f"encoder_filters {self.encoder_filters} and decoder_filters {self.decoder_filters} "
                 "must have the same length (each halves / doubles the image side)")
-        if self.image_size < stride or self.image_size % stride:
+        if self.architecture == "latent":
+            self._validate_latent()
+        elif self.image_size < stride or self.image_size % stride:
             raise ConfigError(
                 f"image_size must be a positive multiple of {stride} for {len(self.encoder_filters)} "
                 f"stride-2 layers; got {self.image_size}")
@@ -141,12 +200,46 @@ class VAEConfig:
                              f"{self.gmm_components}")
         if self.learning_rate <= 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.sampler == "diffusion" and self.architecture != "latent":
+            raise ConfigError("sampler='diffusion' needs architecture='latent' (the prior is a U-Net over the "
+                             "spatial latent map)")
+        if (not self.prior_widths or min(self.prior_widths) < 1 or self.prior_epochs < 0
+                or self.prior_batch_size < 1 or self.prior_learning_rate <= 0):
+            raise ConfigError(f"prior_widths must be positive, prior_epochs >= 0, prior_batch_size >= 1 and "
+                             f"prior_learning_rate > 0; got {self.prior_widths}, {self.prior_epochs}, "
+                             f"{self.prior_batch_size}, {self.prior_learning_rate}")
+        if not (0 <= self.prior_ema < 1 and 0 <= self.label_dropout <= 1 and 0 < self.vae_share <= 1):
+            raise ConfigError(f"prior_ema must be in [0, 1), label_dropout in [0, 1], vae_share in (0, 1]; got "
+                             f"{self.prior_ema}, {self.label_dropout}, {self.vae_share}")
+        if self.ddim_steps < 1 or self.guidance < 0:
+            raise ConfigError(f"ddim_steps must be >= 1 and guidance >= 0, got {self.ddim_steps}, {self.guidance}")
+
+    def _validate_latent(self) -> None:
+        """The spatial-latent architecture's own rules (f a power of 2 dividing the side, c >= 1, unconditional)."""
+        f = self.spatial_factor()
+        if f < 2 or f & (f - 1):
+            raise ConfigError(f"latent_factor must be 0 (from the image size) or a power of 2 >= 2, got {f}")
+        if self.image_size < f or self.image_size % f:
+            raise ConfigError(f"image_size must be a positive multiple of the latent factor {f}; got {self.image_size}")
+        if self.latent_channels < 1:
+            raise ConfigError(f"latent_channels must be >= 1, got {self.latent_channels}")
+        if self.conditional or self.layout:
+            raise ConfigError("architecture='latent' is unconditional: its diffusion prior takes the labels "
+                             "(classifier-free guidance); set conditional=False and layout=False")
+        down = 2 ** (len(self.prior_widths) - 1)
+        if self.sampler == "diffusion" and (self.image_size // f) % down:
+            raise ConfigError(f"the latent side {self.image_size // f} must be divisible by {down} for the prior's "
+                             f"{len(self.prior_widths)} U-Net levels (prior_widths {self.prior_widths})")
+        if self.laplacian_weight < 0 or self.latent_kl_weight < 0:
+            raise ConfigError(f"laplacian_weight and latent_kl_weight must be >= 0, got {self.laplacian_weight}, "
+                             f"{self.latent_kl_weight}")
 
     # -- (de)serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["encoder_filters"] = list(self.encoder_filters)
         d["decoder_filters"] = list(self.decoder_filters)
+        d["prior_widths"] = list(self.prior_widths)
         return d
 
     def to_json(self) -> str:
@@ -204,8 +297,18 @@ LAYOUT = CONDITIONAL.replace(name="layout", layout=True)
 #: bags' side (``--size 32`` for 64x64 bags).
 OBJECTS = CONDITIONAL.replace(name="objects", latent_dim=32)
 
+#: Two stages (issue #14): an autoencoder with a *spatial* latent (64 -> 16x16x4, 224 -> 28x28x4; norm-free
+#: residual blocks widths 16/32/64, resize + conv upsampling, pixel L1 + Laplacian L1, KL weight 1e-4 on the
+#: mean KL per element), then a small DDIM U-Net learns the prior over its standardised latents, guided by the
+#: labels (:mod:`vae_keras.models.diffusion`, :mod:`vae_keras.training.prior`). Samples: ``generate --steps
+#: --guidance``. N(0, I) is the wrong prior for a spatial latent (its draws decode to noise textures).
+LATENT = SEED.replace(name="latent", architecture="latent", encoder_filters=(16, 32, 64),
+                      decoder_filters=(64, 32, 16), likelihood="gaussian_sigma", analytic_kl=True,
+                      laplacian_weight=1.0, latent_kl_weight=1e-4, learning_rate=5e-4, flip=True,
+                      sampler="diffusion")
+
 NAMED_CONFIGS = {"seed": SEED, "resnet": RESNET, "sigma": SIGMA, "adversarial": ADVERSARIAL,
-                 "conditional": CONDITIONAL, "layout": LAYOUT, "objects": OBJECTS}
+                 "conditional": CONDITIONAL, "layout": LAYOUT, "objects": OBJECTS, "latent": LATENT}
 
 #: The configuration recommended for new runs (measured in figures/quality.md); ``seed`` stays the reference.
 DEFAULT_CONFIG = "adversarial"

@@ -23,6 +23,9 @@ every scale; for ``encoder_filters=(32, 64, 128)`` at 64x64::
              -> [ResBlock(f) + Conv2DTranspose(next f, 3, s2)] for f in 128, 64, 32     # (64, 64, 16)
              -> Conv2D(1, 3)                                                         # (64, 64, 1)
 
+The ``latent`` architecture encodes to a spatial map (S/f, S/f, c) and decodes by resize + conv
+(:mod:`vae_keras.models.latent`); its latent vectors are the flattened maps.
+
 A ``conditional`` model also takes the multi-hot threat labels ``y`` (batch, num_classes): the
 encoder sees them as constant extra image channels, the decoder as extra latent inputs. Without
 ``y`` a conditional model is conditioned on "benign" (all zeros).
@@ -50,6 +53,7 @@ import keras
 
 from vae_keras.config import VAEConfig
 from vae_keras.data.layouts import layout_side
+from vae_keras.models.latent import latent_decoder, latent_encoder, split_moments
 
 
 class ResBlock(keras.layers.Layer):
@@ -155,6 +159,11 @@ class CVAE(keras.Model):
         down = 2 ** len(config.encoder_filters)
         if config.likelihood == "gaussian_sigma":
             self.log_sigma = self.add_weight(name="log_sigma", shape=(), initializer="zeros", trainable=False)
+        self.spatial = config.architecture == "latent"
+        if self.spatial:  # a latent map (S/f, S/f, c), flattened: see vae_keras.models.latent
+            self.encoder = latent_encoder(config)
+            self.decoder = latent_decoder(config)
+            return
         if config.architecture == "resnet":
             extra = self.num_classes if self.conditional else 0
             self.encoder = _resnet_encoder(config, 1 + extra)
@@ -224,7 +233,10 @@ class CVAE(keras.Model):
                 y = y[:, None, None, :]                                     # (batch, 1, 1, C)
             x = tf.concat([x, y * tf.ones_like(x)], axis=-1)               # (batch, S, S, 1 + C)
         h = self.encoder(x, training=training)
-        mean, logvar = tf.split(h, num_or_size_splits=2, axis=1)
+        if self.spatial:                                                  # (batch, S/f, S/f, 2c) -> flat
+            mean, logvar = split_moments(h)
+        else:
+            mean, logvar = tf.split(h, num_or_size_splits=2, axis=1)
         clip = self.config.logvar_clip
         return mean, tf.clip_by_value(logvar, -clip, clip)
 

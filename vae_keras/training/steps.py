@@ -17,6 +17,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from vae_keras.models.adversarial import adaptive_weight, generator_loss, hinge_discriminator_loss
+from vae_keras.models.latent import latent_loss_terms
 from vae_keras.models.losses import elbo_terms, free_bits_kl, loss_terms
 
 
@@ -67,6 +68,23 @@ def weighted_elbo_step(model, optimizer, x, y, eps, global_batch, beta, free_bit
     """
     with tf.GradientTape() as tape:
         loss, recon, kl, log_sigma, _ = weighted_loss(model, x, y, eps, global_batch, beta, free_bits)
+        scaled = optimizer.scale_loss(loss)
+    grads = tape.gradient(scaled, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return recon, kl, log_sigma
+
+
+# -- the spatial-latent autoencoder (the first stage of ``latent``) -----------------------------
+def latent_step(model, optimizer, x, y, eps, global_batch, beta, free_bits: float = 0.0):
+    """One Adam step on pixel L1 + Laplacian L1 + ``beta`` * weighted mean KL per latent element.
+
+    The same signature as :func:`weighted_elbo_step` (``y`` and ``free_bits`` are unused: the
+    autoencoder is unconditional); returns ``(recon, kl, log_sigma)`` of
+    :func:`~vae_keras.models.latent.latent_loss_terms`.
+    """
+    with tf.GradientTape() as tape:
+        recon, kl, log_sigma, _ = latent_loss_terms(model, x, eps=eps, training=True)   # (batch,) each
+        loss = tf.reduce_sum(recon + beta * kl) / global_batch
         scaled = optimizer.scale_loss(loss)
     grads = tape.gradient(scaled, model.trainable_variables)
     optimizer.apply_gradients(zip(grads, model.trainable_variables))
