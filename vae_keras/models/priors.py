@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
+import tensorflow as tf
 
 from vae_keras.errors import ConfigError, DataError
 from vae_keras.data.layouts import pack_boxes, unpack_boxes
 from vae_keras.io.atomic import PathLike, atomic_write_bytes
 from vae_keras.io.manifest import CLASSES
+from vae_keras.models import diffusion
 
 GMM_FILE = "sampler_gmm.npz"
 LABELS_FILE = "label_prior.npz"
@@ -142,8 +144,6 @@ class GMMSampler:
 
     def encode(self, images, labels=None, batch_size: int = 256) -> np.ndarray:
         """Posterior means of ``images`` (n, S, S, 1), uint8 or [0, 1] -> (n, latent_dim)."""
-        import tensorflow as tf
-
         x = np.asarray(images)
         x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
         codes = []
@@ -335,17 +335,86 @@ def _label_keys(labels) -> list:
     return [tuple(int(v > 0.5) for v in row) for row in np.asarray(labels)]
 
 
-def load_sampler(run_dir: PathLike, model, kind: Optional[str] = None):
-    """The run's sampler: ``kind`` (``normal``/``gmm``), default the configuration's ``sampler``."""
+class DiffusionSampler:
+    """Latents from the run's learned prior: DDIM over the standardised latent maps, guided by labels.
+
+    Loads ``RUN/prior/`` (written by :mod:`vae_keras.training.prior`): the U-Net's EMA weights and
+    the per-channel mean and standard deviation of the training latents. A sample starts from
+    ``temperature * eps`` (eps from ``default_rng(seed)``, so it does not depend on the batch),
+    is denoised in ``steps`` DDIM steps (:func:`vae_keras.models.diffusion.ddim_sample`), then
+    un-standardised and flattened to the autoencoder's latent vectors.
+
+    Args:
+        model: the trained ``latent`` CVAE; run_dir: its run folder.
+        steps: DDIM steps (default: the configuration's ``ddim_steps``).
+        guidance: classifier-free guidance scale (default: the configuration's ``guidance``).
+        batch_size: latents denoised at once.
+    """
+
+    #: a class can be asked for (the prior is conditioned on the labels)
+    conditional = True
+
+    def __init__(self, model, run_dir: PathLike, steps: Optional[int] = None, guidance: Optional[float] = None,
+                 batch_size: int = 256):
+        cfg = model.config
+        self.run_dir = Path(run_dir)
+        self.latent_dim = int(model.latent_dim)
+        self.latent_shape = cfg.latent_shape()
+        self.num_classes = int(cfg.num_classes)
+        self.steps = int(cfg.ddim_steps if steps is None else steps)
+        self.guidance = float(cfg.guidance if guidance is None else guidance)
+        if self.steps < 1 or self.guidance < 0:
+            raise DataError(f"steps must be >= 1 and guidance >= 0, got {self.steps}, {self.guidance}")
+        self.batch_size = int(batch_size)
+        prior = self.run_dir / diffusion.PRIOR_DIR
+        ckpt = tf.train.latest_checkpoint(str(prior / "checkpoints"))
+        if ckpt is None or not (prior / diffusion.STATS_FILE).is_file():
+            raise FileNotFoundError(f"{run_dir} has no trained prior ({diffusion.PRIOR_DIR}/): it is trained at the "
+                                    "end of `train` (rerun it with --resume)")
+        with np.load(prior / diffusion.STATS_FILE, allow_pickle=False) as f:
+            self.mean, self.std = f["mean"].astype(np.float32), f["std"].astype(np.float32)   # (c,) each
+        self.network = diffusion.build_unet(self.latent_shape, cfg.prior_widths, 1 + self.num_classes)
+        tf.train.Checkpoint(ema_network=self.network).restore(ckpt).expect_partial()
+
+    def fallbacks(self, labels) -> np.ndarray:
+        """No request falls back: any label combination is a condition of the prior."""
+        return np.zeros(0 if labels is None else len(labels), bool)
+
+    def sample(self, n: int, temperature: float = 1.0, seed: int = 0, labels=None) -> np.ndarray:
+        """``n`` latents (n, latent_dim) float32; ``labels`` (n, C) multi-hot; None: the training label mix
+        (the run's label prior; the unconditional prior when it saved none)."""
+        n = int(n)
+        if labels is None and (self.run_dir / LABELS_FILE).is_file():
+            labels = sample_label_prior(self.run_dir, n, seed)
+        condition = diffusion.condition_vectors(labels, n, self.num_classes)              # (n, 1 + C)
+        noise = np.random.default_rng(seed).standard_normal((n,) + tuple(self.latent_shape)).astype(np.float32)
+        noise *= temperature
+        out = [diffusion.ddim_sample(self.network, noise[i:i + self.batch_size], condition[i:i + self.batch_size],
+                                     self.steps, self.guidance).numpy() for i in range(0, n, self.batch_size)]
+        x0 = np.concatenate(out) if out else np.zeros((0,) + tuple(self.latent_shape), np.float32)
+        return (x0 * self.std + self.mean).reshape(n, self.latent_dim).astype(np.float32)
+
+
+def load_sampler(run_dir: PathLike, model, kind: Optional[str] = None, steps: Optional[int] = None,
+                 guidance: Optional[float] = None):
+    """The run's sampler: ``kind`` (``normal``/``gmm``/``diffusion``), default the configuration's ``sampler``.
+
+    ``steps`` and ``guidance`` set a ``diffusion`` sampler's DDIM steps and guidance scale (default:
+    the configuration's ``ddim_steps`` and ``guidance``).
+    """
     kind = kind or getattr(model.config, "sampler", "normal")
     if kind == "normal":
         return NormalSampler(model)
+    if kind == "diffusion":
+        if getattr(model.config, "architecture", "") != "latent":
+            raise ConfigError("the diffusion sampler needs a `latent` run (a prior over spatial latent maps)")
+        return DiffusionSampler(model, run_dir, steps=steps, guidance=guidance)
     if kind == "gmm":
         if not (Path(run_dir) / GMM_FILE).is_file():
             raise FileNotFoundError(f"{run_dir} has no {GMM_FILE}: the gmm sampler is fitted at the end of "
                                     "`train` (rerun it with --resume)")
         return GMMSampler.load(run_dir, model)
-    raise ConfigError(f"sampler must be 'normal' or 'gmm', got {kind!r}")
+    raise ConfigError(f"sampler must be 'normal', 'gmm' or 'diffusion', got {kind!r}")
 
 
 # -- the labels of a conditional model ----------------------------------------------------------
@@ -366,8 +435,10 @@ def sample_label_prior(run_dir: PathLike, n: int, seed: int = 0) -> np.ndarray:
 
 
 def answers_labels(config, sampler) -> bool:
-    """Whether a run can be asked for a class: a conditional model, or a mixture fitted per label combination."""
-    return bool(getattr(config, "conditional", False) or getattr(sampler, "by_labels", None))
+    """Whether a run can be asked for a class: a conditional model or sampler (the diffusion prior), or a
+    mixture fitted per label combination."""
+    return bool(getattr(config, "conditional", False) or getattr(sampler, "conditional", False)
+                or getattr(sampler, "by_labels", None))
 
 
 def sample_label_mix(run_dir: PathLike, n: int, seed: int = 0):

@@ -24,7 +24,11 @@ warm-up by the optimizer's step counter, free bits, the sigma-VAE's analytic var
 average is a model weight, the labels of a conditional model), and for ``adversarial_weight`` > 0
 the patch discriminator's term and step (:class:`~vae_keras.training.steps.AdversarialStep`).
 After training, a ``gmm`` sampler is fitted to the aggregate posterior and saved next to the
-checkpoints (:mod:`vae_keras.models.priors`).
+checkpoints (:mod:`vae_keras.models.priors`). A ``latent`` run (``sampler="diffusion"``) trains in two
+stages: the spatial-latent autoencoder (:func:`~vae_keras.training.steps.latent_step`) for
+``vae_share`` of ``minutes`` (55%), then its diffusion prior for the rest of the budget
+(:class:`~vae_keras.training.prior.PriorTrainer`, ``RUN/prior/``). Once the prior stage has begun the
+autoencoder is final: ``resume`` continues whichever stage was interrupted.
 """
 from __future__ import annotations
 
@@ -49,10 +53,12 @@ from vae_keras.io.manifest import MANIFEST, read_manifest
 from vae_keras.models import priors as samplers
 from vae_keras.models.adversarial import patch_discriminator
 from vae_keras.models.cvae import build_model
+from vae_keras.models.latent import latent_loss_terms
 from vae_keras.models.losses import elbo_terms, loss_terms
 from vae_keras.training import checkpoint as ckpt_io
 from vae_keras.training.distribute import set_precision
-from vae_keras.training.steps import AdversarialStep, elbo_step, kl_weight, weighted_elbo_step
+from vae_keras.training.prior import PriorTrainer, prior_started
+from vae_keras.training.steps import AdversarialStep, elbo_step, kl_weight, latent_step, weighted_elbo_step
 from vae_keras.viz.figures import image_grid
 
 #: What :meth:`Trainer.setup` creates; reading one of these from a fresh ``Trainer`` runs the setup.
@@ -153,7 +159,10 @@ class Trainer:
                             "or choose another --out")
         if self.resume and has_run:
             saved = ckpt_io.load_config(self.run_dir)
-            self.config = saved.replace(epochs=max(self.config.epochs, saved.epochs))
+            asked = self.config
+            self.config = saved.replace(epochs=max(asked.epochs, saved.epochs))
+            if asked.prior_epochs and saved.prior_epochs:         # more prior epochs may be asked for too
+                self.config = self.config.replace(prior_epochs=max(asked.prior_epochs, saved.prior_epochs))
             self.history = ckpt_io.load_history(self.run_dir)
         if self.init_from is not None and not (self.resume and ckpt_io.latest_checkpoint(self.run_dir)):
             ckpt_io.check_init_source(self.init_from, self.config)
@@ -261,6 +270,8 @@ class Trainer:
         else:
             beta = self.kl_weight(self.optimizer.iterations)
             step = self._adversarial_step if adversarial else weighted_elbo_step
+            if self.config.architecture == "latent":
+                step = latent_step
             recon, kl, log_sigma, *extra = step(self.model, self.optimizer, x, y, eps, global_n, beta,
                                                 self.config.free_bits)
         return (tf.reduce_sum(recon), tf.reduce_sum(kl), local_n, log_sigma, *extra)
@@ -301,6 +312,8 @@ class Trainer:
     def _eval(self, x, y, eps):
         if self._plain:
             recon, kl = elbo_terms(self.model, x, eps=eps, training=False)
+        elif self.config.architecture == "latent":
+            recon, kl, _, _ = latent_loss_terms(self.model, x, eps=eps, training=False)
         else:
             recon, kl, _, _ = loss_terms(self.model, x, y=y, eps=eps, training=False)
         return tf.reduce_sum(recon), tf.reduce_sum(kl)
@@ -349,19 +362,27 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
     def fit(self) -> list:
-        """Train until ``config.epochs`` (or the time budget); returns the history."""
+        """Train until ``config.epochs`` (or the time budget); returns the history.
+
+        A two-stage (``diffusion`` sampler) run gives the autoencoder ``vae_share`` of ``minutes`` and
+        its prior the rest (:meth:`fit_sampler`); the autoencoder's stage is skipped once the prior's began.
+        """
         self.setup()
         z_fixed = fixed_latents(self.config)
         start = time.monotonic()
-        while int(self.epoch.numpy()) < self.config.epochs:
+        two_stage = self.config.sampler == "diffusion"
+        budget = self.minutes if self.minutes is None or not two_stage else self.minutes * self.config.vae_share
+        frozen = two_stage and prior_started(self.run_dir)
+        while int(self.epoch.numpy()) < self.config.epochs and not frozen:
             epoch = int(self.epoch.numpy()) + 1
             record = self.train_epoch(epoch)
             self.end_epoch(record, z_fixed)
-            if self.minutes is not None and time.monotonic() - start >= 60 * self.minutes:
-                print(f"Time budget of {self.minutes} min reached after epoch {epoch}.", file=sys.stderr)
+            if budget is not None and time.monotonic() - start >= 60 * budget:
+                print(f"Time budget of {budget:.3g} min reached after epoch {epoch}.", file=sys.stderr)
                 break
         self.summary_writer.flush()
-        self.fit_sampler()
+        left = None if self.minutes is None else self.minutes - (time.monotonic() - start) / 60.0
+        self.fit_sampler(minutes=left)
         return self.history
 
     def train_epoch(self, epoch: int) -> dict:
@@ -423,11 +444,16 @@ class Trainer:
         if self.on_epoch_end:
             self.on_epoch_end(record)
 
-    def fit_sampler(self):
-        """Fit and save the run's latent sampler (``gmm``) and, when the data has labels, the label prior."""
+    def fit_sampler(self, minutes: Optional[float] = None):
+        """Fit and save the run's latent sampler (``gmm``; ``diffusion``: train the prior stage for at most
+        ``minutes``) and, when the data has labels, the label prior."""
         self.setup()
         if self.config.conditional or self.train_labels.any():
             samplers.save_label_prior(self.run_dir, self.train_labels)
+        if self.config.sampler == "diffusion" and self.history:
+            self.prior_history = PriorTrainer(self.config, self.model, self.train_images, self.train_labels,
+                                              self.run_dir, resume=self.resume, minutes=minutes,
+                                              progress=self.progress).fit()
         if self.config.sampler == "gmm" and self.history:
             sampler = samplers.GMMSampler(self.model, n_components=self.config.gmm_components,
                                           seed=self.config.seed)

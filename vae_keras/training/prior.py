@@ -1,0 +1,185 @@
+"""The second stage of a ``latent`` run: train the diffusion prior over the frozen autoencoder's latents.
+
+Run by :meth:`vae_keras.training.trainer.Trainer.fit` after the autoencoder (or alone on
+``--resume`` once the autoencoder's stage is over). Its state lives in ``RUN/prior/``::
+
+    RUN/prior/latent_stats.npz    # per-channel mean and std of the training posterior means (written first)
+    RUN/prior/checkpoints/        # the U-Net, its EMA copy, Adam (slots, step) and the epoch counter
+    RUN/prior/history.json        # one dict per finished epoch (loss, ema decay, seconds)
+    RUN/prior/logs/               # TensorBoard event files
+
+The training latents are the posterior means of the training images (and of their mirror images
+when the configuration flips), standardised per channel. Each step draws its diffusion times,
+noise and label drop-outs statelessly from ``(seed, epoch, step)`` and each epoch's order from
+``(seed, epoch)``, so, as in the first stage, a resumed prior takes exactly the steps the
+uninterrupted one would have taken (identical weights). The loss is the mean squared error of
+the predicted noise; the EMA decay rises as ``min(ema, (1 + k) / (10 + k))`` at step k (warm-up).
+
+Runs on the default device; the first stage's ``tf.distribute`` strategy is not used here (the
+prior over 16x16x4 latents is about 16 times smaller than a pixel-space one).
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from vae_keras.config import VAEConfig
+from vae_keras.errors import TrainingDiverged
+from vae_keras.io.atomic import atomic_write_bytes, atomic_write_text
+from vae_keras.models import diffusion
+
+HISTORY_FILE = "history.json"
+
+
+def posterior_latents(model, images: np.ndarray, flip: bool = False, batch_size: int = 256) -> np.ndarray:
+    """Posterior means of ``images`` (n, S, S, 1) uint8 as maps (n[*2], h, w, c); with ``flip`` the mirrored images follow."""
+    shape = model.config.latent_shape()
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = tf.cast(images[i:i + batch_size], tf.float32) / 255.0
+        out.append(model.encode(x)[0].numpy())
+    if flip:
+        for i in range(0, len(images), batch_size):
+            x = tf.cast(images[i:i + batch_size, :, ::-1], tf.float32) / 255.0
+            out.append(model.encode(x)[0].numpy())
+    return np.concatenate(out).reshape((-1,) + tuple(shape))         # (n, h, w, c)
+
+
+def save_stats(path: Path, latents: np.ndarray) -> tuple:
+    """Per-channel mean and std of latent maps (n, h, w, c), written to ``path`` -> ``(mean, std)``, (c,) each."""
+    mean = latents.mean(axis=(0, 1, 2)).astype(np.float32)
+    std = np.maximum(latents.std(axis=(0, 1, 2)), 1e-6).astype(np.float32)
+    buf = io.BytesIO()
+    np.savez(buf, mean=mean, std=std)
+    atomic_write_bytes(path, buf.getvalue())
+    return mean, std
+
+
+class PriorTrainer:
+    """Trains the latent diffusion prior of a trained ``latent`` autoencoder into ``run_dir/prior``.
+
+    Args:
+        config: the run's configuration (``prior_*``, ``label_dropout``, ``seed``, ``flip``).
+        model: the trained autoencoder (frozen: only its encoder's posterior means are used).
+        train_images: (n, S, S, 1) uint8; train_labels: (n, C) multi-hot.
+        run_dir: the run folder. resume: continue from ``prior/checkpoints``.
+        minutes: stop at the first epoch end after this many minutes (None: ``config.prior_epoch_count()``).
+        progress: print a line per epoch.
+
+    Example:
+        >>> PriorTrainer(config, trainer.model, trainer.train_images, trainer.train_labels, "RUN").fit()
+    """
+
+    def __init__(self, config: VAEConfig, model, train_images, train_labels, run_dir, resume: bool = False,
+                 minutes: Optional[float] = None, progress: bool = True):
+        self.config = config
+        self.model = model
+        self.dir = Path(run_dir) / diffusion.PRIOR_DIR
+        self.resume = resume
+        self.minutes = minutes
+        self.progress = progress
+        self.dir.mkdir(parents=True, exist_ok=True)
+        latents = posterior_latents(model, train_images, flip=config.flip)
+        labels = np.asarray(train_labels, np.float32)
+        self.labels = np.concatenate([labels, labels]) if config.flip else labels          # (n, C)
+        self.mean, self.std = save_stats(self.dir / diffusion.STATS_FILE, latents)
+        self.latents = ((latents - self.mean) / self.std).astype(np.float32)               # standardised
+        keras.utils.set_random_seed(config.seed)
+        widths, cond_dim = config.prior_widths, 1 + self.labels.shape[1]
+        self.network = diffusion.build_unet(config.latent_shape(), widths, cond_dim)
+        self.ema_network = diffusion.build_unet(config.latent_shape(), widths, cond_dim)
+        self.ema_network.set_weights(self.network.get_weights())
+        self.optimizer = keras.optimizers.Adam(config.prior_learning_rate)
+        self.optimizer.build(self.network.trainable_variables)
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="prior_epoch")
+        self.checkpoint = tf.train.Checkpoint(network=self.network, ema_network=self.ema_network,
+                                              optimizer=self.optimizer, epoch=self.epoch)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.dir / "checkpoints"), max_to_keep=2)
+        self.summary_writer = tf.summary.create_file_writer(str(self.dir / "logs"))
+        self.history = []
+        if resume and self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            path = self.dir / HISTORY_FILE
+            saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+            self.history = [h for h in saved if h["epoch"] <= int(self.epoch.numpy())]
+        self._step = tf.function(self._train_step)
+
+    def _train_step(self, x0, condition, seed):
+        """One Adam step on the noise-prediction MSE of a batch (b, h, w, c); returns the loss and the EMA decay."""
+        cfg = self.config
+        b = tf.shape(x0)[0]
+        seeds = tf.random.experimental.stateless_split(seed, 3)
+        t = tf.random.stateless_uniform((b,), seed=seeds[0])                               # diffusion times
+        noise = tf.random.stateless_normal(tf.shape(x0), seed=seeds[1])
+        keep = tf.cast(tf.random.stateless_uniform((b, 1), seed=seeds[2]) >= cfg.label_dropout, tf.float32)
+        condition = condition * keep                                                       # dropped: null
+        noise_rates, _ = diffusion.diffusion_schedule(t)
+        x_t = diffusion.add_noise(x0, noise, t)
+        with tf.GradientTape() as tape:
+            pred = self.network([x_t, tf.square(noise_rates)[:, None], condition], training=True)
+            loss = tf.reduce_mean(tf.square(pred - noise))
+        grads = tape.gradient(loss, self.network.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.network.trainable_variables))
+        k = tf.cast(self.optimizer.iterations, tf.float32)
+        decay = tf.minimum(cfg.prior_ema, (1.0 + k) / (10.0 + k))
+        for w, ema in zip(self.network.weights, self.ema_network.weights):
+            ema.assign(decay * ema + (1.0 - decay) * w)
+        return loss, decay
+
+    def train_epoch(self, epoch: int) -> dict:
+        """One pass over the training latents in the order of ``(seed, epoch)``; returns the history record."""
+        cfg = self.config
+        t0 = time.monotonic()
+        n = len(self.latents)
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(n)
+        conditions = diffusion.condition_vectors(self.labels, n, self.labels.shape[1])
+        losses, decay = [], 0.0
+        for step, i in enumerate(range(0, n, cfg.prior_batch_size)):
+            idx = order[i:i + cfg.prior_batch_size]
+            loss, decay = self._step(tf.constant(self.latents[idx]), tf.constant(conditions[idx]),
+                                     tf.constant([cfg.seed * 100_003 + epoch, step], tf.int64))
+            losses.append(float(loss))
+            if not math.isfinite(losses[-1]):
+                raise TrainingDiverged(f"the prior's loss became non-finite at epoch {epoch}, step {step + 1}; "
+                                       "try a lower prior_learning_rate")
+        seconds = time.monotonic() - t0
+        return {"epoch": epoch, "loss": float(np.mean(losses)), "ema_decay": float(decay), "seconds": seconds,
+                "latents_per_second": n / max(seconds, 1e-9)}
+
+    def fit(self) -> list:
+        """Train until ``config.prior_epoch_count()`` epochs or the time budget; returns the prior's history."""
+        epochs = self.config.prior_epoch_count()
+        start = time.monotonic()
+        while int(self.epoch.numpy()) < epochs:
+            epoch = int(self.epoch.numpy()) + 1
+            record = self.train_epoch(epoch)
+            self.epoch.assign(epoch)
+            self.history.append(record)
+            atomic_write_text(self.dir / HISTORY_FILE, json.dumps(self.history, indent=1))
+            self.manager.save(checkpoint_number=epoch)
+            with self.summary_writer.as_default(step=epoch):
+                for key, value in record.items():
+                    if key != "epoch":
+                        tf.summary.scalar(f"prior/{key}", value)
+            if self.progress:
+                print(f"prior epoch {epoch}/{epochs}: loss {record['loss']:.4f} ({record['seconds']:.1f}s)",
+                      file=sys.stderr)
+            if self.minutes is not None and time.monotonic() - start >= 60 * self.minutes:
+                print(f"Prior time budget of {self.minutes:.2f} min reached after epoch {epoch}.", file=sys.stderr)
+                break
+        self.summary_writer.flush()
+        return self.history
+
+
+def prior_started(run_dir) -> bool:
+    """Whether a run's prior stage has begun (its latent statistics are written): the autoencoder is then final."""
+    return (Path(run_dir) / diffusion.PRIOR_DIR / diffusion.STATS_FILE).is_file()
