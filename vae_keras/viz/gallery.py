@@ -347,6 +347,7 @@ def samples_section(page: _Page, g: RunInputs, n: int, seed: int, ncols: int) ->
     """
     by_class = answers_labels(g.config, g.sampler)
     drawn_from = ("draws from the prior N(0, I)" if g.sampler is None or g.config.sampler == "normal"
+                  else "latents denoised by the learned diffusion prior (DDIM)" if g.config.sampler == "diffusion"
                   else "draws from the Gaussian mixture fitted to the training codes")
     labels = sample_label_mix(g.run_dir, n, seed) if by_class else None   # the training split's class mix
     generated = sample_images(g.model, n, seed=seed, sampler=g.sampler, labels=labels)    # (n, S, S, 1)

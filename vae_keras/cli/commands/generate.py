@@ -36,6 +36,11 @@ def add_parser(sub):
                    help="insertion mode: RUN is an object VAE; its generated threats (--label, default its training "
                         "mix) are inserted into bags of this prepared folder (real scans or phantoms; benign bags "
                         "only): inside the bag, at the object set's scale, rotated, Beer-Lambert, exact boxes")
+    s.add_argument("--steps", type=int, help="DDIM steps of a `latent` run's diffusion prior (default: the run's, 25); "
+                                             "fewer is faster, 50 gains little")
+    s.add_argument("--guidance", type=float,
+                   help="classifier-free guidance scale of a `latent` run's prior (default: the run's, 3): 0 ignores "
+                        "--label, 1 is plainly conditional, higher holds the asked-for threats more often")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=run)
     return s
@@ -49,6 +54,11 @@ def run(args):
     from vae_keras.training.checkpoint import load_run
 
     config, model = load_run(args.run)
+    if args.steps is not None or args.guidance is not None:
+        if config.sampler != "diffusion":
+            print("note: --steps and --guidance only act on a `latent` run's diffusion prior", file=sys.stderr)
+        # the sampler reads them from the run's configuration (validated: ConfigError on a bad value)
+        model.config = config = config.replace(ddim_steps=args.steps, guidance=args.guidance)
     labels = requested_labels(args, config, model)
     if args.into:  # generated threats in the given bags
         from vae_keras.sampling.insert import insert_into
@@ -75,7 +85,7 @@ def requested_labels(args, config, model):
     ``--label``, a run that can be asked for a class draws them with the training split's frequencies."""
     if args.label is not None:
         names = [] if args.label.strip() in ("", "benign") else [n.strip() for n in args.label.split(",")]
-        if not config.conditional and config.sampler != "gmm" and not args.objects:
+        if not config.conditional and config.sampler not in ("gmm", "diffusion") and not args.objects:
             print("note: this run is neither conditional nor has a fitted mixture sampler; --label only goes "
                   "into the manifest", file=sys.stderr)
         return names

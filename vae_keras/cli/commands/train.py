@@ -9,7 +9,10 @@ def add_parser(sub):
     s = sub.add_parser("train", help="train a VAE configuration on a prepared data set",
                        description="Train with a tf.GradientTape loop; writes RUN/config.json, a checkpoint every "
                                    "epoch, history.json, TensorBoard logs (RUN/logs) and a sample grid per epoch. "
-                                   "--resume continues an interrupted run from its last complete checkpoint.")
+                                   "--resume continues an interrupted run from its last complete checkpoint. "
+                                   "--config latent trains two stages: the spatial-latent autoencoder for 55% of "
+                                   "--minutes, then its diffusion prior (RUN/prior/) for the rest; --resume continues "
+                                   "whichever stage was interrupted (once the prior began, the autoencoder is final).")
     s.add_argument("data", help="prepared data folder (from `phantoms` or `prepare`)")
     s.add_argument("--out", required=True, help="run folder (checkpoints, config, history, figures)")
     s.add_argument("--config", default=DEFAULT_CONFIG, choices=sorted(NAMED_CONFIGS),
@@ -21,7 +24,8 @@ def add_parser(sub):
     s.add_argument("--batch-size", type=int, help="batch size (default: 32)")
     s.add_argument("--learning-rate", type=float, help="Adam learning rate (default: 1e-4)")
     s.add_argument("--seed", type=int, help="random seed (default: 0)")
-    s.add_argument("--minutes", type=float, help="stop at the first epoch end after this many minutes")
+    s.add_argument("--minutes", type=float, help="stop at the first epoch end after this many minutes (latent: both "
+                                                  "stages together, split 55/45)")
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     s.add_argument("--init-from", metavar="RUN",
                    help="start from the weights of another run (fine-tuning, e.g. on a few hundred real scans after "
@@ -59,5 +63,8 @@ def run(args):
     finish_run_figures(trainer.run_dir, trainer.model, trainer.history, data_images=trainer.train_images[:256] / 255.0,
                        sampler=load_sampler(trainer.run_dir, trainer.model), seed=trainer.config.seed)
     last = trainer.history[-1] if trainer.history else {}
+    unit = "(pixel + Laplacian L1 + weighted KL)" if trainer.config.architecture == "latent" else "nats/image"
+    prior = getattr(trainer, "prior_history", None)
+    prior = f"; prior: {len(prior)} epoch(s), last loss {prior[-1]['loss']:.4f}" if prior else ""
     print(f"trained {trainer.config.name} for {len(trainer.history)} epoch(s) into {args.out}; "
-          f"last loss {last.get('loss', float('nan')):.2f} nats/image")
+          f"last loss {last.get('loss', float('nan')):.2f} {unit}{prior}")
