@@ -115,13 +115,15 @@ def test_phantoms_train_generate_resume(tmp_path, capsys):
     assert len(gen_rows) == 5 and all((gen / r.path).is_file() for r in gen_rows)
 
 
-def test_demo_leaves_grids_gif_and_interpolations(tmp_path):
+def test_demo_leaves_grids_gif_and_interpolations(tmp_path, capsys):
     out = tmp_path / "demo"
     argv = ["demo", "--out", str(out), "--n", "30", "--epochs", "1", "--image-size", "32",
             "--n-generate", "4", "--quick", "--quiet"]
     assert main(argv) == 0
     for name in ("samples_grid.png", "real_grid.png", "training.gif", "interpolations.png", "loss_curves.png"):
         assert (out / name).stat().st_size > 0, name
+    listed = capsys.readouterr().out
+    assert "interpolations.png" in listed and "latent_manifold.png" not in listed   # only what exists
     assert len(read_manifest(out / "generated" / "manifest.csv")) == 4
 
 
