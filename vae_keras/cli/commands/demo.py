@@ -2,9 +2,9 @@
 
 Quick mode (``--quick`` or ``XRAY_VAE_QUICK=1``) is sized to finish in under 5 minutes on 2 CPU
 cores and still show what the default model learns: 1,000 bags at 64x64 and 30 epochs, so the
-adversarial loss (from epoch 6) has 25 epochs to sharpen the samples. Measured: 20 epochs took
-1.7 min on 2 idle cores (4.2 min with the load average at 6-7, other work sharing the cores);
-an epoch there is about 4 s, the rest of the demo about 25 s.
+adversarial loss (from epoch 6) has 25 epochs to sharpen the samples. Measured on 2 cores shared
+with other work: 3.8 min (load average 1.4 rising to 4.0); 20 epochs took 1.7 min on idle cores,
+where an epoch takes about 4 s and the rest of the demo about 25 s.
 """
 from __future__ import annotations
 
