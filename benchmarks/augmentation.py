@@ -1,36 +1,40 @@
-"""Do our synthetic images help a threat classifier? The augmentation benchmark.
+"""Do our synthetic images help a threat classifier, and a detector? The augmentation benchmark (v2).
 
 A small multi-label CNN (handgun, knife, razor blade, shuriken; ``vae_keras.evaluation.metrics``'
 ``ThreatClassifier``) is trained from scratch, with the same recipe and the same number of Adam
 steps, on a small real training subset and on that subset plus each kind of extra data:
 
-    real           the subset alone (fraction of the training split, drawn per seed)
-    classic        + flips, 90-degree rotations, crops, exposure/thickness changes, noise (on the fly)
-    vae            + synthetic images from the conditional VAE trained on the subset only
-                     (labels drawn with the subset's label frequencies)
-    tip            + threat image projection: the subset's boxed threats cut out and composited
-                     (Beer-Lambert, multiplicatively) into the subset's bags
-    hybrid         + VAE-generated benign bags with the subset's real threats projected into them
-                     (the export's hybrid mode: exact boxes)
-    classic+vae    vae with classic augmentation on every batch
-    classic+tip    tip with classic augmentation on every batch
-    composite      + VAE-generated benign bags with VAE-generated threats projected into them: an
-                     object VAE (``vae_keras.sampling.objects``) trained ``--object-minutes`` on the subset's
-                     threats alone (no real pixel in any synthetic image; exact boxes)
+    real               the subset alone (fraction of the training split, drawn per seed)
+    classic            + flips, 90-degree rotations, crops, exposure/thickness changes, noise (on the fly)
+    tip                + threat image projection: the subset's boxed threats cut out and composited
+                         (Beer-Lambert, multiplicatively) into the subset's bags
+    ours               + generated threats in the subset's own bags: an object VAE trained
+                         ``--object-minutes`` on the subset's threats, its threats inserted at the object
+                         set's scale, rotated, inside the bag (``vae_keras.sampling.insert``; exact boxes)
+    composite          + whole generated bags: VAE bags with the object VAE's threats (no real pixel)
+    vae, hybrid        + conditional-VAE samples; + VAE bags with the subset's real threats
+    classic+X          X with classic augmentation on every batch (the v2 arms all have it)
+    X@R                X at R synthetic images per real one (``--ratios 1,2,4`` adds them for ``--ratio-arms``)
+    cas                Classification Accuracy Score (Ravuri & Vinyals 2019): trained on whole
+                         generated bags only; its per-class AUROC as a fraction of ``real``'s
+    det:X              the same data for a detector: a CenterNet trained from scratch
+                         (``vae_keras.evaluation.detection``), COCO mAP@0.5 and @0.5:0.95 (pycocotools)
 
-Synthetic images are added at ``--synthetic-ratio`` per real image (2: a subset of 140 gets 280).
-Scored on the whole real test split: per-class AUROC and average precision (keras.metrics.AUC),
-mean and standard deviation over ``--seeds`` seeds (the seed draws the subset, trains the VAE and
-the classifier). Results go to ``OUT/results.json`` after every (fraction, seed), so a killed run
+The default arms are issue #15's: real, classic, classic+tip, classic+ours, classic+composite,
+cas, det:classic, det:classic+tip, det:classic+ours. Synthetic images are added at
+``--synthetic-ratio`` per real image (2: a subset of 140 gets 280). Scored on the whole real test
+split: per-class AUROC and average precision (keras.metrics.AUC), mean and standard deviation
+over ``--seeds`` seeds (the seed draws the subset, trains the VAEs, the classifier and the
+detector). Results go to ``OUT/results.json`` after every (fraction, seed), so a killed run
 continues where it stopped; ``--report`` writes the markdown table and the plot.
 
-    python benchmarks/augmentation.py --data data/phantoms64_aug --size 64 \\
-        --fractions 0.1,0.25 --seeds 3 --vae-minutes 2 --classifier-steps 500 \\
-        --out build/augmentation --report figures/augmentation.md
-    python benchmarks/augmentation.py --quick --data DATA --out build/aug_quick     # minutes, for tests
+    python benchmarks/augmentation.py --data data/phantoms128 --size 128 --fractions 0.1,0.25 --seeds 3 \\
+        --ratios 1,2,4 --vae-minutes 10 --object-minutes 3 --classifier-steps 800 --detector-steps 3000 \\
+        --out build/augmentation_v2 --report figures/augmentation_v2.md
+    python benchmarks/augmentation.py --quick --out build/aug_quick     # every arm on 48 phantoms, ~45 s
 
 Any prepared folder works (``python -m vae_keras prepare SRC OUT``): boxes are needed for the
-TIP and hybrid arms (arms without boxes available are reported as skipped).
+tip, ours, composite, hybrid and detector arms (arms without boxes available are reported as skipped).
 """
 from __future__ import annotations
 
@@ -51,42 +55,89 @@ import numpy as np  # noqa: E402
 from vae_keras.io.atomic import atomic_write_text  # noqa: E402
 from vae_keras.io.manifest import CLASSES, read_manifest  # noqa: E402
 
-ARMS = ("real", "classic", "vae", "tip", "hybrid", "classic+vae", "classic+tip", "composite")
-NEEDS_VAE = {"vae", "hybrid", "classic+vae", "composite"}
-NEEDS_BOXES = {"tip", "hybrid", "classic+tip"}
+ARMS = ("real", "classic", "vae", "tip", "hybrid", "ours", "classic+vae", "classic+tip", "classic+hybrid",
+        "classic+ours", "composite", "classic+composite", "cas",
+        "det:real", "det:classic", "det:classic+tip", "det:classic+ours", "det:classic+composite")
+#: Issue #15's benchmark v2: the arms run by default.
+V2_ARMS = ("real", "classic", "classic+tip", "classic+ours", "classic+composite", "cas",
+           "det:classic", "det:classic+tip", "det:classic+ours")
+NEEDS_VAE = {"vae", "hybrid", "composite", "cas"}                       # sources made by the bag VAE
+NEEDS_OBJECTS = {"ours", "composite", "cas"}                            # ... and by the object VAE
+NEEDS_BOXES = {"tip", "hybrid", "ours", "composite", "cas"}
+
+
+def split_arm(arm: str):
+    """``"det:classic+ours@4"`` -> ``(model "detector"|"classifier", base "classic+ours", source "ours", ratio 4.0|None)``.
+
+    ``source`` is the pool of extra images (None: the real subset only); ``@R`` sets the
+    synthetic-to-real ratio of that arm (default ``--synthetic-ratio``). ``cas`` is the
+    Classification Accuracy Score arm: whole generated bags (composites) *only*, no real image.
+    """
+    model = "detector" if arm.startswith("det:") else "classifier"
+    name, _, ratio = arm[4:].partition("@") if model == "detector" else arm.partition("@")
+    if name not in ARMS or (model == "detector" and "det:" + name not in ARMS):
+        raise ValueError(arm)
+    source = {"real": None, "classic": None, "cas": "composite"}.get(name, name.replace("classic+", ""))
+    return model, name, source, float(ratio) if ratio else None
+
+
+def arm_order(arm: str):
+    model, name, _, ratio = split_arm(arm)
+    return (model == "detector", ARMS.index(name if model == "classifier" else "det:" + name), ratio or 0.0)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="a prepared data set (train/ test/ manifest.csv)")
+    p.add_argument("--data", help="a prepared data set (train/ test/ manifest.csv); --quick makes a tiny one")
     p.add_argument("--out", default="build/augmentation", help="work folder: VAE runs, results.json")
     p.add_argument("--size", type=int, default=64, help="image side for VAE and classifier (default 64)")
     p.add_argument("--fractions", default="0.1,0.25", help="real training subsets, fractions of the train split")
     p.add_argument("--seeds", type=int, default=3, help="repetitions (subset, VAE and classifier seeds 0..k-1)")
-    p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated arms, from {', '.join(ARMS)}")
+    p.add_argument("--arms", default=",".join(V2_ARMS),
+                   help=f"comma-separated arms, from {', '.join(ARMS)}; ARM@R sets its synthetic-to-real ratio "
+                        "(default: the v2 arms)")
+    p.add_argument("--ratios", default="",
+                   help="also run --ratio-arms at these synthetic-to-real ratios, e.g. 1,2,4")
+    p.add_argument("--ratio-arms", default="classic+tip,classic+ours", help="the arms --ratios applies to")
     p.add_argument("--synthetic-ratio", type=float, default=2.0, help="synthetic images per real image (default 2)")
     p.add_argument("--vae-config", default="conditional", help="named VAE configuration (default conditional)")
     p.add_argument("--vae-minutes", type=float, default=2.0, help="training budget of each VAE (minutes)")
     p.add_argument("--object-minutes", type=float, default=1.0,
-                   help="training budget of the composite arm's object VAE (minutes)")
+                   help="training budget of the object VAE of the composite, ours and cas arms (minutes)")
     p.add_argument("--classifier-steps", type=int, default=500, help="Adam steps of every classifier")
+    p.add_argument("--detector-steps", type=int, default=3000, help="Adam steps of every detector (det: arms)")
     p.add_argument("--batch-size", type=int, default=32, help="classifier batch size")
     p.add_argument("--width", type=int, default=16, help="classifier base width (metrics.small_cnn)")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N train and N test images (0: all)")
     p.add_argument("--report", help="write the markdown table here (and a PNG plot next to it)")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: write the report from OUT/results.json as it stands (also mid-run)")
-    p.add_argument("--quick", action="store_true", help="a minutes-long run: 1 fraction (0.25), 1 seed, "
-                                                        "0.3 VAE minutes, 100 steps")
+    p.add_argument("--quick", action="store_true",
+                   help="every arm end to end on a few images in about a minute (a smoke test, not a result): "
+                        "48 phantoms at 32x32 unless --data, 1 seed, one epoch per VAE, 20 steps per model")
     args = p.parse_args(argv)
-    if args.quick:
-        args.fractions, args.seeds, args.vae_minutes, args.classifier_steps = "0.25", 1, 0.3, 100
-        args.object_minutes = 0.2
+    if args.quick or os.environ.get("XRAY_VAE_QUICK") == "1" and args.data is None:
+        args.quick = True
+        args.size, args.fractions, args.seeds, args.limit = 32, "0.5", 1, args.limit or 48
+        args.vae_minutes = args.object_minutes = 0.0
+        args.classifier_steps, args.detector_steps, args.width = 20, 20, 4
+        args.ratios = args.ratios or "1,2"
+    elif args.data is None:
+        p.error("--data is required (or --quick)")
     args.fractions = [float(f) for f in str(args.fractions).split(",") if f.strip()]
     args.arms = [a.strip() for a in args.arms.split(",") if a.strip()]
-    bad = [a for a in args.arms if a not in ARMS]
+    for r in [float(v) for v in str(args.ratios).split(",") if v.strip()]:
+        if r != args.synthetic_ratio:                          # at --synthetic-ratio it is the plain arm
+            args.arms += [f"{a.strip()}@{r:g}" for a in args.ratio_arms.split(",") if a.strip()]
+    bad = []
+    for a in args.arms:
+        try:
+            split_arm(a)
+        except ValueError:
+            bad.append(a)
     if bad:
-        p.error(f"unknown arm(s) {bad}; choose from {ARMS}")
+        p.error(f"unknown arm(s) {bad}; choose from {ARMS} (ARM@R for a ratio)")
     if not all(0 < f <= 1 for f in args.fractions):
         p.error("fractions must be in (0, 1]")
     return args
@@ -126,68 +177,128 @@ def names_of(y) -> list:
     return [[c for c, v in zip(CLASSES, row) if v > 0.5] for row in y]
 
 
+def make_pools(args, seed, xs_u8, rows, idx, crops, work: Path, tag: str, n_pool: dict) -> tuple:
+    """The extra images of every source the arms need: ``{source: (images, labels, boxes)}``, and timings.
+
+    ``n_pool[source]`` images each (the largest ratio asked for it); an arm at a lower ratio takes
+    the first ones, so arms at different ratios share their images.
+    """
+    import keras
+
+    from vae_keras.evaluation.augmentation import subset_dataset
+    from vae_keras.sampling import tip
+    from vae_keras.sampling.generate import sample_images
+    from vae_keras.sampling.insert import insert_threats, object_scales
+    from vae_keras.sampling.objects import composite_samples
+
+    pools, timing = {}, {}
+    bag_boxes = [rows[i].boxes_scaled for i in idx]
+    sources = set(n_pool)
+    if not crops:                                                  # nothing boxed in the subset
+        sources -= NEEDS_BOXES
+    sub_dir = subset_dataset(args.data, [rows[i].row for i in idx], work / tag / "data") if sources & (
+        NEEDS_VAE | NEEDS_OBJECTS) else None
+    objects = None
+    if sources & NEEDS_OBJECTS:
+        t0 = time.monotonic()
+        objects, object_sampler = train_objects(sub_dir, work / tag, args, seed)
+        timing["objects_train_s"] = time.monotonic() - t0
+    if sources & NEEDS_VAE:
+        t0 = time.monotonic()
+        model, sampler, label_prior = train_vae(sub_dir, work / tag / "vae", args, seed)
+        timing["vae_train_s"] = time.monotonic() - t0
+        n = max(n_pool[s] for s in sources & NEEDS_VAE)
+        syn_labels = label_prior(n, seed)                                      # (n, C) subset frequencies
+        per = names_of(syn_labels)
+        if "vae" in sources:
+            pools["vae"] = (sample_images(model, n, seed=seed, labels=per, sampler=sampler), syn_labels, None)
+        if "hybrid" in sources:
+            pools["hybrid"] = tip.project_labels(sample_images(model, n, seed=seed + 1, sampler=sampler),
+                                                 per, crops, seed=seed)
+        if "composite" in sources:
+            t0 = time.monotonic()
+            pools["composite"] = composite_samples(model, objects, per, seed=seed + 2, bag_sampler=sampler,
+                                                   object_sampler=object_sampler)
+            timing["composite_s"] = time.monotonic() - t0
+        del model
+        keras.backend.clear_session()
+    if "tip" in sources:
+        t0 = time.monotonic()
+        pools["tip"] = tip.tip_images(xs_u8, crops, n_pool["tip"], seed=seed, bag_boxes=bag_boxes)[:3]
+        timing["tip_s"] = time.monotonic() - t0
+    if "ours" in sources:                     # generated threats in the subset's own bags, TIP's recipe otherwise
+        t0 = time.monotonic()
+        rng = np.random.default_rng(seed + 3)
+        classes = [c.label for c in crops]                                     # the subset's class frequencies
+        per = [list(rng.choice(classes, size=int(rng.integers(1, 3)))) for _ in range(n_pool["ours"])]
+        images, labels, boxes, _ = insert_threats(xs_u8, objects, per, seed=seed + 3, bag_boxes=bag_boxes,
+                                                  scales=object_scales(work / tag / "objects_data"),
+                                                  sampler=object_sampler)
+        pools["ours"] = (images, labels, boxes)
+        timing["ours_s"] = time.monotonic() - t0
+    return pools, timing
+
+
 def run_one(args, fraction, seed, train_set, test_set, work: Path) -> list:
     """Every arm for one (fraction, seed): returns one record per arm."""
     import keras
 
     from vae_keras.sampling import tip
-    from vae_keras.evaluation.augmentation import classic_augment, score, subset_dataset, train_classifier
-    from vae_keras.sampling.generate import sample_images
-    from vae_keras.sampling.objects import composite_samples
+    from vae_keras.evaluation.augmentation import classic_augment, score, train_classifier
+    from vae_keras.evaluation.detection import coco_map, train_detector
 
     x, y, rows = train_set
-    x_test, y_test = test_set
+    x_test, y_test, boxes_test = test_set
     k = max(4, int(round(fraction * len(x))))
     idx = np.sort(np.random.default_rng(1000 + seed).permutation(len(x))[:k])
     xs, ys = x[idx].astype(np.float32) / 255.0, y[idx]                       # (k, S, S, 1) in [0, 1]
-    n_syn = int(round(args.synthetic_ratio * k))
+    real_boxes = [rows[i].boxes_scaled for i in idx]
     crops = tip.crops_from_arrays(x[idx], [rows[i].boxes for i in idx], [rows[i].native for i in idx])
     tag = f"f{fraction:g}-s{seed}"
-    pools, timing = {}, {}
-
-    if NEEDS_VAE & set(args.arms):
-        t0 = time.monotonic()
-        sub_dir = subset_dataset(args.data, [rows[i].row for i in idx], work / tag / "data")
-        model, sampler, label_prior = train_vae(sub_dir, work / tag / "vae", args, seed)
-        timing["vae_train_s"] = time.monotonic() - t0
-        syn_labels = label_prior(n_syn, seed)                                  # (n, C) subset frequencies
-        per = names_of(syn_labels)
-        if {"vae", "classic+vae"} & set(args.arms):
-            pools["vae"] = (sample_images(model, n_syn, seed=seed, labels=per, sampler=sampler), syn_labels)
-        if "hybrid" in args.arms and crops:
-            pools["hybrid"] = tip.project_labels(sample_images(model, n_syn, seed=seed + 1, sampler=sampler),
-                                                 per, crops, seed=seed)[:2]
-        if "composite" in args.arms and crops:
-            t0 = time.monotonic()
-            objects, object_sampler = train_objects(sub_dir, work / tag, args, seed)
-            pools["composite"] = composite_samples(model, objects, per, seed=seed + 2, bag_sampler=sampler,
-                                                   object_sampler=object_sampler)[:2]
-            timing["objects_train_s"] = time.monotonic() - t0
-        del model
-        keras.backend.clear_session()
-    if NEEDS_BOXES & set(args.arms) and crops:
-        ti, tl, _, _ = tip.tip_images(x[idx], crops, n_syn, seed=seed, bag_boxes=[rows[i].boxes_scaled for i in idx])
-        pools["tip"] = (ti, tl)
+    n_pool = {}
+    for arm in args.arms:
+        _, _, source, ratio = split_arm(arm)
+        if source is not None:
+            n_pool[source] = max(n_pool.get(source, 0), int(round((ratio or args.synthetic_ratio) * k)))
+    pools, timing = make_pools(args, seed, x[idx], rows, idx, crops, work, tag, n_pool)
 
     records = []
     for arm in args.arms:
-        source = arm.replace("classic+", "") if arm not in ("real", "classic") else None
+        model, name, source, ratio = split_arm(arm)
         if source is not None and source not in pools:
             print(f"  {tag} {arm}: skipped (no {'boxes' if source != 'vae' else 'VAE'})", file=sys.stderr)
             continue
-        xa, ya = (xs, ys) if source is None else (np.concatenate([xs, pools[source][0]]),
-                                                  np.concatenate([ys, pools[source][1]]))
+        if model == "detector" and source is not None and pools[source][2] is None:
+            print(f"  {tag} {arm}: skipped (the {source} images have no boxes)", file=sys.stderr)
+            continue
+        n = 0 if source is None else int(round((ratio or args.synthetic_ratio) * k))
+        if name == "cas":                                          # generated images only
+            n = int(round((ratio or args.synthetic_ratio) * k))
+            xa, ya, ba = (v[:n] for v in pools[source])
+        elif source is None:
+            xa, ya, ba = xs, ys, real_boxes
+        else:
+            extra = pools[source]
+            xa, ya = np.concatenate([xs, extra[0][:n]]), np.concatenate([ys, extra[1][:n]])
+            ba = real_boxes + (list(extra[2][:n]) if extra[2] is not None else [])
+        classic = name.startswith("classic")
         t0 = time.monotonic()
-        clf = train_classifier(xa, ya, steps=args.classifier_steps, seed=seed, batch_size=args.batch_size,
-                               augment=classic_augment if arm.startswith("classic") else None, width=args.width)
-        s = score(clf, x_test, y_test)
-        rec = {"fraction": fraction, "seed": seed, "arm": arm, "real_images": int(k),
-               "synthetic_images": 0 if source is None else int(len(pools[source][0])),
+        if model == "detector":
+            det = train_detector(xa, ba, steps=args.detector_steps, seed=seed, augment=classic, width=args.width)
+            s = coco_map(det.predict(x_test), boxes_test, x_test.shape[1])
+            del det
+        else:
+            clf = train_classifier(xa, ya, steps=args.classifier_steps, seed=seed, batch_size=args.batch_size,
+                                   augment=classic_augment if classic else None, width=args.width)
+            s = score(clf, x_test, y_test)
+            del clf
+        rec = {"fraction": fraction, "seed": seed, "arm": arm, "model": model,
+               "real_images": 0 if name == "cas" else int(k), "synthetic_images": int(len(xa) - (0 if name == "cas" else k)),
                "seconds": time.monotonic() - t0, **s, **timing}
         records.append(rec)
-        print(f"  {tag} {arm:12s} mean AUROC {s['mean_auroc']:.3f}  mAP {s['mAP']:.3f}  ({rec['seconds']:.0f} s)",
-              file=sys.stderr, flush=True)
-        del clf
+        said = (f"mAP@0.5 {s['map50']:.3f}  mAP@0.5:0.95 {s['map']:.3f}" if model == "detector"
+                else f"mean AUROC {s['mean_auroc']:.3f}  mAP {s['mAP']:.3f}")
+        print(f"  {tag} {arm:18s} {said}  ({rec['seconds']:.0f} s)", file=sys.stderr, flush=True)
         keras.backend.clear_session()
     return records
 
@@ -210,40 +321,77 @@ def load_train_rows(data_dir: Path, size: int):
 
 
 # -- the report ------------------------------------------------------------------------------------
+SCORES = {"classifier": ("mean_auroc", "mAP"), "detector": ("map50", "map")}
+PER_CLASS = {"classifier": ("auroc", "ap"), "detector": ("ap50",)}
+BASELINES = {"classifier": ("real", "classic"), "detector": ("det:real", "det:classic")}
+
+
 def summarize(records) -> list:
-    """One dict per (fraction, arm): mean and std over seeds of every score."""
+    """One dict per (fraction, arm): mean and std over seeds of every score, paired gains over the
+    baselines (``real`` and ``classic``; ``det:real`` and ``det:classic`` for the detector), and for
+    ``cas`` the ratio of its per-class AUROC to the ``real`` arm's."""
     out = []
-    keys = sorted({(r["fraction"], r["arm"]) for r in records}, key=lambda t: (t[0], ARMS.index(t[1])))
+    keys = sorted({(r["fraction"], r["arm"]) for r in records}, key=lambda t: (t[0], arm_order(t[1])))
     for fraction, arm in keys:
         rs = [r for r in records if r["fraction"] == fraction and r["arm"] == arm]
-        base = [r for r in records if r["fraction"] == fraction and r["arm"] == "real"]
-        d = {"fraction": fraction, "arm": arm, "n": len(rs), "real_images": rs[0]["real_images"],
-             "synthetic_images": rs[0]["synthetic_images"]}
-        for key in ("mean_auroc", "mAP"):
+        model = rs[0].get("model", "classifier")
+        d = {"fraction": fraction, "arm": arm, "model": model, "n": len(rs), "real_images": rs[0]["real_images"],
+             "synthetic_images": rs[0]["synthetic_images"], "seconds": float(np.mean([r["seconds"] for r in rs]))}
+        for key in SCORES[model]:
             v = np.array([r[key] for r in rs])
             d[key], d[key + "_std"] = float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
-            if base:  # paired difference to the real-only arm of the same seed
-                by_seed = {r["seed"]: r[key] for r in base}
+            for base_arm in BASELINES[model]:   # paired difference to a baseline arm of the same seed
+                by_seed = {r["seed"]: r[key] for r in records if r["fraction"] == fraction and r["arm"] == base_arm}
                 diff = np.array([r[key] - by_seed[r["seed"]] for r in rs if r["seed"] in by_seed])
-                d[key + "_gain"] = float(diff.mean())
-                d[key + "_gain_std"] = float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
-        for key in ("auroc", "ap"):
+                if len(diff):
+                    tag = "" if base_arm.endswith("real") else "_vs_classic"
+                    d[key + tag + "_gain"] = float(diff.mean())
+                    d[key + tag + "_gain_std"] = float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
+        for key in PER_CLASS[model]:
             d[key] = {c: float(np.nanmean([r[key][c] for r in rs])) for c in CLASSES}
         out.append(d)
+    real = {d["fraction"]: d for d in out if d["arm"] == "real"}
+    for d in out:
+        if d["arm"].split("@")[0] == "cas" and d["fraction"] in real:
+            d["cas_ratio"] = {c: d["auroc"][c] / real[d["fraction"]]["auroc"][c] for c in CLASSES}
     return out
 
 
+def _pm(d, key) -> str:
+    return f"{d.get(key, float('nan')):+.3f} ± {d.get(key + '_std', 0):.3f}" if key in d else ""
+
+
 def markdown_table(summary) -> str:
-    head = ("| subset | seeds | arm | real + synthetic | mean AUROC | mAP | mAP gain vs real | "
+    """The classifier's table, then the detector's (when it ran), then the CAS ratios (when ``cas`` ran)."""
+    head = ("| subset | seeds | arm | real + synthetic | mean AUROC | mAP | mAP gain vs real | vs classic | "
             + " | ".join(f"AP {c}" for c in CLASSES) + " |\n")
-    head += "|" + " --- |" * (7 + len(CLASSES)) + "\n"
+    head += "|" + " --- |" * (8 + len(CLASSES)) + "\n"
     lines = []
-    for d in summary:
-        gain = "" if d["arm"] == "real" else f"{d.get('mAP_gain', float('nan')):+.3f} ± {d.get('mAP_gain_std', 0):.3f}"
+    for d in (d for d in summary if d["model"] == "classifier"):
         lines.append(f"| {d['fraction']:.0%} | {d['n']} | {d['arm']} | {d['real_images']} + {d['synthetic_images']} | "
                      f"{d['mean_auroc']:.3f} ± {d['mean_auroc_std']:.3f} | {d['mAP']:.3f} ± {d['mAP_std']:.3f} | "
-                     f"{gain} | " + " | ".join(f"{d['ap'][c]:.2f}" for c in CLASSES) + " |")
-    return head + "\n".join(lines) + "\n"
+                     f"{'' if d['arm'] == 'real' else _pm(d, 'mAP_gain')} | "
+                     f"{'' if d['arm'] in ('real', 'classic') else _pm(d, 'mAP_vs_classic_gain')} | "
+                     + " | ".join(f"{d['ap'][c]:.2f}" for c in CLASSES) + " |")
+    text = head + "\n".join(lines) + "\n"
+    det = [d for d in summary if d["model"] == "detector"]
+    if det:
+        text += ("\nDetector (CenterNet from scratch, COCO box mAP from pycocotools):\n\n"
+                 "| subset | seeds | arm | real + synthetic | mAP@0.5 | mAP@0.5:0.95 | mAP@0.5 gain vs det:classic | "
+                 + " | ".join(f"AP50 {c}" for c in CLASSES) + " | s per run |\n"
+                 + "|" + " --- |" * (8 + len(CLASSES)) + "\n")
+        text += "\n".join(
+            f"| {d['fraction']:.0%} | {d['n']} | {d['arm']} | {d['real_images']} + {d['synthetic_images']} | "
+            f"{d['map50']:.3f} ± {d['map50_std']:.3f} | {d['map']:.3f} ± {d['map_std']:.3f} | "
+            f"{'' if d['arm'] in ('det:real', 'det:classic') else _pm(d, 'map50_vs_classic_gain')} | "
+            + " | ".join(f"{d['ap50'][c]:.2f}" for c in CLASSES) + f" | {d['seconds']:.0f} |" for d in det) + "\n"
+    cas = [d for d in summary if "cas_ratio" in d]
+    if cas:
+        text += ("\nClassification Accuracy Score (trained on whole generated bags only, per-class AUROC on the real "
+                 "test split, as a fraction of the `real` arm's; the goal is 0.8):\n\n"
+                 + "\n".join(f"- {d['fraction']:.0%} subset, `{d['arm']}`: " + ", ".join(
+                     f"{c} {d['cas_ratio'][c]:.2f}" for c in CLASSES) for d in cas) + "\n")
+    return text
 
 
 def plot(summary, path: Path) -> Path:
@@ -252,8 +400,9 @@ def plot(summary, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    summary = [d for d in summary if d["model"] == "classifier"]
     fractions = sorted({d["fraction"] for d in summary})
-    arms = [a for a in ARMS if any(d["arm"] == a for d in summary)]
+    arms = sorted({d["arm"] for d in summary}, key=arm_order)
     fig, ax = plt.subplots(figsize=(7.5, 3.2), dpi=100)
     width = 0.8 / len(arms)
     for j, arm in enumerate(arms):
@@ -284,7 +433,7 @@ def best_arms(summary) -> str:
     """One sentence per subset size: the arm with the highest mean mAP and its paired gain."""
     out = []
     for f in sorted({d["fraction"] for d in summary}):
-        best = max((d for d in summary if d["fraction"] == f), key=lambda d: d["mAP"])
+        best = max((d for d in summary if d["fraction"] == f and d["model"] == "classifier"), key=lambda d: d["mAP"])
         gain = f" ({best['mAP_gain']:+.3f} ± {best['mAP_gain_std']:.3f} over `real`)" if "mAP_gain" in best \
             and best["arm"] != "real" else ""
         out.append(f"{f:.0%} subset: `{best['arm']}`, mAP {best['mAP']:.3f}{gain}")
@@ -302,11 +451,13 @@ def write_report(records, meta, path: Path) -> Path:
             f"{meta['classifier_steps']} Adam steps of batch {meta['batch_size']} (width {meta['width']}); "
             f"each VAE `{meta['vae_config']}` trained {meta['vae_minutes']} min on the subset only; "
             f"{meta['synthetic_ratio']:g} synthetic images per real one"
-            + (f"; the composite arm's object VAE trained {meta['object_minutes']} min on the subset's threats"
+            + (f"; the object VAE (composite, ours, cas) trained {meta['object_minutes']} min on the subset's threats"
                if "object_minutes" in meta else "")
+            + (f"; every detector {meta['detector_steps']} Adam steps of batch 16" if "detector_steps" in meta else "")
             + ". Scores on the whole test split; "
-            f"± is the standard deviation over seeds; the gain is the paired difference to `real` "
-            f"(same seed, same subset). Wall time {meta['minutes']:.0f} min on {meta['machine']}.\n\n"
+            f"± is the standard deviation over seeds; the gains are paired differences to `real` and to "
+            f"`classic` (same seed, same subset); `ours` inserts the object VAE's threats into the subset's own "
+            f"bags (vae_keras.sampling.insert), `ARM@R` is an arm at R synthetic images per real one. Wall time {meta['minutes']:.0f} min on {meta['machine']}.\n\n"
             + markdown_table(summary) + "\n" + best_arms(summary) + f"\n![mAP per arm]({png.name})\n\n" + notes)
     atomic_write_text(path, text)
     return path
@@ -320,19 +471,37 @@ def main(argv=None) -> int:
     tf.get_logger().setLevel("ERROR")
     from vae_keras.data.pipeline import load_split
 
-    data = Path(args.data)
+    from vae_keras.data.layouts import boxes_at_size
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.data is None:                                   # --quick without data: a few phantoms
+        from data_prep.phantoms import write_phantom_dataset
+
+        args.data = str(out / "quick_data")
+        if not (out / "quick_data" / "manifest.csv").is_file():
+            write_phantom_dataset(out / "quick_data", n=2 * args.limit, size=args.size, seed=0, progress=False,
+                                  workers=1, benign_fraction=0.25)
+    data = Path(args.data)
     start = time.monotonic()
     x, y = load_split(data, "train", image_size=args.size)                    # (n, S, S, 1) uint8
     x_test, y_test = load_split(data, "test", image_size=args.size)
     rows = load_train_rows(data, args.size)
+    test_rows = [r for r in read_manifest(data / "manifest.csv") if r.split == "test"]   # load_split's order
+    boxes_test = boxes_at_size(data, test_rows, args.size)
+    if args.limit:
+        x, y, rows = x[:args.limit], y[:args.limit], rows[:args.limit]
+        x_test, y_test, boxes_test = x_test[:args.limit], y_test[:args.limit], boxes_test[:args.limit]
     results_path = out / "results.json"
     state = json.loads(results_path.read_text()) if results_path.is_file() else {"records": [], "minutes": 0.0}
     settings = {k: getattr(args, k) for k in ("data", "size", "synthetic_ratio", "vae_config", "vae_minutes",
                                               "classifier_steps", "batch_size", "width")}
-    if "composite" in args.arms:
+    if {split_arm(a)[2] for a in args.arms} & NEEDS_OBJECTS:
         settings["object_minutes"] = args.object_minutes
+    if any(a.startswith("det:") for a in args.arms):
+        settings["detector_steps"] = args.detector_steps
+    if args.limit:
+        settings["limit"] = args.limit
     if args.report_only and state.get("settings"):
         settings = state["settings"]                 # report what was run, whatever the flags say now
     elif state.get("settings") not in (None, settings):
@@ -348,8 +517,9 @@ def main(argv=None) -> int:
             if set(args.arms) <= done:
                 continue
             print(f"fraction {fraction:g}, seed {seed}", file=sys.stderr, flush=True)
-            recs = run_one(args, fraction, seed, (x, y, rows), (x_test, y_test), out)
-            state["records"] = [r for r in state["records"] if not (r["fraction"] == fraction and r["seed"] == seed)]
+            recs = run_one(args, fraction, seed, (x, y, rows), (x_test, y_test, boxes_test), out)
+            state["records"] = [r for r in state["records"] if not (r["fraction"] == fraction and r["seed"] == seed
+                                                                    and r["arm"] in args.arms)]
             state["records"] += recs
             state["minutes"] = state.get("minutes", 0.0) + (time.monotonic() - start) / 60
             start = time.monotonic()

@@ -146,3 +146,21 @@ def test_detector_trains_and_finds_boxes():
     assert len(found) == 32 and all(d["label"] in CLASSES and 0 <= d["score"] <= 1 for ds in found for d in ds)
     assert found[0] and found[0][0]["label"] == "knife"                  # the top detection is the right class
     assert detection.coco_map(found, boxes, 32)["map50"] > 0.3
+
+
+def test_benchmark_quick_runs_every_v2_arm(tmp_path):
+    """--quick: 48 phantoms at 32x32, every arm of issue #15 end to end (classifier, CAS, detector, ratios)."""
+    bench = _load_benchmark()
+    report = tmp_path / "fig" / "v2.md"
+    assert bench.main(["--quick", "--out", str(tmp_path / "work"), "--report", str(report)]) == 0
+    records = json.loads((tmp_path / "work" / "results.json").read_text())["records"]
+    arms = {r["arm"]: r for r in records}
+    assert set(arms) == set(bench.V2_ARMS) | {"classic+tip@1", "classic+ours@1"}
+    k = arms["real"]["real_images"]
+    assert arms["cas"]["real_images"] == 0 and arms["cas"]["synthetic_images"] == 2 * k      # generated only
+    assert arms["classic+ours@1"]["synthetic_images"] == k and arms["classic+ours"]["synthetic_images"] == 2 * k
+    for arm in ("det:classic", "det:classic+tip", "det:classic+ours"):
+        assert arms[arm]["model"] == "detector" and 0 <= arms[arm]["map"] <= arms[arm]["map50"] <= 1
+    text = report.read_text()
+    assert "| 50% | 1 | classic+ours |" in text and "| 50% | 1 | det:classic+ours |" in text
+    assert "Classification Accuracy Score" in text and "--quick" in text
