@@ -2,6 +2,6 @@
 
 Owns :mod:`.metrics` (pure functions: sharpness, dense mass, Frechet distance, two-sample test,
 memorisation, the threat classifier), :mod:`.evaluate` (``evaluate RUN``: all of them on one run,
-``metrics.json`` and its table) and :mod:`.augmentation` (the augmentation benchmark's subsets,
-classic augmentation and classifier). May import :mod:`vae_keras.sampling` and everything below it.
+``metrics.json`` and its table), :mod:`.augmentation` (the augmentation benchmark's subsets,
+classic augmentation and classifier) and :mod:`.detection` (its detector and COCO score). May import :mod:`vae_keras.sampling` and everything below it.
 """
