@@ -165,3 +165,14 @@ def test_cli_into_writes_a_valid_yolo_export(object_run, tmp_path):
     rows = read_manifest(out2 / "manifest.csv")
     assert all(len(r.labels) == 1 and len(r.boxes) == 1 for r in rows)
     assert len(list((out2 / "annotations").glob("*.xml"))) == 8
+
+
+def test_cli_into_refuses_a_second_threat_source(object_run, tmp_path, capsys):
+    from vae_keras.cli import main
+
+    assert main(["generate", str(object_run / "object_run"), "--into", str(object_run / "bags"), "--n", "2",
+                 "--tip", str(object_run / "bags"), "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    assert "cannot be combined" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    assert main(["generate", str(object_run / "object_run"), "--into", str(tmp_path / "nothing"), "--n", "2",
+                 "--out", str(tmp_path / "y"), "--quiet"]) == 2
+    assert "not a prepared folder" in capsys.readouterr().err

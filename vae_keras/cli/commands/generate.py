@@ -61,7 +61,12 @@ def run(args):
         model.config = config = config.replace(ddim_steps=args.steps, guidance=args.guidance)
     labels = requested_labels(args, config, model)
     if args.into:  # generated threats in the given bags
+        from vae_keras.errors import DataError
         from vae_keras.sampling.insert import insert_into
+
+        if args.tip or args.objects:
+            raise DataError("--into takes the threats of RUN (an object VAE) into the bags of BAGS: "
+                            "it cannot be combined with --tip or --objects")
 
         rows = insert_into(args.run, args.into, args.n, args.out, labels=labels, fmt=args.format or "yolo",
                            seed=args.seed, temperature=args.temperature, batch_size=args.batch_size)
