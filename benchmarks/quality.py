@@ -14,8 +14,9 @@ same training split; its likelihood and reconstruction columns are the bag run's
 columns measure the composites.
 
 The table is rewritten after every configuration, so an interrupted benchmark leaves a valid
-(partial) table. Configurations with a ``gmm`` sampler are also scored with the plain N(0, I)
-prior, to show what the ex-post density buys.
+(partial) table. Configurations with a ``gmm`` sampler (or ``latent``'s diffusion prior, with
+``--prior-rows latent``) are also scored with the plain N(0, I) prior, to show what the ex-post
+density (or the learned prior) buys. ``latent`` trains both of its stages within ``--minutes``.
 
     python benchmarks/quality.py --data data/phantoms64 --minutes 10
 """
@@ -202,7 +203,8 @@ def main(argv=None):
     p.add_argument("--objects-minutes", type=float, default=3.0,
                    help="the part of the `composite` row's budget that trains its object VAE (default: 3)")
     p.add_argument("--prior-rows", nargs="*", default=["sigma"],
-                   help="gmm configurations also scored with the N(0, I) prior (default: sigma)")
+                   help="gmm or diffusion-prior (latent) configurations also scored with the N(0, I) prior "
+                        "(default: sigma)")
     args = p.parse_args(argv)
     load_start = load_average()
     command = "python benchmarks/quality.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
@@ -250,7 +252,7 @@ def main(argv=None):
         results[name] = metrics
         print(f"== {name}\n{format_table(metrics)}", file=sys.stderr)
         sample_grid(run, figures / f"quality_samples_{name}.png")
-        if metrics.get("sampler") == "gmm" and name in args.prior_rows:
+        if metrics.get("sampler") in ("gmm", "diffusion") and name in args.prior_rows:
             prior_path = run / "metrics_normal_sampler.json"
             if prior_path.is_file():
                 prior = json.loads(prior_path.read_text())
