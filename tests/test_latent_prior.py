@@ -81,6 +81,8 @@ def test_ddim_step_with_the_true_noise_recovers_x0_and_lands_on_the_next_noise_l
     np.testing.assert_allclose(x_next.numpy(), D.add_noise(x0, noise, tf.fill((3,), t_next)).numpy(), atol=1e-5)
     wrong, _ = D.ddim_step(x_t, noise * 0.5, tf.constant(t), tf.constant(t_next))
     assert np.abs(wrong.numpy() - x0.numpy()).max() > 0.1
+    clipped, _ = D.ddim_step(x_t, noise * 0.5, tf.constant(t), tf.constant(t_next), clip=1.0)
+    np.testing.assert_array_equal(clipped.numpy(), np.clip(wrong.numpy(), -1.0, 1.0))
 
 
 class Oracle:

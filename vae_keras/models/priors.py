@@ -366,6 +366,7 @@ class DiffusionSampler:
         if self.steps < 1 or self.guidance < 0:
             raise DataError(f"steps must be >= 1 and guidance >= 0, got {self.steps}, {self.guidance}")
         self.batch_size = int(batch_size)
+        self.clip = float(cfg.prior_clip)
         prior = self.run_dir / diffusion.PRIOR_DIR
         ckpt = tf.train.latest_checkpoint(str(prior / "checkpoints"))
         if ckpt is None or not (prior / diffusion.STATS_FILE).is_file():
@@ -390,7 +391,7 @@ class DiffusionSampler:
         noise = np.random.default_rng(seed).standard_normal((n,) + tuple(self.latent_shape)).astype(np.float32)
         noise *= temperature
         out = [diffusion.ddim_sample(self.network, noise[i:i + self.batch_size], condition[i:i + self.batch_size],
-                                     self.steps, self.guidance).numpy() for i in range(0, n, self.batch_size)]
+                                     self.steps, self.guidance, self.clip).numpy() for i in range(0, n, self.batch_size)]
         x0 = np.concatenate(out) if out else np.zeros((0,) + tuple(self.latent_shape), np.float32)
         return (x0 * self.std + self.mean).reshape(n, self.latent_dim).astype(np.float32)
 
