@@ -17,7 +17,8 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-EXPECTED = ["01_data_pipeline", "02_model", "03_training", "04_generation", "05_analysis", "06_augmentation"]
+EXPECTED = ["01_data_pipeline", "02_model", "03_training", "04_generation", "05_analysis", "06_augmentation",
+            "07_latent_diffusion"]
 NOTEBOOKS = sorted(NB_DIR.glob("[0-9][0-9]_*.ipynb"))
 # What each notebook teaches, as checks nbval compares (the start of a line that must end in ': True'
 # in a cell whose output is not ignored): an instructor's nbval run fails when the course stops
@@ -32,6 +33,10 @@ KEY_CLAIMS = {
                     "generated images hold under a fifth of the real dense-object mass"],
     "06_augmentation": ["TIP beats the real subset alone", "pure VAE images do not beat the real subset alone",
                         "the best arm adds no pure VAE images"],
+    "07_latent_diffusion": ["reconstructions nearer the training bags than N(0, I) decodes",
+                            "with the true noise, one DDIM step recovers x0",
+                            "prior samples nearer the training bags than N(0, I) decodes",
+                            "guidance 0 is the unconditional prediction"],
 }
 
 
