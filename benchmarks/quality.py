@@ -202,6 +202,8 @@ def main(argv=None):
                    help="the configuration of the `composite` row's bags (trained --minutes minus --objects-minutes)")
     p.add_argument("--objects-minutes", type=float, default=3.0,
                    help="the part of the `composite` row's budget that trains its object VAE (default: 3)")
+    p.add_argument("--ddim-steps", nargs="*", type=int, default=[10, 50],
+                   help="a latent run is also scored with these DDIM step counts (its own: 25; default: 10 50)")
     p.add_argument("--prior-rows", nargs="*", default=["sigma"],
                    help="gmm or diffusion-prior (latent) configurations also scored with the N(0, I) prior "
                         "(default: sigma)")
@@ -261,6 +263,15 @@ def main(argv=None):
                                      sampler="normal", save=False)
                 prior_path.write_text(json.dumps(prior, indent=1) + "\n")
             results[f"{name} (N(0,I) sampler)"] = prior
+        for steps in (args.ddim_steps if metrics.get("sampler") == "diffusion" else []):
+            path = run / f"metrics_ddim{steps}.json"
+            if path.is_file():
+                row = json.loads(path.read_text())
+            else:
+                row = evaluate_run(run, data, n=args.n, k=args.k, n_likelihood=args.n_likelihood, steps=steps,
+                                   save=False)
+                path.write_text(json.dumps(row, indent=1) + "\n")
+            results[f"{name} (DDIM {steps} steps)"] = row
         loads[name] = (load0, load_average() if load0 is not None else None)
         write_table(table, results, args, command, started, conditions())
     print(f"wrote {table}", file=sys.stderr)

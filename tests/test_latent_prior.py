@@ -183,7 +183,9 @@ def test_train_generate_evaluate_end_to_end(cli_run, tmp_path):
     for r in rows:                                                    # the same seed: the same images
         assert (tmp_path / "a" / r.path).read_bytes() == (tmp_path / "b" / r.path).read_bytes()
     assert main(["generate", str(run), "--n", "2", "--out", str(tmp_path / "c"), "--steps", "0"]) == 2
-    out = E.evaluate_run(run, data, n=8, k=2, n_likelihood=4, n_per_class=2, folds=2, progress=False, save=False)
+    out = E.evaluate_run(run, data, n=8, k=2, n_likelihood=4, n_per_class=2, folds=2, progress=False, save=False,
+                         steps=3)
+    assert out["ddim_steps"] == 3 and out["guidance"] == 3.0
     assert out["sampler"] == "diffusion" and np.isfinite(out["recon_psnr"]) and np.isfinite(out["sharpness_ratio"])
     assert set(out["class_recognition"]) == {"handgun", "knife", "razor_blade", "shuriken"}   # a class can be asked for
 
