@@ -373,6 +373,9 @@ class Trainer:
         two_stage = self.config.sampler == "diffusion"
         budget = self.minutes if self.minutes is None or not two_stage else self.minutes * self.config.vae_share
         frozen = two_stage and prior_started(self.run_dir)
+        if frozen and int(self.epoch.numpy()) < self.config.epochs:
+            print(f"note: the prior stage of {self.run_dir} has begun, so its autoencoder is final at epoch "
+                  f"{int(self.epoch.numpy())}: continuing the prior", file=sys.stderr)
         while int(self.epoch.numpy()) < self.config.epochs and not frozen:
             epoch = int(self.epoch.numpy()) + 1
             record = self.train_epoch(epoch)
