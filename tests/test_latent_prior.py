@@ -55,7 +55,7 @@ def test_spatial_latent_is_a_map_flattened_row_major():
     np.testing.assert_allclose(mean.numpy(), h[..., :4].numpy().reshape(2, -1), atol=1e-6)
     np.testing.assert_allclose(logvar.numpy(), h[..., 4:].numpy().reshape(2, -1), atol=1e-6)
     # each level's residual branch starts at zero: the block is the identity before training
-    blocks = [layer for layer in model.encoder.layers if type(layer).__name__ == "ResidualBlock"]
+    blocks = [layer for layer in model.encoder.layers if type(layer).__name__ == "ResBlock"]
     y = tf.random.normal((1, 8, 8, blocks[0].filters))
     np.testing.assert_array_equal(blocks[0](y).numpy(), y.numpy())
 

@@ -53,27 +53,8 @@ import keras
 
 from vae_keras.config import VAEConfig
 from vae_keras.data.layouts import layout_side
+from vae_keras.models.blocks import ResBlock
 from vae_keras.models.latent import latent_decoder, latent_encoder, split_moments
-
-
-class ResBlock(keras.layers.Layer):
-    """``x + Conv(act(Conv(act(x))))``: two 3x3 convolutions on a residual path, same shape out."""
-
-    def __init__(self, filters: int, **kwargs):
-        super().__init__(**kwargs)
-        self.filters = int(filters)
-        self.conv1 = keras.layers.Conv2D(self.filters, 3, padding="same", activation="silu")
-        self.conv2 = keras.layers.Conv2D(self.filters, 3, padding="same")
-        self.act = keras.layers.Activation("silu")
-
-    def call(self, x):
-        return x + self.conv2(self.conv1(self.act(x)))                # (batch, h, w, filters)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters}
 
 
 def _resnet_encoder(config: VAEConfig, channels: int) -> keras.Sequential:

@@ -6,11 +6,11 @@ learned one (:mod:`vae_keras.models.diffusion`), as in latent diffusion's first 
 
 For ``encoder_filters=(16, 32, 64)`` at 64x64 (f = 4, c = 4)::
 
-    encoder: (64, 64, 1) -> Conv2D(16, 3) -> ResidualBlock(16)                     # (64, 64, 16)
-             -> Conv2D(32, 3, s2) -> ResidualBlock(32)                             # (32, 32, 32)
-             -> Conv2D(64, 3, s2) -> ResidualBlock(64) -> silu -> Conv2D(2c, 3)    # (16, 16, 8)
-    decoder: (1024,) -> Reshape(16, 16, 4) -> Conv2D(64, 3) -> ResidualBlock(64)   # (16, 16, 64)
-             -> [UpSampling2D(2, bilinear) + Conv2D(f, 3) + ResidualBlock(f)] for f in 32, 16
+    encoder: (64, 64, 1) -> Conv2D(16, 3) -> ResBlock(16)                     # (64, 64, 16)
+             -> Conv2D(32, 3, s2) -> ResBlock(32)                             # (32, 32, 32)
+             -> Conv2D(64, 3, s2) -> ResBlock(64) -> silu -> Conv2D(2c, 3)    # (16, 16, 8)
+    decoder: (1024,) -> Reshape(16, 16, 4) -> Conv2D(64, 3) -> ResBlock(64)   # (16, 16, 64)
+             -> [UpSampling2D(2, bilinear) + Conv2D(f, 3) + ResBlock(f)] for f in 32, 16
              -> silu -> Conv2D(1, 3)                                               # (64, 64, 1) pre-sigmoid
 
 The latent keeps the flat interface of every other configuration: ``encode`` returns
@@ -28,27 +28,8 @@ import tensorflow as tf
 import keras
 
 from vae_keras.config import VAEConfig
+from vae_keras.models.blocks import ResBlock
 from vae_keras.models.losses import gaussian_kl_per_dim, optimal_log_sigma
-
-
-class ResidualBlock(keras.layers.Layer):
-    """``x + Conv(silu(Conv(silu(x))))`` with the second conv's kernel and bias starting at zero (norm-free)."""
-
-    def __init__(self, filters: int, **kwargs):
-        super().__init__(**kwargs)
-        self.filters = int(filters)
-        self.conv1 = keras.layers.Conv2D(self.filters, 3, padding="same", activation="silu")
-        self.conv2 = keras.layers.Conv2D(self.filters, 3, padding="same", kernel_initializer="zeros")
-        self.act = keras.layers.Activation("silu")
-
-    def call(self, x):
-        return x + self.conv2(self.conv1(self.act(x)))                # (batch, h, w, filters)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters}
 
 
 def level_widths(config: VAEConfig) -> list:
@@ -68,7 +49,7 @@ def latent_encoder(config: VAEConfig, channels: int = 1) -> keras.Sequential:
     for i, w in enumerate(widths):
         if i:                                                         # halves the side
             enc.add(keras.layers.Conv2D(w, 3, strides=2, padding="same"))
-        enc.add(ResidualBlock(w))
+        enc.add(ResBlock(w, zero_init=True))
     enc.add(keras.layers.Activation("silu"))
     enc.add(keras.layers.Conv2D(2 * config.latent_channels, 3, padding="same", dtype="float32"))  # (batch, S/f, S/f, 2c)
     return enc
@@ -85,7 +66,7 @@ def latent_decoder(config: VAEConfig) -> keras.Sequential:
         if i:                                                         # doubles the side
             dec.add(keras.layers.UpSampling2D(2, interpolation="bilinear"))
             dec.add(keras.layers.Conv2D(w, 3, padding="same"))
-        dec.add(ResidualBlock(w))
+        dec.add(ResBlock(w, zero_init=True))
     dec.add(keras.layers.Activation("silu"))
     dec.add(keras.layers.Conv2D(1, 3, padding="same", dtype="float32"))  # (batch, S, S, 1) pre-sigmoid
     return dec
