@@ -57,6 +57,20 @@ def test_into_a_grey_image_darkens_multiplicatively():
     np.testing.assert_allclose(out[mask], 0.5)
 
 
+def test_a_faint_halo_outside_the_box_is_not_pasted():
+    """A cut-out carries a faint halo from its bag (transmission just below 1): every pixel the
+    projection changes must lie inside the labelled box, or the box is not the object's."""
+    t = np.full((10, 10), 0.99, np.float32)                   # halo: darkens by 1%, below FOOTPRINT_TOL
+    t[3:7, 2:8] = 0.3                                         # the threat
+    crop = tip.ThreatCrop("knife", t, "test")
+    grey = np.full((40, 40), 0.8, np.float32)
+    out, boxes = tip.project(grey, crop, np.random.default_rng(0), scale_range=(1, 1), rotate=False, flip=False)
+    x1, y1, x2, y2 = boxes[0]["box"]
+    assert (x2 - x1, y2 - y1) == (6, 4)
+    changed = np.argwhere(out != grey)
+    assert changed.min(0).tolist() == [y1, x1] and (changed.max(0) + 1).tolist() == [y2, x2]
+
+
 def test_threats_land_inside_the_bag():
     bag = np.ones((48, 48), np.float32)
     bag[20:44, 24:46] = 0.6                                   # the bag: everything else is background

@@ -212,13 +212,18 @@ def is_empty(t: np.ndarray, tol: float = FOOTPRINT_TOL) -> bool:
     return not bool(np.any(np.asarray(t) < 1.0 - tol))
 
 
-def composite(target, t: np.ndarray, x: int, y: int) -> np.ndarray:
-    """Beer-Lambert: ``target`` (H, W) in [0, 1] times the transmission ``t`` placed with its corner at (x, y)."""
+def composite(target, t: np.ndarray, x: int, y: int, tol: float = FOOTPRINT_TOL) -> np.ndarray:
+    """Beer-Lambert: ``target`` (H, W) in [0, 1] times the transmission ``t`` placed with its corner at (x, y).
+
+    Pixels of ``t`` at or above ``1 - tol`` count as "nothing there" (transmission 1): they lie
+    outside the threat's :func:`footprint_box`, and a labelled box must hold every pixel the
+    threat changes, so the faint halo a cut-out carries from its bag is not pasted.
+    """
     out = _as_float_image(target).copy()
     h, w = t.shape
     if x < 0 or y < 0 or y + h > out.shape[0] or x + w > out.shape[1]:
         raise ValueError(f"a {h}x{w} patch at ({x}, {y}) does not fit a {out.shape[0]}x{out.shape[1]} image")
-    out[y:y + h, x:x + w] *= t
+    out[y:y + h, x:x + w] *= np.where(t < 1.0 - tol, t, 1.0)
     return out
 
 
