@@ -31,7 +31,7 @@ KEY_CLAIMS = {
     "04_generation": ["the bags differ more as T grows", "the overall darkness survives"],
     "05_analysis": ["test -ELBO between 0.6 and 0.9 bits/pixel", "generated/real sharpness ratio below 0.3",
                     "generated images hold under a fifth of the real dense-object mass"],
-    "06_augmentation": ["TIP beats the real subset alone", "pure VAE images do not beat the real subset alone",
+    "06_augmentation": ["TIP beats the real subset alone", "real threats in VAE bags (hybrid) beat pure VAE images",
                         "the best arm adds no pure VAE images"],
     "07_latent_diffusion": ["reconstructions nearer the training bags than N(0, I) decodes",
                             "with the true noise, one DDIM step recovers x0",
