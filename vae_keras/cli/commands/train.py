@@ -22,7 +22,8 @@ def add_parser(sub):
     s.add_argument("--image-size", type=int, help="image side, divisible by 4 (default: 224; 64 in quick mode)")
     s.add_argument("--latent-dim", type=int, help="latent dimensions (default: the configuration's)")
     s.add_argument("--batch-size", type=int, help="batch size (default: 32)")
-    s.add_argument("--learning-rate", type=float, help="Adam learning rate (default: 1e-4)")
+    rates = ", ".join(f"{name} {cfg.learning_rate:g}" for name, cfg in NAMED_CONFIGS.items())
+    s.add_argument("--learning-rate", type=float, help=f"Adam learning rate (default: the configuration's: {rates})")
     s.add_argument("--seed", type=int, help="random seed (default: 0)")
     s.add_argument("--minutes", type=float, help="stop at the first epoch end after this many minutes (latent: both "
                                                   "stages together, split 55/45)")
