@@ -126,7 +126,7 @@ def write_table(path: Path, results: dict, args, command: str, started: str, con
                 s = seed.get(key) if seed else None
                 cells.append(("reached" if ok(v, s) else "**missed**") + f" ({v:.3g})")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "Sample grids: " + ", ".join(f"`figures/quality_samples_{n.split(' ')[0]}.png`"
+    lines += ["", "Sample grids: " + ", ".join(f"`{(path.parent / f'quality_samples_{n}.png').as_posix()}`"
                                                   for n in results if " " not in n), ""]
     if path.with_suffix(".notes.md").is_file():
         lines += [path.with_suffix(".notes.md").read_text(encoding="utf-8")]
