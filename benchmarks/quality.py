@@ -204,6 +204,9 @@ def main(argv=None):
                    help="the part of the `composite` row's budget that trains its object VAE (default: 3)")
     p.add_argument("--ddim-steps", nargs="*", type=int, default=[10, 50],
                    help="a latent run is also scored with these DDIM step counts (its own: 25; default: 10 50)")
+    p.add_argument("--prior-clips", nargs="*", type=float, default=[0.0],
+                   help="a latent run is also scored with its DDIM predictions clipped to these many standard "
+                        "deviations (its own: 3; default: 0 = no clipping)")
     p.add_argument("--prior-rows", nargs="*", default=["sigma"],
                    help="gmm or diffusion-prior (latent) configurations also scored with the N(0, I) prior "
                         "(default: sigma)")
@@ -272,6 +275,15 @@ def main(argv=None):
                                    save=False)
                 path.write_text(json.dumps(row, indent=1) + "\n")
             results[f"{name} (DDIM {steps} steps)"] = row
+        for clip in (args.prior_clips if metrics.get("sampler") == "diffusion" else []):
+            path = run / f"metrics_clip{clip:g}.json"
+            if path.is_file():
+                row = json.loads(path.read_text())
+            else:
+                row = evaluate_run(run, data, n=args.n, k=args.k, n_likelihood=args.n_likelihood, clip=clip,
+                                   save=False)
+                path.write_text(json.dumps(row, indent=1) + "\n")
+            results[f"{name} (clip {clip:g} sd)" if clip else f"{name} (no clip)"] = row
         loads[name] = (load0, load_average() if load0 is not None else None)
         write_table(table, results, args, command, started, conditions())
     print(f"wrote {table}", file=sys.stderr)

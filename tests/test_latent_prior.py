@@ -183,9 +183,10 @@ def test_train_generate_evaluate_end_to_end(cli_run, tmp_path):
     for r in rows:                                                    # the same seed: the same images
         assert (tmp_path / "a" / r.path).read_bytes() == (tmp_path / "b" / r.path).read_bytes()
     assert main(["generate", str(run), "--n", "2", "--out", str(tmp_path / "c"), "--steps", "0"]) == 2
+    assert main(["generate", str(run), "--n", "2", "--out", str(tmp_path / "d"), "--clip", "-1"]) == 2
     out = E.evaluate_run(run, data, n=8, k=2, n_likelihood=4, n_per_class=2, folds=2, progress=False, save=False,
-                         steps=3)
-    assert out["ddim_steps"] == 3 and out["guidance"] == 3.0
+                         steps=3, clip=0.0)
+    assert out["ddim_steps"] == 3 and out["guidance"] == 3.0 and out["prior_clip"] == 0.0
     assert out["sampler"] == "diffusion" and np.isfinite(out["recon_psnr"]) and np.isfinite(out["sharpness_ratio"])
     assert set(out["class_recognition"]) == {"handgun", "knife", "razor_blade", "shuriken"}   # a class can be asked for
 
@@ -204,3 +205,5 @@ def test_sampler_is_deterministic_whatever_the_batch_and_follows_steps_and_guida
     assert whole.shape == (5, model.latent_dim)
     assert np.abs(load_sampler(run, model, steps=3, guidance=0.0).sample(5, seed=7, labels=labels) - whole).max() > 0
     assert np.abs(sampler.sample(5, seed=8, labels=labels) - whole).max() > 0
+    tight = load_sampler(run, model, steps=3, guidance=2.0, clip=0.01)    # clipped to 0.01 sd of each channel
+    assert tight.clip == 0.01 and np.abs(tight.sample(5, seed=7, labels=labels) - whole).max() > 0

@@ -102,7 +102,8 @@ def threat_classifier(data_dir, image_size: int, progress: bool = True):
 def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int = 256, seed: int = 0,
                  sampler: Optional[str] = None, temperature: float = 1.0, n_per_class: int = 100,
                  folds: int = 5, progress: bool = True, save: bool = True, objects_run=None,
-                 steps: Optional[int] = None, guidance: Optional[float] = None) -> dict:
+                 steps: Optional[int] = None, guidance: Optional[float] = None,
+                 clip: Optional[float] = None) -> dict:
     """All measures of one run (see the module docstring); writes ``RUN/metrics.json``.
 
     With ``objects_run`` (an object VAE, :mod:`vae_keras.sampling.objects`) the generated images are
@@ -115,7 +116,8 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
         k: importance samples of the IWAE bound (>= 64 for the issue's NLL), on the first
             ``n_likelihood`` test images.
         sampler: ``normal``, ``gmm`` or ``diffusion``; default the run's configured sampler.
-        steps, guidance: a ``diffusion`` sampler's DDIM steps and guidance (default: the run's).
+        steps, guidance, clip: a ``diffusion`` sampler's DDIM steps, guidance and clipping of its
+            predicted latents in standard deviations (default: the run's).
         n_per_class: samples per class for a conditional run's class recognition.
     """
 
@@ -152,9 +154,9 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
     out.update(recon_psnr=M.psnr(recon, test_x), recon_ssim=M.ssim(recon, test_x))
 
     log(f"[3/4] {n} samples ({out['sampler']} sampler)")
-    latent_sampler = load_sampler(run_dir, model, sampler, steps=steps, guidance=guidance)
+    latent_sampler = load_sampler(run_dir, model, sampler, steps=steps, guidance=guidance, clip=clip)
     if hasattr(latent_sampler, "steps"):                               # the diffusion prior
-        out.update(ddim_steps=latent_sampler.steps, guidance=latent_sampler.guidance)
+        out.update(ddim_steps=latent_sampler.steps, guidance=latent_sampler.guidance, prior_clip=latent_sampler.clip)
     if objects_run is not None:
         object_model, object_sampler = load_objects(objects_run)
         out["objects_run"] = str(objects_run)

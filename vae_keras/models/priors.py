@@ -348,6 +348,8 @@ class DiffusionSampler:
         model: the trained ``latent`` CVAE; run_dir: its run folder.
         steps: DDIM steps (default: the configuration's ``ddim_steps``).
         guidance: classifier-free guidance scale (default: the configuration's ``guidance``).
+        clip: each DDIM step's predicted latent clipped to +-this many standard deviations, 0 = off
+            (default: the configuration's ``prior_clip``).
         batch_size: latents denoised at once.
     """
 
@@ -355,7 +357,7 @@ class DiffusionSampler:
     conditional = True
 
     def __init__(self, model, run_dir: PathLike, steps: Optional[int] = None, guidance: Optional[float] = None,
-                 batch_size: int = 256):
+                 batch_size: int = 256, clip: Optional[float] = None):
         cfg = model.config
         self.run_dir = Path(run_dir)
         self.latent_dim = int(model.latent_dim)
@@ -363,10 +365,11 @@ class DiffusionSampler:
         self.num_classes = int(cfg.num_classes)
         self.steps = int(cfg.ddim_steps if steps is None else steps)
         self.guidance = float(cfg.guidance if guidance is None else guidance)
-        if self.steps < 1 or self.guidance < 0:
-            raise DataError(f"steps must be >= 1 and guidance >= 0, got {self.steps}, {self.guidance}")
+        self.clip = float(cfg.prior_clip if clip is None else clip)
+        if self.steps < 1 or self.guidance < 0 or self.clip < 0:
+            raise DataError(f"steps must be >= 1, guidance and clip >= 0, got {self.steps}, {self.guidance}, "
+                            f"{self.clip}")
         self.batch_size = int(batch_size)
-        self.clip = float(cfg.prior_clip)
         prior = self.run_dir / diffusion.PRIOR_DIR
         ckpt = tf.train.latest_checkpoint(str(prior / "checkpoints"))
         if ckpt is None or not (prior / diffusion.STATS_FILE).is_file():
@@ -397,11 +400,11 @@ class DiffusionSampler:
 
 
 def load_sampler(run_dir: PathLike, model, kind: Optional[str] = None, steps: Optional[int] = None,
-                 guidance: Optional[float] = None):
+                 guidance: Optional[float] = None, clip: Optional[float] = None):
     """The run's sampler: ``kind`` (``normal``/``gmm``/``diffusion``), default the configuration's ``sampler``.
 
-    ``steps`` and ``guidance`` set a ``diffusion`` sampler's DDIM steps and guidance scale (default:
-    the configuration's ``ddim_steps`` and ``guidance``).
+    ``steps``, ``guidance`` and ``clip`` set a ``diffusion`` sampler's DDIM steps, guidance scale and
+    clipping (default: the configuration's ``ddim_steps``, ``guidance`` and ``prior_clip``).
     """
     kind = kind or getattr(model.config, "sampler", "normal")
     if kind == "normal":
@@ -409,7 +412,7 @@ def load_sampler(run_dir: PathLike, model, kind: Optional[str] = None, steps: Op
     if kind == "diffusion":
         if getattr(model.config, "architecture", "") != "latent":
             raise ConfigError("the diffusion sampler needs a `latent` run (a prior over spatial latent maps)")
-        return DiffusionSampler(model, run_dir, steps=steps, guidance=guidance)
+        return DiffusionSampler(model, run_dir, steps=steps, guidance=guidance, clip=clip)
     if kind == "gmm":
         if not (Path(run_dir) / GMM_FILE).is_file():
             raise FileNotFoundError(f"{run_dir} has no {GMM_FILE}: the gmm sampler is fitted at the end of "
