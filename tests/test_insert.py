@@ -133,7 +133,7 @@ def test_object_scales_are_fractions_of_the_bag(object_run):
         assert abs(np.median(v) - np.median(sides[c])) < 0.1, c     # the threats' own sizes, relative to the bag
 
 
-def test_cli_into_writes_a_valid_yolo_export(object_run, tmp_path):
+def test_cli_into_writes_a_valid_yolo_export(object_run, tmp_path, monkeypatch):
     from vae_keras.cli import main
     from vae_keras.io.detection import parse_yolo
 
@@ -165,6 +165,20 @@ def test_cli_into_writes_a_valid_yolo_export(object_run, tmp_path):
     rows = read_manifest(out2 / "manifest.csv")
     assert all(len(r.labels) == 1 and len(r.boxes) == 1 for r in rows)
     assert len(list((out2 / "annotations").glob("*.xml"))) == 8
+    # the test split's bags only, threat sizes from the object set's boxes
+    out3 = tmp_path / "test_bags"
+    asked = []
+    monkeypatch.setattr(insert, "object_scales", lambda d, real=insert.object_scales: asked.append(d) or real(d))
+    assert main(["generate", str(object_run / "object_run"), "--into", str(object_run / "bags"), "--n", "5",
+                 "--bag-split", "test", "--object-data", str(object_run / "objects"), "--out", str(out3),
+                 "--quiet"]) == 0
+    assert [str(d) for d in asked] == [str(object_run / "objects")]    # the sizes came from the object set
+    sides = insert.object_scales(object_run / "objects")
+    for r in read_manifest(out3 / "manifest.csv"):
+        assert bag_rows[r.source[len("insert:"):].split("+")[0]].split == "test"
+        x1, y1, x2, y2 = r.boxes[0]["box"]
+        # no larger than the set's largest threat, turned by 45 degrees at most
+        assert max(x2 - x1, y2 - y1) <= 32 * sides[r.labels[0]].max() * 2 ** 0.5 + 2
 
 
 def test_cli_into_refuses_a_second_threat_source(object_run, tmp_path, capsys):
@@ -176,3 +190,6 @@ def test_cli_into_refuses_a_second_threat_source(object_run, tmp_path, capsys):
     assert main(["generate", str(object_run / "object_run"), "--into", str(tmp_path / "nothing"), "--n", "2",
                  "--out", str(tmp_path / "y"), "--quiet"]) == 2
     assert "not a prepared folder" in capsys.readouterr().err
+    assert main(["generate", str(object_run / "object_run"), "--into", str(object_run / "bags"), "--n", "2",
+                 "--object-data", str(tmp_path), "--out", str(tmp_path / "z"), "--quiet"]) == 2
+    assert "not an object set" in capsys.readouterr().err and not (tmp_path / "z").exists()

@@ -36,11 +36,21 @@ def add_parser(sub):
                    help="insertion mode: RUN is an object VAE; its generated threats (--label, default its training "
                         "mix) are inserted into bags of this prepared folder (real scans or phantoms; benign bags "
                         "only): inside the bag, at the object set's scale, rotated, Beer-Lambert, exact boxes")
+    s.add_argument("--object-data", metavar="OBJECTS",
+                   help="with --into: the object set RUN was trained on (written by `objects`); each threat's size "
+                        "is drawn from its boxes' sizes relative to their bags (default: the size the VAE draws)")
+    s.add_argument("--bag-split", choices=("train", "test"),
+                   help="with --into: take the bags from this split of BAGS only (default: every split); keep a "
+                        "detector's test bags out of its synthetic training data")
     s.add_argument("--steps", type=int, help="DDIM steps of a `latent` run's diffusion prior (default: the run's, 25); "
                                              "fewer is faster, 50 gains little")
     s.add_argument("--guidance", type=float,
                    help="classifier-free guidance scale of a `latent` run's prior (default: the run's, 3): 0 ignores "
                         "--label, 1 is plainly conditional, higher holds the asked-for threats more often")
+    s.add_argument("--clip", type=float,
+                   help="a `latent` run's prior: each DDIM step's predicted latent is clipped to +-CLIP standard "
+                        "deviations (default: the run's, 3); 0 = off (sharper, but a short-trained prior drifts "
+                        "into dark blobs)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=run)
     return s
@@ -54,22 +64,26 @@ def run(args):
     from vae_keras.training.checkpoint import load_run
 
     config, model = load_run(args.run)
-    if args.steps is not None or args.guidance is not None:
+    if args.steps is not None or args.guidance is not None or args.clip is not None:
         if config.sampler != "diffusion":
-            print("note: --steps and --guidance only act on a `latent` run's diffusion prior", file=sys.stderr)
+            print("note: --steps, --guidance and --clip only act on a `latent` run's diffusion prior", file=sys.stderr)
         # the sampler reads them from the run's configuration (validated: ConfigError on a bad value)
-        model.config = config = config.replace(ddim_steps=args.steps, guidance=args.guidance)
+        model.config = config = config.replace(ddim_steps=args.steps, guidance=args.guidance, prior_clip=args.clip)
     labels = requested_labels(args, config, model)
     if args.into:  # generated threats in the given bags
         from vae_keras.errors import DataError
         from vae_keras.sampling.insert import insert_into
 
+        if args.object_data and not (Path(args.object_data) / "manifest.csv").is_file():
+            raise DataError(f"--object-data {args.object_data} is not an object set (no manifest.csv): "
+                            "write one with `python -m vae_keras objects`")
         if args.tip or args.objects:
             raise DataError("--into takes the threats of RUN (an object VAE) into the bags of BAGS: "
                             "it cannot be combined with --tip or --objects")
 
         rows = insert_into(args.run, args.into, args.n, args.out, labels=labels, fmt=args.format or "yolo",
-                           seed=args.seed, temperature=args.temperature, batch_size=args.batch_size)
+                           seed=args.seed, temperature=args.temperature, batch_size=args.batch_size,
+                           split=args.bag_split, object_data=args.object_data)
         print(f"wrote {len(rows)} benign bags of {args.into} with generated threats ({args.format or 'yolo'}) "
               f"to {args.out}")
         return
