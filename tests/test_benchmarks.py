@@ -67,3 +67,26 @@ def test_quality_table_header_is_the_measured_conditions(tmp_path, conditions):
     header = table.read_text().splitlines()[2]
     assert said in header and "nothing else running" not in header and "no GPU" not in header
     assert "| seed | 2 | 7.500 |" in table.read_text()
+
+
+def test_quality_budget_tabulates_and_plots_runs_in_budget_order(tmp_path):
+    import json
+
+    budget = _load("quality_budget")
+    for minutes, sharp in (("20", 0.5), ("10", 0.3)):
+        run = tmp_path / f"run{minutes}"
+        run.mkdir()
+        (run / "metrics.json").write_text(json.dumps({
+            "config": "latent", "image_size": 64, "epochs": int(minutes), "sharpness_ratio": sharp,
+            "c2st_accuracy": 0.8, "class_recognition": {"handgun": 0.5, "knife": 0.25},
+            "benign_no_threat_found": 0.97}))
+    out = tmp_path / "fig" / "budget.png"
+    budget.main([f"20={tmp_path / 'run20'}", f"10={tmp_path / 'run10'}", "--out", str(out)])
+    assert out.is_file() and out.stat().st_size > 1000
+    rows = [line for line in (tmp_path / "fig" / "budget.md").read_text().splitlines() if line.startswith("| 1")
+            or line.startswith("| 2")]
+    assert [r.split(" | ")[0] for r in rows] == ["| 10", "| 20"]                  # sorted by budget
+    assert " 0.300 " in rows[0] and " 0.500 " in rows[1] and " - " in rows[0]    # a measure not recorded: "-"
+    assert rows[0].rstrip(" |").endswith("0.50 | 0.25 | 0.97")                    # per class, then benign
+    with pytest.raises(SystemExit, match="metrics.json is missing"):
+        budget.main([f"40={tmp_path / 'nowhere'}", "--out", str(out)])

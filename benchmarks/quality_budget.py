@@ -1,0 +1,115 @@
+"""How quality grows with the training budget: one configuration's measures after several budgets.
+
+Reads the ``metrics.json`` that ``benchmarks/quality.py`` (or ``python -m vae_keras evaluate``)
+wrote in runs of the same configuration trained for different ``--minutes``, and draws each
+measure against the budget with the goal of issue #14 beside it, so a user can judge what a
+longer run (or a Colab GPU's hour) will buy. Writes a PNG and a Markdown table with the command.
+
+    python benchmarks/quality_budget.py 10=runs/quality_v3_10/latent 20=runs/quality_v3/latent \\
+        40=runs/quality_v3_40/latent --out figures/quality_v3/budget.png
+"""
+
+import argparse
+import datetime
+import json
+import shlex
+import sys
+from pathlib import Path
+
+#: (metrics key, label, goal line or None, which way is better)
+MEASURES = (("sharpness_ratio", "sharpness ratio (1 = real)", (0.6, 0.8), "up"),
+            ("c2st_accuracy", "two-sample accuracy (0.5 = real)", (0.7,), "down"),
+            ("frechet_distance", "Frechet distance", (43.0,), "down"),
+            ("memorisation_ratio", "memorisation ratio (1 = real)", (0.9,), "up"),
+            ("dense_mass_ratio", "dense-mass ratio (1 = real)", (0.8, 1.25), "band"),
+            ("recon_psnr", "reconstruction PSNR (dB)", None, "up"))
+
+
+def read_runs(pairs):
+    """``["10=RUN", ...]`` -> [(minutes, metrics dict)] sorted by minutes."""
+    rows = []
+    for pair in pairs:
+        minutes, _, run = pair.partition("=")
+        if not run:
+            raise SystemExit(f"expected MINUTES=RUN, got {pair!r}")
+        path = Path(run) / "metrics.json"
+        if not path.is_file():
+            raise SystemExit(f"{path} is missing: evaluate the run first (python -m vae_keras evaluate RUN --data DATA)")
+        rows.append((float(minutes), json.loads(path.read_text(encoding="utf-8"))))
+    return sorted(rows, key=lambda r: r[0])
+
+
+def markdown(rows, command: str) -> str:
+    """The table: one row per budget, the measures and the class recognition of each class."""
+    classes = sorted({c for _, m in rows for c in m.get("class_recognition", {})})
+    head = (["minutes", "epochs (autoencoder)"] + [label for _, label, _, _ in MEASURES]
+            + [f"{c} recognised" for c in classes] + ["benign: no threat found"])
+    lines = ["# Quality against the training budget", "",
+             f"Made by `{command}` on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} (UTC) from "
+             "the runs' `metrics.json` (each run trained alone on the 2-core CPU; see the quality tables beside "
+             "this file for the load).", "",
+             "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for minutes, m in rows:
+        cells = [f"{minutes:g}", str(m.get("epochs", "-"))]
+        cells += [f"{m[key]:.3f}" if key in m else "-" for key, _, _, _ in MEASURES]
+        cells += [f"{m['class_recognition'][c]:.2f}" if c in m.get("class_recognition", {}) else "-" for c in classes]
+        cells.append(f"{m['benign_no_threat_found']:.2f}" if "benign_no_threat_found" in m else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows, out: Path) -> None:
+    """One panel per measure (goal lines dashed) and one for the class recognition per class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    minutes = [m for m, _ in rows]
+    fig, axes = plt.subplots(2, 4, figsize=(15, 6.5))
+    for ax, (key, label, goals, better) in zip(axes.flat, MEASURES):
+        ax.plot(minutes, [r.get(key, float("nan")) for _, r in rows], "o-")
+        for goal in goals or ():
+            ax.axhline(goal, ls="--", c="tab:green", lw=1)
+        ax.set_title(f"{label}" + {"up": " ↑", "down": " ↓", "band": ""}[better], fontsize=10)
+        ax.set_xlabel("training minutes (both stages)")
+        ax.set_xticks(minutes)
+    ax = axes.flat[len(MEASURES)]
+    classes = sorted({c for _, m in rows for c in m.get("class_recognition", {})})
+    for c in classes:
+        ax.plot(minutes, [r.get("class_recognition", {}).get(c, float("nan")) for _, r in rows], "o-", label=c)
+    ax.axhline(0.7, ls="--", c="tab:green", lw=1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("asked-for class recognised ↑", fontsize=10)
+    ax.set_xlabel("training minutes (both stages)")
+    ax.set_xticks(minutes)
+    ax.legend(fontsize=8)
+    axes.flat[-1].axis("off")
+    fig.suptitle(f"{rows[0][1].get('config', '?')} at {rows[0][1].get('image_size', '?')} px: quality against the "
+                 "budget (dashed: issue #14's goals)")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=90)
+    tmp.replace(out)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", metavar="MINUTES=RUN", help="a run of the configuration and its budget")
+    p.add_argument("--out", default="figures/quality_budget.png", help="the plot; the table goes beside it (.md)")
+    args = p.parse_args(argv)
+    rows = read_runs(args.runs)
+    out = Path(args.out)
+    command = "python benchmarks/quality_budget.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    plot(rows, out)
+    table = out.with_suffix(".md")
+    tmp = table.with_suffix(".md.tmp")
+    tmp.write_text(markdown(rows, command), encoding="utf-8")
+    tmp.replace(table)
+    print(f"wrote {out} and {table}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
