@@ -39,6 +39,27 @@ def read_runs(pairs):
     return sorted(rows, key=lambda r: r[0])
 
 
+def goals(m: dict, minutes: float) -> list:
+    """Issue #14's goals for one run: ``[(goal, value, reached)]`` (the sharpness goal is 0.8 from 40 minutes)."""
+    out = []
+    sharp = 0.8 if minutes >= 40 else 0.6
+    if "sharpness_ratio" in m:
+        out.append((f"sharpness ratio >= {sharp}", m["sharpness_ratio"], m["sharpness_ratio"] >= sharp))
+    if "c2st_accuracy" in m:
+        out.append(("two-sample accuracy <= 0.7", m["c2st_accuracy"], m["c2st_accuracy"] <= 0.7))
+    if "memorisation_ratio" in m:
+        out.append(("memorisation ratio >= 0.9", m["memorisation_ratio"], m["memorisation_ratio"] >= 0.9))
+    if "dense_mass_ratio" in m:
+        out.append(("dense-mass ratio in [0.8, 1.25]", m["dense_mass_ratio"], 0.8 <= m["dense_mass_ratio"] <= 1.25))
+    recall = m.get("threat_classifier", {}).get("test_recall_per_class", {})
+    for c, v in sorted(m.get("class_recognition", {}).items()):
+        if recall.get(c, 0.0) >= 0.5:                       # classes the classifier itself finds in real images
+            out.append((f"{c} recognised >= 70%", v, v >= 0.7))
+    if "benign_no_threat_found" in m:
+        out.append(("benign: no threat found >= 95%", m["benign_no_threat_found"], m["benign_no_threat_found"] >= 0.95))
+    return out
+
+
 def markdown(rows, command: str) -> str:
     """The table: one row per budget, the measures and the class recognition of each class."""
     classes = sorted({c for _, m in rows for c in m.get("class_recognition", {})})
@@ -55,6 +76,14 @@ def markdown(rows, command: str) -> str:
         cells += [f"{m['class_recognition'][c]:.2f}" if c in m.get("class_recognition", {}) else "-" for c in classes]
         cells.append(f"{m['benign_no_threat_found']:.2f}" if "benign_no_threat_found" in m else "-")
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Issue #14's goals", "",
+              "Sharpness >= 0.6 at 20 minutes and >= 0.8 at 40; class recognition only for the classes whose real "
+              "test images the classifier itself recalls at >= 0.5. (The Frechet goal, below the composite's 43, was "
+              "set on the first phantoms; these phantoms' distances are not comparable: see the quality tables.)", "",
+              "| minutes | goal | value | |", "| --- | --- | --- | --- |"]
+    for minutes, m in rows:
+        for goal, value, ok in goals(m, minutes):
+            lines.append(f"| {minutes:g} | {goal} | {value:.3f} | {'reached' if ok else '**missed**'} |")
     return "\n".join(lines) + "\n"
 
 

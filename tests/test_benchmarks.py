@@ -79,14 +79,20 @@ def test_quality_budget_tabulates_and_plots_runs_in_budget_order(tmp_path):
         (run / "metrics.json").write_text(json.dumps({
             "config": "latent", "image_size": 64, "epochs": int(minutes), "sharpness_ratio": sharp,
             "c2st_accuracy": 0.8, "class_recognition": {"handgun": 0.5, "knife": 0.25},
-            "benign_no_threat_found": 0.97}))
+            "benign_no_threat_found": 0.97,
+            "threat_classifier": {"test_recall_per_class": {"handgun": 0.9, "knife": 0.4}}}))
     out = tmp_path / "fig" / "budget.png"
     budget.main([f"20={tmp_path / 'run20'}", f"10={tmp_path / 'run10'}", "--out", str(out)])
     assert out.is_file() and out.stat().st_size > 1000
-    rows = [line for line in (tmp_path / "fig" / "budget.md").read_text().splitlines() if line.startswith("| 1")
-            or line.startswith("| 2")]
+    measures = (tmp_path / "fig" / "budget.md").read_text().split("## Issue")[0]
+    rows = [line for line in measures.splitlines() if line.startswith("| 1") or line.startswith("| 2")]
     assert [r.split(" | ")[0] for r in rows] == ["| 10", "| 20"]                  # sorted by budget
     assert " 0.300 " in rows[0] and " 0.500 " in rows[1] and " - " in rows[0]    # a measure not recorded: "-"
     assert rows[0].rstrip(" |").endswith("0.50 | 0.25 | 0.97")                    # per class, then benign
+    text = (tmp_path / "fig" / "budget.md").read_text()
+    assert "| 20 | sharpness ratio >= 0.6 | 0.500 | **missed** |" in text
+    assert "| 10 | handgun recognised >= 70% | 0.500 | **missed** |" in text
+    assert "knife recognised >= 70%" not in text              # the classifier's own recall is below 0.5
+    assert "| 10 | benign: no threat found >= 95% | 0.970 | reached |" in text
     with pytest.raises(SystemExit, match="metrics.json is missing"):
         budget.main([f"40={tmp_path / 'nowhere'}", "--out", str(out)])
