@@ -104,3 +104,35 @@ def test_adversarial_step_runs_mirrored_in_mixed_precision(tiny_dataset, tmp_pat
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert all(v == v and abs(v) < 1e6 for v in result.values()), result    # finite
     assert result["adversarial_weight"] > 0
+
+
+LATENT_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from vae_keras.training.distribute import select_strategy, split_cpu
+    split_cpu(2)
+    import numpy as np
+    from vae_keras.config import get_config
+    from vae_keras.training.trainer import train
+    data, out = sys.argv[1], sys.argv[2]
+    # 32 training latents (flips included) in prior batches of 7: the last batch of 4 splits 2 + 2, the others 3 + 4
+    cfg = get_config("latent", quick=False, image_size=32, batch_size=8, epochs=1, prior_epochs=2,
+                     prior_batch_size=7, seed=1)
+    result = {}
+    for name in ("default", "mirrored"):
+        strategy = select_strategy(name)
+        t = train(cfg, data, f"{out}/{name}", progress=False, strategy=strategy)
+        result[name] = {"replicas": strategy.num_replicas_in_sync, "loss": t.history[-1]["loss"],
+                        "prior": [h["loss"] for h in t.prior_history]}
+    print(json.dumps(result))
+""")
+
+
+def test_latent_prior_stage_under_mirrored_matches_default(tiny_dataset, tmp_path):
+    """Both stages of a `latent` run: the same losses on two replicas as on one (uneven slices included)."""
+    out = subprocess.run([sys.executable, "-c", LATENT_SCRIPT, str(tiny_dataset), str(tmp_path)], capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["mirrored"]["replicas"] == 2 and len(result["mirrored"]["prior"]) == 2
+    assert result["mirrored"]["loss"] == pytest.approx(result["default"]["loss"], rel=1e-4)
+    assert result["mirrored"]["prior"] == pytest.approx(result["default"]["prior"], rel=1e-4)

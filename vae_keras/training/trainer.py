@@ -456,7 +456,7 @@ class Trainer:
         if self.config.sampler == "diffusion" and self.history:
             self.prior_history = PriorTrainer(self.config, self.model, self.train_images, self.train_labels,
                                               self.run_dir, resume=self.resume, minutes=minutes,
-                                              progress=self.progress).fit()
+                                              progress=self.progress, strategy=self.strategy).fit()
         if self.config.sampler == "gmm" and self.history:
             sampler = samplers.GMMSampler(self.model, n_components=self.config.gmm_components,
                                           seed=self.config.seed)
