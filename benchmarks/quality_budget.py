@@ -1,9 +1,11 @@
 """How quality grows with the training budget: one configuration's measures after several budgets.
 
 Reads the ``metrics.json`` that ``benchmarks/quality.py`` (or ``python -m vae_keras evaluate``)
-wrote in runs of the same configuration trained for different ``--minutes``, and draws each
-measure against the budget with the goal of issue #14 beside it, so a user can judge what a
-longer run (or a Colab GPU's hour) will buy. Writes a PNG and a Markdown table with the command.
+wrote in runs of the same configuration trained for different ``--minutes`` (or any metrics JSON
+file, e.g. a run scored with another sampler setting), and draws each measure against the budget
+with the goal of issue #14 beside it, so a user can judge what a longer run (or a Colab GPU's
+hour) will buy. ``SERIES:MINUTES=PATH`` puts a point in a named series (one line each). Writes a
+PNG and a Markdown table with the command.
 
     python benchmarks/quality_budget.py 10=runs/quality_v3_10/latent 20=runs/quality_v3/latent \\
         40=runs/quality_v3_40/latent --out figures/quality_v3/budget.png
@@ -26,17 +28,18 @@ MEASURES = (("sharpness_ratio", "sharpness ratio (1 = real)", (0.6, 0.8), "up"),
 
 
 def read_runs(pairs):
-    """``["10=RUN", ...]`` -> [(minutes, metrics dict)] sorted by minutes."""
+    """``["[SERIES:]MINUTES=RUN_OR_JSON", ...]`` -> [(series, minutes, metrics dict)] sorted by series, minutes."""
     rows = []
     for pair in pairs:
-        minutes, _, run = pair.partition("=")
+        key, _, run = pair.partition("=")
+        series, _, minutes = key.rpartition(":")
         if not run:
-            raise SystemExit(f"expected MINUTES=RUN, got {pair!r}")
-        path = Path(run) / "metrics.json"
+            raise SystemExit(f"expected [SERIES:]MINUTES=RUN, got {pair!r}")
+        path = Path(run) if run.endswith(".json") else Path(run) / "metrics.json"
         if not path.is_file():
             raise SystemExit(f"{path} is missing: evaluate the run first (python -m vae_keras evaluate RUN --data DATA)")
-        rows.append((float(minutes), json.loads(path.read_text(encoding="utf-8"))))
-    return sorted(rows, key=lambda r: r[0])
+        rows.append((series, float(minutes), json.loads(path.read_text(encoding="utf-8"))))
+    return sorted(rows, key=lambda r: (r[0], r[1]))
 
 
 def goals(m: dict, minutes: float) -> list:
@@ -62,16 +65,17 @@ def goals(m: dict, minutes: float) -> list:
 
 def markdown(rows, command: str) -> str:
     """The table: one row per budget, the measures and the class recognition of each class."""
-    classes = sorted({c for _, m in rows for c in m.get("class_recognition", {})})
-    head = (["minutes", "epochs (autoencoder)"] + [label for _, label, _, _ in MEASURES]
+    classes = sorted({c for _, _, m in rows for c in m.get("class_recognition", {})})
+    head = (["series", "minutes", "epochs (autoencoder)", "DDIM steps / guidance / clip"] + [label for _, label, _, _ in MEASURES]
             + [f"{c} recognised" for c in classes] + ["benign: no threat found"])
     lines = ["# Quality against the training budget", "",
              f"Made by `{command}` on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} (UTC) from "
              "the runs' `metrics.json` (each run trained alone on the 2-core CPU; see the quality tables beside "
              "this file for the load).", "",
              "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    for minutes, m in rows:
-        cells = [f"{minutes:g}", str(m.get("epochs", "-"))]
+    for series, minutes, m in rows:
+        cells = [series or "-", f"{minutes:g}", str(m.get("epochs", "-")),
+                 " / ".join(f"{m[k]:g}" if k in m else "-" for k in ("ddim_steps", "guidance", "prior_clip"))]
         cells += [f"{m[key]:.3f}" if key in m else "-" for key, _, _, _ in MEASURES]
         cells += [f"{m['class_recognition'][c]:.2f}" if c in m.get("class_recognition", {}) else "-" for c in classes]
         cells.append(f"{m['benign_no_threat_found']:.2f}" if "benign_no_threat_found" in m else "-")
@@ -80,10 +84,10 @@ def markdown(rows, command: str) -> str:
               "Sharpness >= 0.6 at 20 minutes and >= 0.8 at 40; class recognition only for the classes whose real "
               "test images the classifier itself recalls at >= 0.5. (The Frechet goal, below the composite's 43, was "
               "set on the first phantoms; these phantoms' distances are not comparable: see the quality tables.)", "",
-              "| minutes | goal | value | |", "| --- | --- | --- | --- |"]
-    for minutes, m in rows:
+              "| series | minutes | goal | value | |", "| --- | --- | --- | --- | --- |"]
+    for series, minutes, m in rows:
         for goal, value, ok in goals(m, minutes):
-            lines.append(f"| {minutes:g} | {goal} | {value:.3f} | {'reached' if ok else '**missed**'} |")
+            lines.append(f"| {series or '-'} | {minutes:g} | {goal} | {value:.3f} | {'reached' if ok else '**missed**'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -94,27 +98,38 @@ def plot(rows, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    minutes = [m for m, _ in rows]
+    names = sorted({series for series, _, _ in rows})
+    minutes = sorted({m for _, m, _ in rows})
     fig, axes = plt.subplots(2, 4, figsize=(15, 6.5))
-    for ax, (key, label, goals, better) in zip(axes.flat, MEASURES):
-        ax.plot(minutes, [r.get(key, float("nan")) for _, r in rows], "o-")
-        for goal in goals or ():
+    for ax, (key, label, goals_, better) in zip(axes.flat, MEASURES):
+        for k, name in enumerate(names):
+            pts = [(m, r[key]) for s, m, r in rows if s == name and key in r]
+            if pts:
+                ax.plot(*zip(*pts), "o-", color=f"C{k}", label=name or None)
+        for goal in goals_ or ():
             ax.axhline(goal, ls="--", c="tab:green", lw=1)
         ax.set_title(f"{label}" + {"up": " ↑", "down": " ↓", "band": ""}[better], fontsize=10)
         ax.set_xlabel("training minutes (both stages)")
         ax.set_xticks(minutes)
+        if any(names) and ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     ax = axes.flat[len(MEASURES)]
-    classes = sorted({c for _, m in rows for c in m.get("class_recognition", {})})
-    for c in classes:
-        ax.plot(minutes, [r.get("class_recognition", {}).get(c, float("nan")) for _, r in rows], "o-", label=c)
+    classes = sorted({c for _, _, m in rows for c in m.get("class_recognition", {})})
+    styles = ["o-", "s--", "^:", "d-."]
+    for j, c in enumerate(classes):
+        for k, name in enumerate(names):
+            pts = [(m, r["class_recognition"][c]) for s, m, r in rows if s == name and c in r.get("class_recognition", {})]
+            if pts:
+                ax.plot(*zip(*pts), styles[k % len(styles)], color=f"C{j}", label=f"{c} {name}".strip())
     ax.axhline(0.7, ls="--", c="tab:green", lw=1)
     ax.set_ylim(-0.02, 1.02)
     ax.set_title("asked-for class recognised ↑", fontsize=10)
     ax.set_xlabel("training minutes (both stages)")
     ax.set_xticks(minutes)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6)
     axes.flat[-1].axis("off")
-    fig.suptitle(f"{rows[0][1].get('config', '?')} at {rows[0][1].get('image_size', '?')} px: quality against the "
+    fig.suptitle(f"{rows[0][2].get('config', '?')} at {rows[0][2].get('image_size', '?')} px: quality against the "
                  "budget (dashed: issue #14's goals)")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)

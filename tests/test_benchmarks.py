@@ -85,14 +85,20 @@ def test_quality_budget_tabulates_and_plots_runs_in_budget_order(tmp_path):
     budget.main([f"20={tmp_path / 'run20'}", f"10={tmp_path / 'run10'}", "--out", str(out)])
     assert out.is_file() and out.stat().st_size > 1000
     measures = (tmp_path / "fig" / "budget.md").read_text().split("## Issue")[0]
-    rows = [line for line in measures.splitlines() if line.startswith("| 1") or line.startswith("| 2")]
-    assert [r.split(" | ")[0] for r in rows] == ["| 10", "| 20"]                  # sorted by budget
+    rows = [line for line in measures.splitlines() if line.startswith("| - |")]
+    assert [r.split(" | ")[1] for r in rows] == ["10", "20"]                      # sorted by budget
     assert " 0.300 " in rows[0] and " 0.500 " in rows[1] and " - " in rows[0]    # a measure not recorded: "-"
     assert rows[0].rstrip(" |").endswith("0.50 | 0.25 | 0.97")                    # per class, then benign
     text = (tmp_path / "fig" / "budget.md").read_text()
-    assert "| 20 | sharpness ratio >= 0.6 | 0.500 | **missed** |" in text
-    assert "| 10 | handgun recognised >= 70% | 0.500 | **missed** |" in text
+    assert "| - | 20 | sharpness ratio >= 0.6 | 0.500 | **missed** |" in text
+    assert "| - | 10 | handgun recognised >= 70% | 0.500 | **missed** |" in text
     assert "knife recognised >= 70%" not in text              # the classifier's own recall is below 0.5
-    assert "| 10 | benign: no threat found >= 95% | 0.970 | reached |" in text
+    assert "| - | 10 | benign: no threat found >= 95% | 0.970 | reached |" in text
+    # named series, and a metrics file given directly (a run scored with another sampler setting)
+    other = tmp_path / "run10" / "metrics_clip0.json"
+    other.write_text(json.dumps({"sharpness_ratio": 0.45, "prior_clip": 0.0, "ddim_steps": 25, "guidance": 3.0}))
+    budget.main([f"clip3:10={tmp_path / 'run10'}", f"clip0:10={other}", "--out", str(out)])
+    measures = (tmp_path / "fig" / "budget.md").read_text().split("## Issue")[0]
+    assert "| clip0 | 10 | - | 25 / 3 / 0 | 0.450 |" in measures and "| clip3 | 10 | 10 | - / - / - | 0.300 |" in measures
     with pytest.raises(SystemExit, match="metrics.json is missing"):
         budget.main([f"40={tmp_path / 'nowhere'}", "--out", str(out)])

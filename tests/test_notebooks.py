@@ -32,7 +32,7 @@ KEY_CLAIMS = {
     "05_analysis": ["test -ELBO between 0.6 and 0.9 bits/pixel", "generated/real sharpness ratio below 0.3",
                     "generated images hold under a fifth of the real dense-object mass"],
     "06_augmentation": ["TIP beats the real subset alone", "real threats in VAE bags (hybrid) beat pure VAE images",
-                        "the best arm adds no pure VAE images"],
+                        "the best arm adds no pure VAE images", "every inserted threat pixel lies on its bag"],
     "07_latent_diffusion": ["reconstructions nearer the training bags than N(0, I) decodes",
                             "with the true noise, one DDIM step recovers x0",
                             "prior samples nearer the training bags than N(0, I) decodes",
