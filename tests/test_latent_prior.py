@@ -207,3 +207,41 @@ def test_sampler_is_deterministic_whatever_the_batch_and_follows_steps_and_guida
     assert np.abs(sampler.sample(5, seed=8, labels=labels) - whole).max() > 0
     tight = load_sampler(run, model, steps=3, guidance=2.0, clip=0.01)    # clipped to 0.01 sd of each channel
     assert tight.clip == 0.01 and np.abs(tight.sample(5, seed=7, labels=labels) - whole).max() > 0
+
+
+def test_latent_dim_flag_is_refused_for_a_spatial_latent(tiny_dataset, tmp_path, capsys):
+    assert main(["train", str(tiny_dataset), "--out", str(tmp_path / "run"), "--config", "latent",
+                 "--latent-dim", "8", "--quiet"]) == 2
+    assert "--latent-dim does not apply" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_gallery_and_detection_export_of_a_latent_run(cli_run, tmp_path):
+    data, run = cli_run
+    assert main(["gallery", str(run), "--out", str(tmp_path / "gallery"), "--data", str(data)]) == 0
+    page = (tmp_path / "gallery" / "index.html").read_text(encoding="utf-8")
+    assert "diffusion" in page                                   # the page names the learned prior it sampled
+    # a prior sample has image-level labels only: a detection format without boxes is refused, csv is not
+    assert main(["generate", str(run), "--n", "4", "--label", "handgun", "--format", "voc", "--steps", "3",
+                 "--out", str(tmp_path / "voc"), "--quiet"]) == 2 and not (tmp_path / "voc").exists()
+    assert main(["generate", str(run), "--n", "4", "--label", "handgun", "--format", "csv", "--steps", "3",
+                 "--out", str(tmp_path / "csv"), "--quiet"]) == 0
+    assert [r.labels for r in read_manifest(tmp_path / "csv" / "manifest.csv")] == [["handgun"]] * 4
+    # hybrid: the prior's benign bags with real threats (of boxed phantoms) projected in, exact boxes for YOLO
+    from data_prep.phantoms import write_phantom_dataset
+
+    write_phantom_dataset(tmp_path / "boxed", n=24, size=32, seed=0, progress=False, workers=1)
+    assert main(["generate", str(run), "--n", "4", "--label", "knife", "--format", "yolo", "--steps", "3",
+                 "--tip", str(tmp_path / "boxed"), "--out", str(tmp_path / "yolo"), "--quiet"]) == 0
+    rows = read_manifest(tmp_path / "yolo" / "manifest.csv")
+    assert all(r.labels == ["knife"] and [b["label"] for b in r.boxes] == ["knife"] for r in rows)
+    assert len(list((tmp_path / "yolo" / "labels").glob("*.txt"))) == 4
+
+
+def test_demo_with_the_latent_configuration(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--config", "latent", "--n", "30", "--epochs", "1", "--image-size", "32",
+                 "--n-generate", "4", "--quick", "--quiet"]) == 0
+    for name in ("samples_grid.png", "real_grid.png", "interpolations.png", "class_samples.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "run" / "prior" / "latent_stats.npz").is_file()                  # both stages trained
+    assert len(read_manifest(out / "generated" / "manifest.csv")) == 4

@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vae_keras.config import QUICK_ENV, get_config
+from vae_keras.config import NAMED_CONFIGS, QUICK_ENV, get_config
+from vae_keras.errors import ConfigError
 
 QUICK_HELP = f"shrink everything to run in minutes on 2 CPU cores (same as {QUICK_ENV}=1)"
 
@@ -19,7 +20,14 @@ def quiet_tensorflow():
 
 
 def config_from_args(args):
-    """The named configuration of ``--config`` with the ``train`` flags that were given applied."""
+    """The named configuration of ``--config`` with the ``train`` flags that were given applied.
+
+    Raises:
+        ConfigError: ``--latent-dim`` for ``latent``, whose latent size follows from the image size.
+    """
+    if args.latent_dim is not None and NAMED_CONFIGS[args.config].architecture == "latent":
+        raise ConfigError(f"--latent-dim does not apply to --config {args.config}: its latent is a (S/f, S/f, 4) map "
+                          "whose size follows from --image-size (64 px: 16x16x4)")
     return get_config(args.config, quick=args.quick or None, image_size=args.image_size,
                       latent_dim=args.latent_dim, batch_size=args.batch_size, epochs=args.epochs,
                       learning_rate=args.learning_rate, seed=args.seed, jit_compile=args.jit_compile or None)
