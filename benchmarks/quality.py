@@ -257,32 +257,19 @@ def main(argv=None):
         results[name] = metrics
         print(f"== {name}\n{format_table(metrics)}", file=sys.stderr)
         sample_grid(run, figures / f"quality_samples_{name}.png")
+        def scored(path: Path, **setting) -> dict:     # the run scored with another sampler setting, kept in path
+            if path.is_file():
+                return json.loads(path.read_text())
+            row = evaluate_run(run, data, n=args.n, k=args.k, n_likelihood=args.n_likelihood, save=False, **setting)
+            path.write_text(json.dumps(row, indent=1) + "\n")
+            return row
+
         if metrics.get("sampler") in ("gmm", "diffusion") and name in args.prior_rows:
-            prior_path = run / "metrics_normal_sampler.json"
-            if prior_path.is_file():
-                prior = json.loads(prior_path.read_text())
-            else:
-                prior = evaluate_run(run, data, n=args.n, k=args.k, n_likelihood=args.n_likelihood,
-                                     sampler="normal", save=False)
-                prior_path.write_text(json.dumps(prior, indent=1) + "\n")
-            results[f"{name} (N(0,I) sampler)"] = prior
+            results[f"{name} (N(0,I) sampler)"] = scored(run / "metrics_normal_sampler.json", sampler="normal")
         for steps in (args.ddim_steps if metrics.get("sampler") == "diffusion" else []):
-            path = run / f"metrics_ddim{steps}.json"
-            if path.is_file():
-                row = json.loads(path.read_text())
-            else:
-                row = evaluate_run(run, data, n=args.n, k=args.k, n_likelihood=args.n_likelihood, steps=steps,
-                                   save=False)
-                path.write_text(json.dumps(row, indent=1) + "\n")
-            results[f"{name} (DDIM {steps} steps)"] = row
+            results[f"{name} (DDIM {steps} steps)"] = scored(run / f"metrics_ddim{steps}.json", steps=steps)
         for clip in (args.prior_clips if metrics.get("sampler") == "diffusion" else []):
-            path = run / f"metrics_clip{clip:g}.json"
-            if path.is_file():
-                row = json.loads(path.read_text())
-            else:
-                row = evaluate_run(run, data, n=args.n, k=args.k, n_likelihood=args.n_likelihood, clip=clip,
-                                   save=False)
-                path.write_text(json.dumps(row, indent=1) + "\n")
+            row = scored(run / f"metrics_clip{clip:g}.json", clip=clip)
             results[f"{name} (clip {clip:g} sd)" if clip else f"{name} (no clip)"] = row
         loads[name] = (load0, load_average() if load0 is not None else None)
         write_table(table, results, args, command, started, conditions())

@@ -33,11 +33,16 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_one_epoch_under_mirrored_matches_default(tiny_dataset, tmp_path):
-    out = subprocess.run([sys.executable, "-c", SCRIPT, str(tiny_dataset), str(tmp_path)], capture_output=True,
+def _run_both(script, tiny_dataset, tmp_path) -> dict:
+    """Run ``script`` (default and mirrored training) in a fresh interpreter; its JSON result."""
+    out = subprocess.run([sys.executable, "-c", script, str(tiny_dataset), str(tmp_path)], capture_output=True,
                          text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_one_epoch_under_mirrored_matches_default(tiny_dataset, tmp_path):
+    result = _run_both(SCRIPT, tiny_dataset, tmp_path)
     assert result["default"]["replicas"] == 1 and result["mirrored"]["replicas"] == 2
     assert result["mirrored"]["loss"] == pytest.approx(result["default"]["loss"], rel=1e-4)
     assert result["mirrored"]["test_loss"] == pytest.approx(result["default"]["test_loss"], rel=1e-4)
@@ -129,10 +134,7 @@ LATENT_SCRIPT = textwrap.dedent("""
 
 def test_latent_prior_stage_under_mirrored_matches_default(tiny_dataset, tmp_path):
     """Both stages of a `latent` run: the same losses on two replicas as on one (uneven slices included)."""
-    out = subprocess.run([sys.executable, "-c", LATENT_SCRIPT, str(tiny_dataset), str(tmp_path)], capture_output=True,
-                         text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = _run_both(LATENT_SCRIPT, tiny_dataset, tmp_path)
     assert result["mirrored"]["replicas"] == 2 and len(result["mirrored"]["prior"]) == 2
     assert result["mirrored"]["loss"] == pytest.approx(result["default"]["loss"], rel=1e-4)
     assert result["mirrored"]["prior"] == pytest.approx(result["default"]["prior"], rel=1e-4)
