@@ -105,6 +105,11 @@ def parse_args(argv=None):
     p.add_argument("--vae-minutes", type=float, default=2.0, help="training budget of each VAE (minutes)")
     p.add_argument("--object-minutes", type=float, default=1.0,
                    help="training budget of the object VAE of the composite, ours and cas arms (minutes)")
+    p.add_argument("--vae-epochs", type=int, default=0,
+                   help="train each bag VAE for this many epochs instead of --vae-minutes: a fixed amount of "
+                        "work, so the result does not depend on what else runs on the machine (0: minutes)")
+    p.add_argument("--object-epochs", type=int, default=0,
+                   help="likewise for the object VAE, instead of --object-minutes (0: minutes)")
     p.add_argument("--classifier-steps", type=int, default=500, help="Adam steps of every classifier")
     p.add_argument("--detector-steps", type=int, default=3000, help="Adam steps of every detector (det: arms)")
     p.add_argument("--batch-size", type=int, default=32, help="classifier batch size")
@@ -145,7 +150,8 @@ def parse_args(argv=None):
 
 # -- building blocks --------------------------------------------------------------------------------
 def train_vae(subset_dir: Path, run_dir: Path, args, seed: int):
-    """The conditional VAE on the subset only, for ``--vae-minutes``; returns (model, sampler, label prior)."""
+    """The conditional VAE on the subset only, for ``--vae-epochs`` (else ``--vae-minutes``); returns
+    (model, sampler, label prior)."""
     from vae_keras.training.checkpoint import load_run
     from vae_keras.config import get_config
     from vae_keras.models.priors import load_sampler, sample_label_prior
@@ -155,20 +161,24 @@ def train_vae(subset_dir: Path, run_dir: Path, args, seed: int):
         _, model = load_run(run_dir)
     else:
         shutil.rmtree(run_dir, ignore_errors=True)
-        cfg = get_config(args.vae_config, quick=False, image_size=args.size, epochs=100_000, seed=seed)
-        model = train(cfg, subset_dir, run_dir, minutes=args.vae_minutes, progress=False).model
+        cfg = get_config(args.vae_config, quick=False, image_size=args.size, epochs=args.vae_epochs or 100_000,
+                         seed=seed)
+        model = train(cfg, subset_dir, run_dir, minutes=None if args.vae_epochs else args.vae_minutes,
+                      progress=False).model
         atomic_write_text(run_dir / "sampler_done", "1\n")
     return model, load_sampler(run_dir, model), (lambda n, s: sample_label_prior(run_dir, n, s))
 
 
 def train_objects(subset_dir: Path, work: Path, args, seed: int):
-    """The object VAE on the subset's threats only, for ``--object-minutes``; returns (model, sampler)."""
+    """The object VAE on the subset's threats only, for ``--object-epochs`` (else ``--object-minutes``);
+    returns (model, sampler)."""
     from vae_keras.sampling.objects import load_objects, train_object_vae
 
     run_dir = work / "objects"
     if not (run_dir / "sampler_done").is_file():
         shutil.rmtree(run_dir, ignore_errors=True)
-        train_object_vae(subset_dir, work / "objects_data", run_dir, args.size, args.object_minutes, seed=seed)
+        train_object_vae(subset_dir, work / "objects_data", run_dir, args.size, args.object_minutes, seed=seed,
+                         epochs=args.object_epochs or None)
         atomic_write_text(run_dir / "sampler_done", "1\n")
     return load_objects(run_dir)
 
@@ -440,6 +450,11 @@ def best_arms(summary) -> str:
     return "Best mean mAP: " + "; ".join(out) + ".\n"
 
 
+def _budget(meta, model: str) -> str:
+    """``"120 epochs"`` (fixed work) or ``"10 min"`` (a time budget) for the ``vae`` or ``object`` model."""
+    return f"{meta[model + '_epochs']} epochs" if meta.get(model + "_epochs") else f"{meta[model + '_minutes']} min"
+
+
 def write_report(records, meta, path: Path) -> Path:
     summary = summarize(records)
     png = plot(summary, path.with_suffix(".png"))
@@ -449,9 +464,9 @@ def write_report(records, meta, path: Path) -> Path:
             f"Data `{meta['data']}` ({meta['train_images']} train / {meta['test_images']} test images at "
             f"{meta['size']}x{meta['size']}); {meta['seeds']} seeds; every classifier "
             f"{meta['classifier_steps']} Adam steps of batch {meta['batch_size']} (width {meta['width']}); "
-            f"each VAE `{meta['vae_config']}` trained {meta['vae_minutes']} min on the subset only; "
+            f"each VAE `{meta['vae_config']}` trained {_budget(meta, 'vae')} on the subset only; "
             f"{meta['synthetic_ratio']:g} synthetic images per real one"
-            + (f"; the object VAE (composite, ours, cas) trained {meta['object_minutes']} min on the subset's threats"
+            + (f"; the object VAE (composite, ours, cas) trained {_budget(meta, 'object')} on the subset's threats"
                if "object_minutes" in meta else "")
             + (f"; every detector {meta['detector_steps']} Adam steps of batch 16" if "detector_steps" in meta else "")
             + ". Scores on the whole test split; "
@@ -498,6 +513,9 @@ def main(argv=None) -> int:
                                               "classifier_steps", "batch_size", "width")}
     if {split_arm(a)[2] for a in args.arms} & NEEDS_OBJECTS:
         settings["object_minutes"] = args.object_minutes
+    for key in ("vae_epochs", "object_epochs"):             # fixed work instead of minutes (recorded when used)
+        if getattr(args, key):
+            settings[key] = getattr(args, key)
     if any(a.startswith("det:") for a in args.arms):
         settings["detector_steps"] = args.detector_steps
     if args.limit:

@@ -77,8 +77,8 @@ def test_benchmark_end_to_end(tmp_path):
     bench = _load_benchmark()
     report = tmp_path / "fig" / "augmentation.md"
     argv = ["--data", str(data), "--out", str(tmp_path / "work"), "--size", "32", "--fractions", "0.5",
-            "--seeds", "1", "--arms", "real,classic,hybrid,tip,composite", "--vae-minutes", "0",
-            "--object-minutes", "0", "--classifier-steps", "3",
+            "--seeds", "1", "--arms", "real,classic,hybrid,tip,composite", "--vae-epochs", "2",
+            "--object-epochs", "1", "--classifier-steps", "3",
             "--width", "4", "--synthetic-ratio", "0.5", "--report", str(report)]
     assert bench.main(argv) == 0
     results = json.loads((tmp_path / "work" / "results.json").read_text())
@@ -87,6 +87,10 @@ def test_benchmark_end_to_end(tmp_path):
     assert all(r["synthetic_images"] == (0 if r["arm"] in ("real", "classic") else 7) for r in results["records"])
     text = report.read_text()
     assert "| 50% | 1 | tip |" in text and "benchmarks/augmentation.py" in text
+    # fixed work, not minutes: both VAEs ran exactly the epochs asked for, and the report says so
+    assert len(json.loads((tmp_path / "work" / "f0.5-s0" / "vae" / "history.json").read_text())) == 2
+    assert len(json.loads((tmp_path / "work" / "f0.5-s0" / "objects" / "history.json").read_text())) == 1
+    assert "trained 2 epochs on the subset only" in text and "trained 1 epochs on the subset's threats" in text
     assert set(CLASSES) <= set(results["records"][0]["ap"])
     assert report.with_suffix(".png").is_file()
     # a rerun finds everything done and only rewrites the report

@@ -204,16 +204,19 @@ def composite_samples(bag_model, object_model, labels_per_image: Sequence[Sequen
                           sampler=bag_sampler, batch_size=batch_size, one_each=True)
 
 
-def train_object_vae(data_dir: PathLike, object_data: PathLike, run_dir: PathLike, bag_size: int, minutes: float,
-                     seed: int = 0):
+def train_object_vae(data_dir: PathLike, object_data: PathLike, run_dir: PathLike, bag_size: int,
+                     minutes: Optional[float], seed: int = 0, epochs: Optional[int] = None):
     """The object VAE of ``data_dir``'s threats for bags of ``bag_size``: cuts them out into
     ``object_data`` (unless already there) and trains ``--config objects`` at the object canvas
-    for ``minutes`` into ``run_dir``; returns the :class:`~vae_keras.train.Trainer`."""
+    into ``run_dir`` for ``epochs`` when given (a fixed amount of work: a benchmark's result then
+    does not depend on the machine's load), else for ``minutes``; returns the
+    :class:`~vae_keras.train.Trainer`."""
 
     if not (Path(object_data) / MANIFEST).is_file():
         write_object_dataset(data_dir, object_data, bag_size, progress=False)
-    config = get_config("objects", quick=False, image_size=object_canvas(bag_size), epochs=100_000, seed=seed)
-    return train(config, object_data, run_dir, minutes=minutes, progress=False)
+    config = get_config("objects", quick=False, image_size=object_canvas(bag_size), epochs=epochs or 100_000,
+                        seed=seed)
+    return train(config, object_data, run_dir, minutes=None if epochs else minutes, progress=False)
 
 
 def load_objects(run_dir: PathLike):
