@@ -24,9 +24,9 @@ test: install
 	XRAY_VAE_QUICK=1 TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
 # The committed figures/ (README): train FIGURES_CONFIG on the phantom set for at most
-# FIGURES_MINUTES, evaluate it, build figures/gallery/. ~20 min on 2 CPU cores (the default configuration); on a GPU try
+# FIGURES_MINUTES, evaluate it, build figures/gallery/. ~25 min on 2 CPU cores (the default configuration); on a GPU try
 #   make figures FIGURES_MINUTES=60 FIGURES_SIZE=224
-FIGURES_CONFIG  ?= adversarial
+FIGURES_CONFIG  ?= latent
 FIGURES_MINUTES ?= 20
 FIGURES_SIZE    ?= 64
 FIGURES_OUT     ?= figures

@@ -2,7 +2,12 @@
 
 Run from the repository root (``make figures`` does exactly this)::
 
-    python scripts/make_figures.py --config seed --minutes 20 --image-size 64 --out figures
+    python scripts/make_figures.py --config latent --minutes 20 --image-size 64 --out figures
+
+or build them from a run trained elsewhere (on a GPU, or by ``benchmarks/quality.py`` on a quiet
+machine), skipping the rendering and the training::
+
+    python scripts/make_figures.py --from-run runs/quality_v3/latent --data data/phantoms64_v2 --out figures
 
 Steps: render the phantom set (1,877 bags, kept under ``--work`` and reused), train the
 configuration from scratch for at most ``--minutes`` (the budget of the committed figures: about
@@ -35,6 +40,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from vae_keras.config import DEFAULT_CONFIG  # noqa: E402
 from vae_keras.io.atomic import atomic_write_bytes, atomic_write_text  # noqa: E402
 
 HEADLINE = ("interpolations.png", "latent_manifold.png", "training.gif", "generated.png", "real.png", "loss_curves.png")
@@ -63,33 +69,24 @@ def folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--config", default="seed", help="named configuration (default: seed)")
-    p.add_argument("--minutes", type=float, default=20.0, help="training time budget (default: 20)")
-    p.add_argument("--epochs", type=int, default=200, help="epoch cap; the time budget usually stops first")
-    p.add_argument("--image-size", type=int, default=64, help="image side (default: 64; 224 on a GPU)")
-    p.add_argument("--n-phantoms", type=int, default=1877, help="phantom bags (default: 1877, as the seed project)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the phantoms, the weights and the samples")
-    p.add_argument("--work", default="build/figures", help="data and run folder (not committed)")
-    p.add_argument("--out", default="figures", help="output folder (default: figures)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --work instead of starting afresh")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = p.parse_args(argv)
+def training_seconds(run: Path) -> float:
+    """Seconds the run trained: its epochs', and its diffusion prior's for a two-stage run (``prior/``)."""
+    from vae_keras.training.checkpoint import load_history
 
-    from vae_keras.io.manifest import read_manifest
+    return sum(float(h.get("seconds", 0.0)) for d in (run, run / "prior") if (d / "history.json").is_file()
+               for h in load_history(d))
+
+
+def train_fresh(args, work: Path):
+    """Render the phantoms (or reuse them) and train ``--config`` from scratch for ``--minutes``:
+    ``(run, data, model, history, train images (n, S, S, 1) uint8)``."""
     from data_prep.phantoms import write_phantom_dataset
     from vae_keras.config import get_config
-    from vae_keras.models.priors import load_sampler
-    from vae_keras.viz.gallery import METRICS_FILE, RUN_INFO_FILE, build_gallery, metrics_markdown
+    from vae_keras.io.manifest import read_manifest
     from vae_keras.training.trainer import train
-    from vae_keras.viz.figures import finish_run_figures
 
-    t0 = time.monotonic()
-    work, out = Path(args.work), Path(args.out)
     data = work / f"phantoms_{args.n_phantoms}_{args.image_size}_seed{args.seed}"
     run = work / f"run_{args.config}_{args.image_size}"
-
     manifest = data / "manifest.csv"
     if manifest.is_file() and len(read_manifest(manifest)) == args.n_phantoms:
         print(f"[1/4] reusing the phantom set {data}", file=sys.stderr)
@@ -98,18 +95,78 @@ def main(argv=None) -> int:
               file=sys.stderr)
         write_phantom_dataset(data, n=args.n_phantoms, size=args.image_size, seed=args.seed,
                               progress=not args.quiet)
-
     print(f"[2/4] training {args.config} for at most {args.minutes} min into {run}", file=sys.stderr)
     if run.exists() and not args.resume:
         shutil.rmtree(run)                                       # the committed figures come from one fresh run
     config = get_config(args.config, quick=False, image_size=args.image_size, epochs=args.epochs, seed=args.seed)
     trainer = train(config, data, run, resume=args.resume, minutes=args.minutes, progress=not args.quiet)
-    finish_run_figures(run, trainer.model, trainer.history, data_images=trainer.train_images[:256] / 255.0,
-                       sampler=load_sampler(run, trainer.model), seed=args.seed)
+    return run, data, trainer.model, trainer.history, trainer.train_images
+
+
+def copy_finished_run(source: Path, data: Path, work: Path):
+    """Copy a finished run into ``work`` (its figures are written beside its checkpoints, not into the
+    original) and load it: ``(run, data, model, history, train images (n, S, S, 1) uint8)``."""
+    from vae_keras.data.pipeline import load_split
+    from vae_keras.errors import DataError
+    from vae_keras.training.checkpoint import load_history, load_run
+
+    if not (source / "config.json").is_file():
+        raise DataError(f"{source} is not a training run (no config.json)")
+    if not (data / "manifest.csv").is_file():
+        raise DataError(f"{data} is not a prepared data set (no manifest.csv)")
+    name = json.loads((source / "config.json").read_text(encoding="utf-8"))["name"]
+    run = work / f"run_{name}_from_{source.name}"
+    print(f"[1/4] copying the finished run {source} into {run}", file=sys.stderr)
+    if run.exists():
+        shutil.rmtree(run)
+    shutil.copytree(source, run)
+    print("[2/4] training nothing (--from-run)", file=sys.stderr)
+    config, model = load_run(run)
+    images, _ = load_split(data, "train", image_size=config.image_size)
+    return run, data, model, load_history(run), images
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--config", default=DEFAULT_CONFIG, help=f"named configuration (default: {DEFAULT_CONFIG})")
+    p.add_argument("--minutes", type=float, default=20.0, help="training time budget (default: 20)")
+    p.add_argument("--epochs", type=int, default=200, help="epoch cap; the time budget usually stops first")
+    p.add_argument("--image-size", type=int, default=64, help="image side (default: 64; 224 on a GPU)")
+    p.add_argument("--n-phantoms", type=int, default=1877, help="phantom bags (default: 1877, as the seed project)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the phantoms, the weights and the samples")
+    p.add_argument("--work", default="build/figures", help="data and run folder (not committed)")
+    p.add_argument("--out", default="figures", help="output folder (default: figures)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --work instead of starting afresh")
+    p.add_argument("--from-run", metavar="RUN",
+                   help="train nothing: copy this finished run into --work and build the figures from it "
+                        "(--config, --minutes, --epochs, --image-size and the phantom options are then the run's)")
+    p.add_argument("--data", help="with --from-run: the prepared data set the run was trained on (required)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    if args.from_run and not args.data:
+        p.error("--from-run needs --data: the data set the run was trained on (its real images and the evaluation)")
+
+    from vae_keras.models.priors import load_sampler
+    from vae_keras.viz.gallery import METRICS_FILE, RUN_INFO_FILE, build_gallery, metrics_markdown
+    from vae_keras.viz.figures import finish_run_figures
+
+    t0 = time.monotonic()
+    work, out = Path(args.work), Path(args.out)
+    if args.from_run:
+        run, data, model, history, train_images = copy_finished_run(Path(args.from_run), Path(args.data), work)
+        args.config = json.loads((run / "config.json").read_text(encoding="utf-8"))["name"]
+        args.image_size = int(train_images.shape[1])
+    else:
+        run, data, model, history, train_images = train_fresh(args, work)
+    finish_run_figures(run, model, history, data_images=train_images[:256] / 255.0,
+                       sampler=load_sampler(run, model), seed=args.seed)
     command = "python scripts/make_figures.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    atomic_write_text(run / RUN_INFO_FILE, json.dumps(
-        {"data": str(data), "device": describe_device(), "command": command,
-         "budget_minutes": args.minutes}, indent=1) + "\n")
+    info = {"data": str(data), "device": describe_device(), "command": command,
+            "budget_minutes": None if args.from_run else args.minutes,
+            "training_minutes": round(training_seconds(run) / 60, 1)}
+    if args.from_run:
+        info["from_run"] = args.from_run
+    atomic_write_text(run / RUN_INFO_FILE, json.dumps(info, indent=1) + "\n")
 
     if has_subcommand("evaluate"):
         print("[3/4] evaluating (python -m vae_keras evaluate)", file=sys.stderr)
@@ -133,12 +190,12 @@ def main(argv=None) -> int:
     metrics_file = run / METRICS_FILE
     if metrics_file.is_file():
         atomic_write_text(out / "run_quality.md",
-                          f"# Evaluation of `{args.config}` ({len(trainer.history)} epochs, "
+                          f"# Evaluation of `{args.config}` ({len(history)} epochs, "
                           f"{args.image_size}x{args.image_size})\n\n"
                           + metrics_markdown(json.loads(metrics_file.read_text(encoding="utf-8"))))
 
     size = folder_size(out)
-    print(f"figures of {args.config} ({len(trainer.history)} epochs) written to {out} "
+    print(f"figures of {args.config} ({len(history)} epochs) written to {out} "
           f"({size / 2 ** 20:.1f} MB) in {(time.monotonic() - t0) / 60:.1f} min; open {index}", file=sys.stderr)
     if size > SIZE_LIMIT:
         print(f"warning: {out} is over {SIZE_LIMIT / 2 ** 20:.0f} MB: use a smaller --image-size", file=sys.stderr)
@@ -147,4 +204,10 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from vae_keras.errors import XrayVaeError
+
+    try:
+        sys.exit(main())
+    except XrayVaeError as err:                                  # a bad --from-run or --data: one clear line
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -126,10 +126,11 @@ def test_phantoms_train_generate_resume(tmp_path, capsys):
     rows = read_manifest(data / "manifest.csv")
     assert len(rows) == 24 and {r.split for r in rows} == {"train", "test"}
 
-    train = ["train", str(data), "--out", str(run), "--image-size", "32", "--batch-size", "8", "--quiet"]
+    train = ["train", str(data), "--out", str(run), "--config", "adversarial", "--image-size", "32", "--batch-size",
+             "8", "--quiet"]
     assert main(train + ["--epochs", "2"]) == 0
     for name in ("config.json", "history.json", "training.gif", "loss_curves.png", "interpolations.png"):
-        assert (run / name).is_file(), name                 # the default model has a 64-d latent space
+        assert (run / name).is_file(), name                 # a flat 64-d latent space
     assert not (run / "latent_manifold.png").exists()      # 2 of 64 dimensions would show one bag
 
     assert main(train + ["--epochs", "3"]) == 2              # the run exists: refuse to overwrite it
@@ -142,9 +143,9 @@ def test_phantoms_train_generate_resume(tmp_path, capsys):
     assert len(gen_rows) == 5 and all((gen / r.path).is_file() for r in gen_rows)
 
 
-def test_demo_leaves_grids_gif_and_interpolations(tmp_path, capsys):
+def test_demo_of_a_flat_latent_configuration_leaves_grids_gif_and_interpolations(tmp_path, capsys):
     out = tmp_path / "demo"
-    argv = ["demo", "--out", str(out), "--n", "30", "--epochs", "1", "--image-size", "32",
+    argv = ["demo", "--out", str(out), "--config", "adversarial", "--n", "30", "--epochs", "1", "--image-size", "32",
             "--n-generate", "4", "--quick", "--quiet"]
     assert main(argv) == 0
     for name in ("samples_grid.png", "real_grid.png", "training.gif", "interpolations.png", "loss_curves.png"):

@@ -7,6 +7,7 @@ through the command line.
 """
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -237,11 +238,16 @@ def test_gallery_and_detection_export_of_a_latent_run(cli_run, tmp_path):
     assert len(list((tmp_path / "yolo" / "labels").glob("*.txt"))) == 4
 
 
-def test_demo_with_the_latent_configuration(tmp_path, capsys):
+def test_demo_trains_the_default_latent_configuration_in_two_stages(tmp_path, capsys):
+    from vae_keras.cli.commands.demo import QUICK
+    from vae_keras.config import DEFAULT_CONFIG
+
+    assert DEFAULT_CONFIG == "latent" and QUICK["prior_epochs"] > QUICK["epochs"]   # the prior's epochs are cheap
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--config", "latent", "--n", "30", "--epochs", "1", "--image-size", "32",
+    assert main(["demo", "--out", str(out), "--n", "30", "--epochs", "1", "--prior-epochs", "3", "--image-size", "32",
                  "--n-generate", "4", "--quick", "--quiet"]) == 0
     for name in ("samples_grid.png", "real_grid.png", "interpolations.png", "class_samples.png"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "run" / "prior" / "latent_stats.npz").is_file()                  # both stages trained
+    assert len(json.loads((out / "run" / "prior" / "history.json").read_text())) == 3    # --prior-epochs
     assert len(read_manifest(out / "generated" / "manifest.csv")) == 4

@@ -1,12 +1,13 @@
 """The GradientTape loop: learning happens, checkpoints resume exactly, failures are clear."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from vae_keras.training.checkpoint import latest_checkpoint, load_history, load_run
-from vae_keras.config import DEFAULT_CONFIG, get_config
+from vae_keras.config import get_config
 from vae_keras.errors import ConfigError, RunExists, TrainingDiverged
 from vae_keras.training.trainer import Trainer, train
 
@@ -148,12 +149,12 @@ def test_improved_configuration_resumes_exactly(tiny_dataset, tmp_path):
     assert resumed.history[-1]["log_sigma"] == full.history[-1]["log_sigma"]
 
 
-def test_default_configuration_resumes_exactly_with_the_discriminator_on(tiny_dataset, tmp_path):
-    """The default (adversarial) objective, discriminator active from epoch 1: interrupted == uninterrupted."""
+def test_adversarial_configuration_resumes_exactly_with_the_discriminator_on(tiny_dataset, tmp_path):
+    """The adversarial objective, discriminator active from epoch 1: interrupted == uninterrupted."""
     tf.config.experimental.enable_op_determinism()
 
     def cfg(epochs):
-        return get_config(DEFAULT_CONFIG, quick=False, image_size=32, latent_dim=4, batch_size=8, epochs=epochs,
+        return get_config("adversarial", quick=False, image_size=32, latent_dim=4, batch_size=8, epochs=epochs,
                           encoder_filters=(8, 16, 16), decoder_filters=(16, 16, 8), adversarial_start_epoch=0,
                           gmm_components=2, seed=3)
 
@@ -212,3 +213,26 @@ def test_cli_init_from_another_family_is_one_error_line(trained_run, tiny_datase
     assert out.returncode == 2, out.stderr[-2000:]
     assert "error: cannot start from the weights of" in out.stderr and "image_size: 32 there, 64 here" in out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "t").exists()
+
+
+def test_make_figures_from_a_finished_run_leaves_the_run_alone(trained_run, tiny_dataset, tmp_path):
+    """scripts/make_figures.py --from-run: figures, gallery and provenance from a run trained elsewhere;
+    the source run gets nothing written into it, and a folder that is not a run is one error line."""
+    import subprocess
+    import sys
+
+    run, trainer = trained_run
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "make_figures.py"
+    argv = [sys.executable, str(script), "--from-run", str(run), "--data", str(tiny_dataset),
+            "--work", str(tmp_path / "work"), "--out", str(tmp_path / "figs"), "--quiet"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+    info = json.loads((tmp_path / "figs" / "run" / "run_info.json").read_text())
+    assert info["from_run"] == str(run) and info["budget_minutes"] is None
+    assert info["training_minutes"] == round(sum(h["seconds"] for h in trainer.history) / 60, 1)
+    assert (tmp_path / "figs" / "gallery" / "index.html").is_file() and (tmp_path / "figs" / "training.gif").is_file()
+    assert f"({len(trainer.history)} epochs, 32x32)" in (tmp_path / "figs" / "run_quality.md").read_text()
+    bad = subprocess.run(argv[:3] + [str(tmp_path / "nothing")] + argv[4:], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: ")

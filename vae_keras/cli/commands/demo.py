@@ -1,10 +1,11 @@
 """``demo``: the main job in one command: phantoms -> train -> generate -> figures, resumable.
 
-Quick mode (``--quick`` or ``XRAY_VAE_QUICK=1``) is sized to finish in under 5 minutes on 2 CPU
-cores and still show what the default model learns: 1,000 bags at 64x64 and 30 epochs, so the
-adversarial loss (from epoch 6) has 25 epochs to sharpen the samples. Measured on 2 cores shared
-with other work: 3.8 min (load average 1.4 rising to 4.0); 20 epochs took 1.7 min on idle cores,
-where an epoch takes about 4 s and the rest of the demo about 25 s.
+Quick mode (``--quick`` or ``XRAY_VAE_QUICK=1``) is sized to finish in about 5 minutes on 2 CPU
+cores and still show what the default model (``latent``) learns: 1,000 bags at 64x64, 20 epochs of
+the spatial-latent autoencoder, then 60 epochs of its diffusion prior over the (16 times smaller)
+latents, about what a 10-minute budget buys in figures/quality_v3/quality_10min.md. The full-size
+run keeps the configuration's rule (the prior trains 10 epochs per autoencoder epoch). Timings:
+README.md and docs/speed.md.
 """
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from vae_keras.cli.common import QUICK_HELP, label_mix, quiet_tensorflow
 from vae_keras.config import DEFAULT_CONFIG, NAMED_CONFIGS, get_config, quick_mode
 
 #: Phantoms, epochs and image side of the demo, full size and in quick mode.
-FULL = dict(n=1877, epochs=30, image_size=224)    # the seed project had 1,877 scans
-QUICK = dict(n=1000, epochs=30, image_size=64)
+#: ``prior_epochs`` (two-stage configurations only): 0 = the configuration's 10 per autoencoder epoch.
+FULL = dict(n=1877, epochs=30, prior_epochs=0, image_size=224)    # the seed project had 1,877 scans
+QUICK = dict(n=1000, epochs=20, prior_epochs=60, image_size=64)
 
 #: The run's figures copied to the top of --out, so one folder holds everything to open.
 RUN_FIGURES = ("training.gif", "loss_curves.png", "interpolations.png", "class_samples.png", "latent_manifold.png")
@@ -42,11 +44,15 @@ def add_parser(sub):
                                    "threat class and loss curves under --out. Full size (224x224, "
                                    f"{FULL['n']} images, {FULL['epochs']} epochs) by default, for a GPU; --quick or "
                                    f"XRAY_VAE_QUICK=1 ({QUICK['n']} images at {QUICK['image_size']}x"
-                                   f"{QUICK['image_size']}, {QUICK['epochs']} epochs) runs in under 5 minutes on 2 "
-                                   "CPU cores. Rerunning resumes where it stopped.")
+                                   f"{QUICK['image_size']}, {QUICK['epochs']} epochs, {QUICK['prior_epochs']} of the "
+                                   "latent prior) runs in about 5 minutes on 2 CPU cores. Rerunning resumes where it "
+                                   "stopped.")
     s.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
     s.add_argument("--n", type=int, help=f"number of phantoms (default: {FULL['n']}; {QUICK['n']} in quick mode)")
     s.add_argument("--epochs", type=int, help=f"epochs (default: {FULL['epochs']}; {QUICK['epochs']} in quick mode)")
+    s.add_argument("--prior-epochs", type=int,
+                   help="epochs of the diffusion prior of a two-stage configuration such as latent (default: 10 per "
+                        f"autoencoder epoch; {QUICK['prior_epochs']} in quick mode)")
     s.add_argument("--image-size", type=int,
                    help=f"image side (default: {FULL['image_size']}; {QUICK['image_size']} in quick mode)")
     s.add_argument("--n-generate", type=int, default=100, help="images to export (default: 100)")
@@ -64,6 +70,7 @@ def run(args):
     quick = args.quick or quick_mode()
     size = QUICK if quick else FULL
     n, epochs, image_size = args.n or size["n"], args.epochs or size["epochs"], args.image_size or size["image_size"]
+    prior_epochs = args.prior_epochs if args.prior_epochs is not None else size["prior_epochs"]
     out = Path(args.out)
     data_dir, run_dir, gen_dir = out / "data", out / "run", out / "generated"
     t0 = time.monotonic()
@@ -75,7 +82,8 @@ def run(args):
 
     print(f"[2/3] training the {args.config} VAE into {run_dir}", file=sys.stderr)
     trainer, sampler = train_run(data_dir, run_dir, get_config(args.config, quick=quick, image_size=image_size,
-                                                                 epochs=epochs, seed=args.seed),
+                                                                 epochs=epochs, prior_epochs=prior_epochs,
+                                                                 seed=args.seed),
                                  seed=args.seed, progress=not args.quiet)
 
     print(f"[3/3] generating {args.n_generate} images into {gen_dir}", file=sys.stderr)

@@ -16,7 +16,8 @@ def add_parser(sub):
     s.add_argument("data", help="prepared data folder (from `phantoms` or `prepare`)")
     s.add_argument("--out", required=True, help="run folder (checkpoints, config, history, figures)")
     s.add_argument("--config", default=DEFAULT_CONFIG, choices=sorted(NAMED_CONFIGS),
-                   help=f"named configuration (default: {DEFAULT_CONFIG}, the best measured in figures/quality.md; "
+                   help=f"named configuration (default: {DEFAULT_CONFIG}, the best measured in "
+                        "figures/quality_v3/quality.md; "
                         "seed: the 2021 project's network, the reference)")
     s.add_argument("--epochs", type=int, help="number of epochs (default: the configuration's)")
     s.add_argument("--image-size", type=int, help="image side, divisible by 4 (default: 224; 64 in quick mode)")
