@@ -100,6 +100,9 @@ def parse_args(argv=None):
     p.add_argument("--ratios", default="",
                    help="also run --ratio-arms at these synthetic-to-real ratios, e.g. 1,2,4")
     p.add_argument("--ratio-arms", default="classic+tip,classic+ours", help="the arms --ratios applies to")
+    p.add_argument("--only", default="",
+                   help="run only these of the arms now (the rest later, by the same command without --only): "
+                        "the pools are sized for all the arms, so both runs train on the same images")
     p.add_argument("--synthetic-ratio", type=float, default=2.0, help="synthetic images per real image (default 2)")
     p.add_argument("--vae-config", default="conditional", help="named VAE configuration (default conditional)")
     p.add_argument("--vae-minutes", type=float, default=2.0, help="training budget of each VAE (minutes)")
@@ -143,6 +146,9 @@ def parse_args(argv=None):
             bad.append(a)
     if bad:
         p.error(f"unknown arm(s) {bad}; choose from {ARMS} (ARM@R for a ratio)")
+    args.only = [a.strip() for a in args.only.split(",") if a.strip()]
+    if set(args.only) - set(args.arms):
+        p.error(f"--only {sorted(set(args.only) - set(args.arms))}: not among the arms {args.arms}")
     if not all(0 < f <= 1 for f in args.fractions):
         p.error("fractions must be in (0, 1]")
     return args
@@ -249,8 +255,13 @@ def make_pools(args, seed, xs_u8, rows, idx, crops, work: Path, tag: str, n_pool
     return pools, timing
 
 
-def run_one(args, fraction, seed, train_set, test_set, work: Path) -> list:
-    """Every arm for one (fraction, seed): returns one record per arm."""
+def run_one(args, fraction, seed, train_set, test_set, work: Path, arms=None) -> list:
+    """``arms`` (default: every arm) for one (fraction, seed): returns one record per arm.
+
+    Each pool of synthetic images is sized for the largest ratio among *all* ``args.arms``, so an
+    arm gets the same images whether it runs with the others or alone later (``--only``).
+    """
+    arms = list(args.arms if arms is None else arms)
     import keras
 
     from vae_keras.sampling import tip
@@ -270,10 +281,12 @@ def run_one(args, fraction, seed, train_set, test_set, work: Path) -> list:
         _, _, source, ratio = split_arm(arm)
         if source is not None:
             n_pool[source] = max(n_pool.get(source, 0), int(round((ratio or args.synthetic_ratio) * k)))
-    pools, timing = make_pools(args, seed, x[idx], rows, idx, crops, work, tag, n_pool)
+    needed = {split_arm(a)[2] for a in arms}
+    pools, timing = make_pools(args, seed, x[idx], rows, idx, crops, work, tag,
+                               {s: n for s, n in n_pool.items() if s in needed})
 
     records = []
-    for arm in args.arms:
+    for arm in arms:
         model, name, source, ratio = split_arm(arm)
         if source is not None and source not in pools:
             print(f"  {tag} {arm}: skipped (no {'boxes' if source != 'vae' else 'VAE'})", file=sys.stderr)
@@ -450,6 +463,19 @@ def best_arms(summary) -> str:
     return "Best mean mAP: " + "; ".join(out) + ".\n"
 
 
+def _without(argv, *flags) -> list:
+    """``argv`` less ``flags`` (a flag of ``--only`` takes its value with it): the command that makes the whole table."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a.split("=")[0] in flags:
+            skip = a == "--only"
+        else:
+            out.append(a)
+    return out
+
+
 def _budget(meta, model: str) -> str:
     """``"120 epochs"`` (fixed work) or ``"10 min"`` (a time budget) for the ``vae`` or ``object`` model."""
     return f"{meta[model + '_epochs']} epochs" if meta.get(model + "_epochs") else f"{meta[model + '_minutes']} min"
@@ -532,12 +558,13 @@ def main(argv=None) -> int:
     for fraction in ([] if args.report_only else args.fractions):
         for seed in range(args.seeds):
             done = {r["arm"] for r in state["records"] if r["fraction"] == fraction and r["seed"] == seed}
-            if set(args.arms) <= done:
+            todo = [a for a in (args.only or args.arms) if a not in done]
+            if not todo:
                 continue
-            print(f"fraction {fraction:g}, seed {seed}", file=sys.stderr, flush=True)
-            recs = run_one(args, fraction, seed, (x, y, rows), (x_test, y_test, boxes_test), out)
+            print(f"fraction {fraction:g}, seed {seed}: {len(todo)} arms", file=sys.stderr, flush=True)
+            recs = run_one(args, fraction, seed, (x, y, rows), (x_test, y_test, boxes_test), out, arms=todo)
             state["records"] = [r for r in state["records"] if not (r["fraction"] == fraction and r["seed"] == seed
-                                                                    and r["arm"] in args.arms)]
+                                                                    and r["arm"] in todo)]
             state["records"] += recs
             state["minutes"] = state.get("minutes", 0.0) + (time.monotonic() - start) / 60
             start = time.monotonic()
@@ -545,7 +572,7 @@ def main(argv=None) -> int:
     records = [r for r in state["records"] if r["fraction"] in args.fractions and r["arm"] in args.arms]
     print(markdown_table(summarize(records)))
     if args.report:
-        flags = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--report-only"]
+        flags = _without(sys.argv[1:] if argv is None else argv, "--report-only", "--only")
         command = "python " + " ".join(shlex.quote(a) for a in ["benchmarks/augmentation.py", *flags])
         meta = {**settings, "command": command, "train_images": len(x), "test_images": len(x_test),
                 "seeds": len({r["seed"] for r in records}),

@@ -80,13 +80,17 @@ def test_benchmark_end_to_end(tmp_path):
             "--seeds", "1", "--arms", "real,classic,hybrid,tip,composite", "--vae-epochs", "2",
             "--object-epochs", "1", "--classifier-steps", "3",
             "--width", "4", "--synthetic-ratio", "0.5", "--report", str(report)]
+    assert bench.main(argv + ["--only", "real,tip"]) == 0                 # some arms now, the rest later
+    first = json.loads((tmp_path / "work" / "results.json").read_text())["records"]
+    assert sorted(r["arm"] for r in first) == ["real", "tip"]
     assert bench.main(argv) == 0
     results = json.loads((tmp_path / "work" / "results.json").read_text())
+    assert [r for r in results["records"] if r["arm"] in ("real", "tip")] == first      # kept, not retrained
     arms = sorted({(r["arm"], r["seed"]) for r in results["records"]})
     assert arms == sorted((a, s) for a in ("real", "classic", "hybrid", "tip", "composite") for s in (0,))
     assert all(r["synthetic_images"] == (0 if r["arm"] in ("real", "classic") else 7) for r in results["records"])
     text = report.read_text()
-    assert "| 50% | 1 | tip |" in text and "benchmarks/augmentation.py" in text
+    assert "| 50% | 1 | tip |" in text and "benchmarks/augmentation.py" in text and "--only" not in text
     # fixed work, not minutes: both VAEs ran exactly the epochs asked for, and the report says so
     assert len(json.loads((tmp_path / "work" / "f0.5-s0" / "vae" / "history.json").read_text())) == 2
     assert len(json.loads((tmp_path / "work" / "f0.5-s0" / "objects" / "history.json").read_text())) == 1
