@@ -72,10 +72,11 @@ def run(args):
     labels = requested_labels(args, config, model)
     if args.into:  # generated threats in the given bags
         from vae_keras.errors import DataError
+        from vae_keras.io.manifest import MANIFEST
         from vae_keras.sampling.insert import insert_into
 
-        if args.object_data and not (Path(args.object_data) / "manifest.csv").is_file():
-            raise DataError(f"--object-data {args.object_data} is not an object set (no manifest.csv): "
+        if args.object_data and not (Path(args.object_data) / MANIFEST).is_file():
+            raise DataError(f"--object-data {args.object_data} is not an object set (no {MANIFEST}): "
                             "write one with `python -m vae_keras objects`")
         if args.tip or args.objects:
             raise DataError("--into takes the threats of RUN (an object VAE) into the bags of BAGS: "
