@@ -138,9 +138,12 @@ def test_cli_into_writes_a_valid_yolo_export(object_run, tmp_path, monkeypatch):
     from vae_keras.io.detection import parse_yolo
 
     out = tmp_path / "yolo"
+    preview = tmp_path / "preview.png"
     assert main(["generate", str(object_run / "object_run"), "--into", str(object_run / "bags"), "--n", "6",
-                 "--label", "knife", "--format", "yolo", "--out", str(out), "--quiet"]) == 0
+                 "--label", "knife", "--format", "yolo", "--out", str(out), "--quiet", "--preview", str(preview)]) == 0
     rows = read_manifest(out / "manifest.csv")
+    shown = np.asarray(Image.open(preview))                            # 6 images of 32 px in one row, boxes red
+    assert shown.shape == (32, 6 * 33 - 1, 3) and (shown[..., 0].astype(int) - shown[..., 1] > 100).any()
     assert len(rows) == 6 and all(r.labels == ["knife"] and r.source.startswith("insert:") for r in rows)
     bag_rows = {r.path: r for r in read_manifest(object_run / "bags" / "manifest.csv")}
     assert (out / "classes.txt").read_text().split() == list(CLASSES)

@@ -12,7 +12,7 @@ from vae_keras.io.atomic import save_png_atomic
 from vae_keras.io.manifest import ManifestRow, read_manifest, write_manifest
 from vae_keras.sampling import generate
 from vae_keras.sampling.generate import export_samples, interpolate, reconstruct, sample_images
-from vae_keras.viz.figures import image_grid, interpolation_strip, latent_manifold, make_gif, plot_history
+from vae_keras.viz.figures import boxed_grid, image_grid, interpolation_strip, latent_manifold, make_gif, plot_history
 
 
 class KnownActiveDimsModel:
@@ -73,6 +73,22 @@ def _frames(tmp_path, count):
         save_png_atomic(p, np.full((20, 30), epoch * 40, np.uint8))
         paths.append(p)
     return paths
+
+
+def test_boxed_grid_outlines_each_box_inside_its_own_cell(tmp_path):
+    images = np.full((3, 10, 10, 1), 0.5, np.float32)
+    boxes = [[{"label": "knife", "box": [2, 3, 6, 8]}], [], [{"label": "handgun", "box": [-4, 7, 30, 30]}]]
+    grid = boxed_grid(images, boxes, tmp_path / "b.png", ncols=2)                  # 2 rows: cells at x 0, 11
+    assert grid.shape == (21, 21, 3) and iio.imread(tmp_path / "b.png").shape == (21, 21, 3)
+    red = (grid[..., 0] == 220) & (grid[..., 1] == 30)
+    cell0 = red[:10, :10]
+    assert cell0[3, 2:6].all() and cell0[7, 2:6].all() and cell0[3:8, 2].all() and cell0[3:8, 5].all()
+    assert not cell0[4:7, 3:5].any() and cell0.sum() == 14                           # an outline, x2/y2 exclusive
+    assert not red[:10, 11:].any()                                                    # no box: untouched
+    assert red[11 + 7, 0:10].all() and red[11 + 7:21, 9].all()                       # clipped to its own image
+    assert not red[10, :].any() and not red[:, 10].any()                              # separators stay black
+    with pytest.raises(ValueError, match="one box list per image"):
+        boxed_grid(images, boxes[:2])
 
 
 def test_make_gif_frames(tmp_path):

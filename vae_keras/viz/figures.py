@@ -105,6 +105,47 @@ def image_grid(images, path: Optional[PathLike] = None, ncols: Optional[int] = N
     return grid
 
 
+def boxed_grid(images, boxes: Sequence[Sequence[dict]], path: Optional[PathLike] = None, ncols: int = 8,
+               color=(220, 30, 30)) -> np.ndarray:
+    """Tile images into an RGB grid with each image's boxes outlined: a look at a detection export.
+
+    Args:
+        images: (n, H, W, 1) or (n, H, W), float in [0, 1] (or uint8).
+        boxes: per image, dicts with ``"box": [x1, y1, x2, y2]`` in pixels (``x2``, ``y2``
+            exclusive, as the exports write them); outlines are clipped to the image.
+        path: where to write the PNG (atomically); ``None`` only returns the grid.
+        ncols: columns (fewer when there are fewer images).
+
+    Returns:
+        the grid, uint8 ``(rows*H + rows-1, ncols*W + ncols-1, 3)``, black separator lines.
+    """
+    x = _as_gray_batch(images)                                   # (n, H, W)
+    n, h, w = x.shape
+    if n == 0 or len(boxes) != n:
+        raise ValueError(f"boxed_grid needs images and one box list per image, got {n} images, {len(boxes)} lists")
+    ncols = max(1, min(int(ncols), n))
+    nrows = math.ceil(n / ncols)
+    grid = np.zeros((nrows * (h + 1) - 1, ncols * (w + 1) - 1, 3), np.uint8)
+    for i, (img, bs) in enumerate(zip(x, boxes)):
+        cell = np.repeat(np.round(img * 255).astype(np.uint8)[..., None], 3, axis=-1)   # (H, W, 3)
+        for b in bs:
+            x1, y1, x2, y2 = (int(round(float(v))) for v in b["box"])
+            x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2) - 1, min(h, y2) - 1
+            if x2 < x1 or y2 < y1:
+                continue
+            cell[y1:y2 + 1, [x1, x2]] = color
+            cell[[y1, y2], x1:x2 + 1] = color
+        r, c = divmod(i, ncols)
+        grid[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = cell
+    if path is not None:
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(grid, mode="RGB").save(buf, format="PNG", compress_level=6)
+        atomic_write_bytes(path, buf.getvalue())
+    return grid
+
+
 def most_active_dims(model, data, k: int = 2) -> np.ndarray:
     """The ``k`` latent dimensions whose posterior means vary most over ``data``, most active first.
 

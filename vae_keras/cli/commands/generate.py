@@ -51,6 +51,9 @@ def add_parser(sub):
                    help="a `latent` run's prior: each DDIM step's predicted latent is clipped to +-CLIP standard "
                         "deviations (default: the run's, 3); 0 = off (sharper, but a short-trained prior drifts "
                         "into dark blobs)")
+    s.add_argument("--preview", metavar="PNG",
+                   help="also write the first 16 images with their boxes outlined to this PNG (a look at an export "
+                        "before training a detector on it)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=run)
     return s
@@ -87,17 +90,33 @@ def run(args):
                            split=args.bag_split, object_data=args.object_data)
         print(f"wrote {len(rows)} benign bags of {args.into} with generated threats ({args.format or 'yolo'}) "
               f"to {args.out}")
-        return
+        return write_preview(args, rows)
     if args.format or args.tip or args.objects:  # detector formats; hybrid or composite: exact boxes
         rows = export_run(args.run, args.n, args.out, fmt=args.format or "csv", labels=labels, tip_data=args.tip,
                           seed=args.seed, temperature=args.temperature, batch_size=args.batch_size, model=model,
                           objects_run=args.objects)
         print(f"wrote {len(rows)} labelled images ({args.format or 'csv'}) to {args.out}")
-        return
+        return write_preview(args, rows)
     rows = export_samples(model, args.n, args.out, temperature=args.temperature, seed=args.seed,
                           batch_size=args.batch_size, progress=not args.quiet, name=Path(args.run).name,
                           labels=labels, sampler=load_sampler(args.run, model))
     print(f"wrote {len(rows)} generated images and manifest.csv to {args.out}")
+    write_preview(args, rows)
+
+
+def write_preview(args, rows, n: int = 16):
+    """``--preview PNG``: the first ``n`` exported images of ``args.out`` with their boxes outlined."""
+    if not args.preview or not rows:
+        return
+    import numpy as np
+    from PIL import Image
+
+    from vae_keras.viz.figures import boxed_grid
+
+    rows = rows[:n]
+    images = np.stack([np.asarray(Image.open(Path(args.out) / r.path).convert("L")) for r in rows])   # (n, S, S) uint8
+    boxed_grid(images, [r.boxes for r in rows], args.preview)
+    print(f"wrote {args.preview}: {len(rows)} images with their boxes")
 
 
 def requested_labels(args, config, model):
