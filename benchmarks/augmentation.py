@@ -417,31 +417,41 @@ def markdown_table(summary) -> str:
     return text
 
 
-def plot(summary, path: Path) -> Path:
+def plot(summary, path: Path, records=()) -> Path:
+    """Bars of the mean score per arm and subset (± the std over seeds, one dot per seed): the
+    classifier's mAP and, when detector arms ran, the detector's mAP@0.5 in a second panel."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    summary = [d for d in summary if d["model"] == "classifier"]
-    fractions = sorted({d["fraction"] for d in summary})
-    arms = sorted({d["arm"] for d in summary}, key=arm_order)
-    fig, ax = plt.subplots(figsize=(7.5, 3.2), dpi=100)
-    width = 0.8 / len(arms)
-    for j, arm in enumerate(arms):
-        xs, ms, es = [], [], []
-        for i, f in enumerate(fractions):
-            d = next((d for d in summary if d["fraction"] == f and d["arm"] == arm), None)
-            if d:
-                xs.append(i + (j - (len(arms) - 1) / 2) * width)
-                ms.append(d["mAP"])
-                es.append(d["mAP_std"])
-        ax.bar(xs, ms, width, yerr=es, capsize=2, label=arm, color=f"C{j}")
-    ax.set_xticks(range(len(fractions)), [f"{f:.0%} of train" for f in fractions])
-    ax.set_ylabel("test mAP (mean ± std over seeds)")
-    ax.set_title("Threat classifier trained on a real subset plus extra data", fontsize=10)
-    ax.legend(fontsize=7, ncol=4, loc="upper left")
-    ax.set_ylim(0, 1)
+    panels = [(m, key, label) for m, key, label in (
+        ("classifier", "mAP", "Threat classifier: test mAP"),
+        ("detector", "map50", "Detector (CenterNet from scratch): test mAP@0.5"))
+        if any(d["model"] == m for d in summary)]
+    names = sorted({d["arm"].removeprefix("det:") for d in summary}, key=arm_order)    # one colour per arm in both
+    colour = {name: f"C{i % 10}" for i, name in enumerate(names)}
+    fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 3.4), dpi=100, squeeze=False)
+    for ax, (model, key, title) in zip(axes[0], panels):
+        rows = [d for d in summary if d["model"] == model]
+        fractions = sorted({d["fraction"] for d in rows})
+        arms = sorted({d["arm"] for d in rows}, key=arm_order)
+        width = 0.8 / len(arms)
+        for j, arm in enumerate(arms):
+            for i, f in enumerate(fractions):
+                d = next((d for d in rows if d["fraction"] == f and d["arm"] == arm), None)
+                if d is None:
+                    continue
+                x = i + (j - (len(arms) - 1) / 2) * width
+                ax.bar(x, d[key], width, yerr=d[key + "_std"], capsize=2, color=colour[arm.removeprefix("det:")],
+                       label=arm.removeprefix("det:") if i == 0 else None)
+                seeds = [r[key] for r in records if r["fraction"] == f and r["arm"] == arm]
+                ax.plot([x + width / 4] * len(seeds), seeds, "o", ms=3, mfc="white", mec="black", mew=0.8)
+        ax.set_xticks(range(len(fractions)), [f"{f:.0%} of train" for f in fractions])
+        ax.set_ylabel(f"{title.split(': test ')[1]} (mean ± std; o: seeds)")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=7, ncol=4, loc="upper left")
+        ax.set_ylim(0, 1)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -483,7 +493,7 @@ def _budget(meta, model: str) -> str:
 
 def write_report(records, meta, path: Path) -> Path:
     summary = summarize(records)
-    png = plot(summary, path.with_suffix(".png"))
+    png = plot(summary, path.with_suffix(".png"), records)
     old = path.read_text(encoding="utf-8") if path.is_file() else ""
     notes = old[old.index(NOTES_MARKER):] if NOTES_MARKER in old else NOTES_MARKER + "\n"
     text = (f"# Augmentation benchmark\n\nMade by:\n\n```bash\n{meta['command']}\n```\n\n"
