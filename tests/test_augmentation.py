@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,10 @@ def test_train_classifier_takes_exactly_the_given_steps():
     assert p.shape == (10, 4)
     logits = clf.net.predict(np.round(x * 255) / 255, verbose=0)   # predict: sigmoid of the 8-bit image's logits
     np.testing.assert_allclose(p, 1.0 / (1.0 + np.exp(-logits)), atol=1e-5)
+    clf.net.predict = lambda *a, **k: np.array([[-1e4, 1e4, 0.0, -50.0]], np.float32)   # a very sure network
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                   # no overflow in exp
+        np.testing.assert_allclose(clf.predict(x[:1]), [[0.0, 1.0, 0.5, 0.0]], atol=1e-12)
     with pytest.raises(ValueError, match="multi-hot"):
         train_classifier(x, y[:, :2], steps=1)
 

@@ -288,7 +288,7 @@ class ThreatClassifier:
     def predict(self, images) -> np.ndarray:
         """Per-class probabilities (n, C)."""
         logits = self.net.predict(quantize(images)[..., None], batch_size=256, verbose=0)
-        return 1.0 / (1.0 + np.exp(-logits))
+        return 0.5 * (1.0 + np.tanh(0.5 * logits))          # the sigmoid, without exp's overflow at large -logits
 
     def features(self, images) -> np.ndarray:
         """Penultimate-layer features (n, 4 * width)."""
