@@ -99,6 +99,12 @@ def test_make_gif_frames(tmp_path):
     assert iio.imread(one, index=None).shape[0] == 1
     with pytest.raises(ValueError, match="at least one frame"):
         make_gif([], tmp_path / "none.gif")
+    # a long run: at most max_frames, evenly spaced, first and last kept, each captioned with its own epoch
+    many = _frames(tmp_path / "many", 6)
+    kept = iio.imread(make_gif(many, tmp_path / "few.gif", max_frames=3), index=None)
+    every = iio.imread(make_gif(many, tmp_path / "all.gif", max_frames=None), index=None)
+    assert kept.shape[0] == 3 and every.shape[0] == 6
+    np.testing.assert_array_equal(kept, every[[0, 2, 5]])                   # epochs 1, 3 and 6
 
 
 def test_latent_manifold_picks_most_active_dims(tmp_path):

@@ -40,7 +40,8 @@ from vae_keras.io.manifest import CLASSES, MANIFEST, read_manifest
 from vae_keras.models.priors import answers_labels, load_sampler, sample_label_mix
 from vae_keras.sampling.generate import reconstruct, sample_images
 from vae_keras.training.checkpoint import load_history, load_run
-from vae_keras.viz.figures import image_grid, interpolation_grid, latent_manifold, make_gif, plot_history
+from vae_keras.viz.figures import (GIF_MAX_FRAMES, image_grid, interpolation_grid, latent_manifold, make_gif,
+                                   plot_history)
 
 INDEX = "index.html"
 METRICS_FILE = "metrics.json"
@@ -418,7 +419,8 @@ def training_section(page: _Page, g: RunInputs):
     if (page.out_dir / "training.gif").is_file():
         figs.append(page.figure("training.gif", "animation of 16 fixed latent vectors decoded after each epoch",
                                 f"Training: the same 16 latent vectors decoded after each of the {len(frames)} "
-                                "epochs. Bags should emerge from blur and then only sharpen."))
+                                f"epochs (at most {GIF_MAX_FRAMES} of them, evenly spaced). Bags should emerge from "
+                                "blur and then only sharpen."))
     if g.history:
         plot_history(g.history, page.out_dir / "loss_curves.png")
         figs.append(page.figure("loss_curves.png", "loss curves: reconstruction and KL per epoch",
