@@ -79,7 +79,7 @@ def training_seconds(run: Path) -> float:
 
 def train_fresh(args, work: Path):
     """Render the phantoms (or reuse them) and train ``--config`` from scratch for ``--minutes``:
-    ``(run, data, model, history, train images (n, S, S, 1) uint8)``."""
+    ``(run, data, config, model, history, train images (n, S, S, 1) uint8)``."""
     from data_prep.phantoms import write_phantom_dataset
     from vae_keras.config import get_config
     from vae_keras.io.manifest import read_manifest
@@ -100,22 +100,22 @@ def train_fresh(args, work: Path):
         shutil.rmtree(run)                                       # the committed figures come from one fresh run
     config = get_config(args.config, quick=False, image_size=args.image_size, epochs=args.epochs, seed=args.seed)
     trainer = train(config, data, run, resume=args.resume, minutes=args.minutes, progress=not args.quiet)
-    return run, data, trainer.model, trainer.history, trainer.train_images
+    return run, data, trainer.config, trainer.model, trainer.history, trainer.train_images
 
 
 def copy_finished_run(source: Path, data: Path, work: Path):
     """Copy a finished run into ``work`` (its figures are written beside its checkpoints, not into the
-    original) and load it: ``(run, data, model, history, train images (n, S, S, 1) uint8)``."""
+    original) and load it: ``(run, data, config, model, history, train images (n, S, S, 1) uint8)``."""
     from vae_keras.data.pipeline import load_split
     from vae_keras.errors import DataError
-    from vae_keras.training.checkpoint import load_history, load_run
+    from vae_keras.io.manifest import MANIFEST
+    from vae_keras.training.checkpoint import CONFIG_FILE, load_config, load_history, load_run
 
-    if not (source / "config.json").is_file():
-        raise DataError(f"{source} is not a training run (no config.json)")
-    if not (data / "manifest.csv").is_file():
-        raise DataError(f"{data} is not a prepared data set (no manifest.csv)")
-    name = json.loads((source / "config.json").read_text(encoding="utf-8"))["name"]
-    run = work / f"run_{name}_from_{source.name}"
+    if not (source / CONFIG_FILE).is_file():
+        raise DataError(f"{source} is not a training run (no {CONFIG_FILE})")
+    if not (data / MANIFEST).is_file():
+        raise DataError(f"{data} is not a prepared data set (no {MANIFEST})")
+    run = work / f"run_{load_config(source).name}_from_{source.name}"
     print(f"[1/4] copying the finished run {source} into {run}", file=sys.stderr)
     if run.exists():
         shutil.rmtree(run)
@@ -123,7 +123,7 @@ def copy_finished_run(source: Path, data: Path, work: Path):
     print("[2/4] training nothing (--from-run)", file=sys.stderr)
     config, model = load_run(run)
     images, _ = load_split(data, "train", image_size=config.image_size)
-    return run, data, model, load_history(run), images
+    return run, data, config, model, load_history(run), images
 
 
 def main(argv=None) -> int:
@@ -153,11 +153,11 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     work, out = Path(args.work), Path(args.out)
     if args.from_run:
-        run, data, model, history, train_images = copy_finished_run(Path(args.from_run), Path(args.data), work)
-        args.config = json.loads((run / "config.json").read_text(encoding="utf-8"))["name"]
-        args.image_size = int(train_images.shape[1])
+        run, data, config, model, history, train_images = copy_finished_run(Path(args.from_run), Path(args.data),
+                                                                            work)
     else:
-        run, data, model, history, train_images = train_fresh(args, work)
+        run, data, config, model, history, train_images = train_fresh(args, work)
+    args.config, args.image_size = config.name, config.image_size          # the run's, also for --from-run
     finish_run_figures(run, model, history, data_images=train_images[:256] / 255.0,
                        sampler=load_sampler(run, model), seed=args.seed)
     command = "python scripts/make_figures.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))

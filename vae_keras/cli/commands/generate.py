@@ -88,19 +88,18 @@ def run(args):
         rows = insert_into(args.run, args.into, args.n, args.out, labels=labels, fmt=args.format or "yolo",
                            seed=args.seed, temperature=args.temperature, batch_size=args.batch_size,
                            split=args.bag_split, object_data=args.object_data)
-        print(f"wrote {len(rows)} benign bags of {args.into} with generated threats ({args.format or 'yolo'}) "
-              f"to {args.out}")
-        return write_preview(args, rows)
-    if args.format or args.tip or args.objects:  # detector formats; hybrid or composite: exact boxes
+        what = f"benign bags of {args.into} with generated threats ({args.format or 'yolo'})"
+    elif args.format or args.tip or args.objects:  # detector formats; hybrid or composite: exact boxes
         rows = export_run(args.run, args.n, args.out, fmt=args.format or "csv", labels=labels, tip_data=args.tip,
                           seed=args.seed, temperature=args.temperature, batch_size=args.batch_size, model=model,
                           objects_run=args.objects)
-        print(f"wrote {len(rows)} labelled images ({args.format or 'csv'}) to {args.out}")
-        return write_preview(args, rows)
-    rows = export_samples(model, args.n, args.out, temperature=args.temperature, seed=args.seed,
-                          batch_size=args.batch_size, progress=not args.quiet, name=Path(args.run).name,
-                          labels=labels, sampler=load_sampler(args.run, model))
-    print(f"wrote {len(rows)} generated images and manifest.csv to {args.out}")
+        what = f"labelled images ({args.format or 'csv'})"
+    else:
+        rows = export_samples(model, args.n, args.out, temperature=args.temperature, seed=args.seed,
+                              batch_size=args.batch_size, progress=not args.quiet, name=Path(args.run).name,
+                              labels=labels, sampler=load_sampler(args.run, model))
+        what = "generated images and manifest.csv"
+    print(f"wrote {len(rows)} {what} to {args.out}")
     write_preview(args, rows)
 
 
