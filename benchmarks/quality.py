@@ -5,7 +5,8 @@ stops at the first epoch end past the budget), evaluates it with
 :func:`vae_keras.evaluate.evaluate_run` (test split; ``--n`` generated images) and writes
 
     figures/quality.md                     the table of every measure, the targets, the command
-    figures/quality_samples_<config>.png   64 samples (a conditional run: one row per class)
+    figures/quality_samples_<config>.png   64 samples (a conditional run: one row per class); beside a
+                                           table quality_<x>.md: quality_samples_<config>_<x>.png
 
 The row ``composite`` is two VAEs sharing the same budget: bags from the ``--composite-bags``
 configuration trained for ``--minutes`` minus ``--objects-minutes``, and threats from an object
@@ -48,6 +49,13 @@ TARGETS = [
     ("memorisation_ratio", lambda v, s: v >= 0.8, "memorisation ratio >= 0.8"),
     ("class_recognition_mean", lambda v, s: v >= 0.8, "class recognised in >= 80% of conditional samples"),
 ]
+
+
+def grid_path(table: Path, name: str) -> Path:
+    """Where a configuration's sample grid goes: beside the table and named after both, so that the
+    tables of other budgets or sizes (``quality_128.md``) keep their own grids
+    (``quality_samples_latent_128.png``) instead of overwriting the default table's."""
+    return table.parent / f"quality_samples_{name}{table.stem.removeprefix('quality')}.png"
 
 
 def sample_grid(run_dir: Path, path: Path, seed: int = 0):
@@ -128,7 +136,7 @@ def write_table(path: Path, results: dict, args, command: str, started: str, con
                 s = seed.get(key) if seed else None
                 cells.append(("reached" if ok(v, s) else "**missed**") + f" ({v:.3g})")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "Sample grids: " + ", ".join(f"`{(path.parent / f'quality_samples_{n}.png').as_posix()}`"
+    lines += ["", "Sample grids: " + ", ".join(f"`{grid_path(path, n).as_posix()}`"
                                                   for n in results if " " not in n), ""]
     if path.with_suffix(".notes.md").is_file():
         lines += [path.with_suffix(".notes.md").read_text(encoding="utf-8")]
@@ -137,7 +145,7 @@ def write_table(path: Path, results: dict, args, command: str, started: str, con
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def composite_row(args, data: Path, figures: Path) -> dict:
+def composite_row(args, data: Path, table: Path) -> dict:
     """The same budget split in two: the ``--composite-bags`` configuration trained for ``--minutes``
     minus ``--objects-minutes``, and an object VAE trained ``--objects-minutes`` on the threats of
     ``data`` (:mod:`vae_keras.sampling.objects`); measured on the composites."""
@@ -181,7 +189,7 @@ def composite_row(args, data: Path, figures: Path) -> dict:
     per = [[c] for c in CLASSES for _ in range(16)]
     images = composite_samples(bag_model, object_model, per, seed=0, bag_sampler=load_sampler(bags, bag_model),
                                object_sampler=object_sampler)[0]
-    image_grid(np.asarray(images), figures / "quality_samples_composite.png", ncols=8)
+    image_grid(np.asarray(images), grid_path(table, "composite"), ncols=8)
     return metrics
 
 
@@ -227,7 +235,6 @@ def main(argv=None):
 
         write_phantom_dataset(data, n=args.n_phantoms, size=args.size, seed=0, progress=False)
     table = Path(args.table)
-    figures = table.parent
     results, loads, gpus = {}, {}, detect_gpus()
 
     def conditions() -> str:  # what was measured so far: the device, the load around each run
@@ -241,7 +248,7 @@ def main(argv=None):
             row = f"composite ({args.composite_bags} + objects)"
             runs = Path(args.runs)
             reused = (runs / "composite_bags" / objects_metrics_file(runs / "composite_objects")).is_file()
-            results[row] = composite_row(args, data, figures)
+            results[row] = composite_row(args, data, table)
             loads[row] = (None, None) if reused else (load0, load_average())
             write_table(table, results, args, command, started, conditions())
             continue
@@ -258,7 +265,7 @@ def main(argv=None):
             load0 = None
         results[name] = metrics
         print(f"== {name}\n{format_table(metrics)}", file=sys.stderr)
-        sample_grid(run, figures / f"quality_samples_{name}.png")
+        sample_grid(run, grid_path(table, name))
         def scored(path: Path, **setting) -> dict:     # the run scored with another sampler setting, kept in path
             if path.is_file():
                 return json.loads(path.read_text())

@@ -69,6 +69,14 @@ def test_quality_table_header_is_the_measured_conditions(tmp_path, conditions):
     assert "| seed | 2 | 7.500 |" in table.read_text()
 
 
+def test_quality_sample_grids_are_named_after_their_table():
+    """A second table (another size or budget) must not overwrite the default table's sample grids."""
+    quality = _load("quality")
+    assert quality.grid_path(Path("figures/quality.md"), "latent") == Path("figures/quality_samples_latent.png")
+    assert quality.grid_path(Path("f/quality_128.md"), "latent") == Path("f/quality_samples_latent_128.png")
+    assert quality.grid_path(Path("f/quality_10min.md"), "seed") == Path("f/quality_samples_seed_10min.png")
+
+
 def test_quality_budget_tabulates_and_plots_runs_in_budget_order(tmp_path):
     import json
 
