@@ -13,9 +13,12 @@ images and splitting them -> ``prepare`` -> command line.
 
 **Source kinds** are detected, not declared. Every image file under SRC is used (``.png .jpg
 .jpeg .tif .tiff .bmp``, any case; hidden files and ``__MACOSX`` folders are ignored). An image
-inside a folder named like ``B0046`` belongs to that GDXray *series* (one bag seen in many views)
-and the source is reported as ``gdxray``; otherwise it is ``generic`` and every image is its own
-group. SIXray is a generic folder of pseudo-colour JPEGs plus an optional labels CSV.
+inside a folder named like ``B0046`` belongs to that GDXray *series* (one bag seen in many views);
+when no folder names a series, a file named like GDXray's ``B0046_0001.png`` does (flat copies such
+as ``dataset/JPEGImages/B0046_0001.png`` with ``dataset/Annotations/B0046_0001.xml``, so views of one
+bag still stay on one side of the split). With any series the source is reported as ``gdxray``;
+otherwise it is ``generic`` and every image is its own group. SIXray is a generic folder of
+pseudo-colour JPEGs plus an optional labels CSV.
 
 **Annotations** (boxes in source pixels; the first that exists for an image wins):
 
@@ -89,6 +92,8 @@ MAX_PIXELS = 100_000_000
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 SERIES_RE = re.compile(r"^B\d{4}$", re.IGNORECASE)
+#: A GDXray file name (``B0046_0001``, without its extension): series, then the view's number.
+SERIES_FILE_RE = re.compile(r"^(B\d{4})_\d{4}$", re.IGNORECASE)
 GROUND_TRUTH_NAMES = ("ground_truth.txt", "groundtruth.txt", "ground-truth.txt")
 HIGH_BIT_MODES = ("I", "F", "I;16", "I;16B", "I;16L", "I;16N", "I;16S", "I;32", "I;32B")
 REPORT_NAME = "prepare_report.json"
@@ -667,10 +672,12 @@ def _walk_images(src: Path, exclude: Optional[Path], unreadable: Optional[list] 
 
 
 def _series_of(rel_parts: Sequence[str], src: Path) -> str:
+    """The GDXray series of an image: the nearest ``Bxxxx`` folder, else a ``Bxxxx_nnnn`` file name."""
     for part in reversed([src.name, *rel_parts[:-1]]):
         if SERIES_RE.match(part):
             return part.upper()
-    return ""
+    m = SERIES_FILE_RE.match(Path(rel_parts[-1]).stem)
+    return m.group(1).upper() if m else ""
 
 
 def _find_class_list(start: Path, src: Path, index) -> Optional[Path]:
@@ -801,12 +808,13 @@ def scan_source(src, *, test_fraction: float = 0.3, seed: int = 0, labels_csv=No
             else:
                 im.boxes = read_yolo_txt(yolo, classes, im.size, notes)
         elif im.series:
-            series_dir = next(a for a in [im.path.parent, *im.path.parents] if a.name.upper() == im.series)
-            if series_dir not in gt_cache:
+            # A series taken from the file name has no series folder, hence no ground_truth.txt.
+            series_dir = next((a for a in [im.path.parent, *im.path.parents] if a.name.upper() == im.series), None)
+            if series_dir is not None and series_dir not in gt_cache:
                 gt_path = next((index.get(series_dir, {}).get(n) for n in GROUND_TRUTH_NAMES
                                 if n in index.get(series_dir, {})), None)
                 gt_cache[series_dir] = read_ground_truth(gt_path) if gt_path else None
-            gt = gt_cache[series_dir]
+            gt = gt_cache.get(series_dir)
             m = re.search(r"(\d+)$", stem)
             rows = gt.get(int(m.group(1)), []) if (gt and m) else []
             if rows:

@@ -261,6 +261,49 @@ def test_gdxray_split_keeps_series_together_and_is_deterministic(tmp_path):
     assert im.shape == (32, 32) and im.dtype == np.uint8
 
 
+def test_flat_gdxray_copy_takes_the_series_from_file_names(tmp_path):
+    # dataset/JPEGImages/B00xx_000k.png + dataset/Annotations/B00xx_000k.xml: no series folder.
+    src = tmp_path / "dataset"
+    for s in (46, 47, 48):
+        for k in range(1, 6):
+            stem = f"B{s:04d}_{k:04d}"
+            _save(src / "JPEGImages" / f"{stem}.png", _bag(40, 50, seed=s * 10 + k))
+            (src / "Annotations").mkdir(parents=True, exist_ok=True)
+            _voc(src / "Annotations" / f"{stem}.xml", [("Handgun" if s != 48 else "Knife", (11, 6, 30, 25))])
+    _save(src / "JPEGImages" / "extra_scan.png", _bag(40, 50))       # not a GDXray name: its own group
+    report = prepare(src, tmp_path / "out", size=50, progress=False, test_fraction=0.4)
+    rows = read_manifest(tmp_path / "out" / "manifest.csv")
+    assert report["kind"] == "gdxray" and report["written"] == 16
+    sides = {}
+    for r in rows:
+        if r.source != "JPEGImages/extra_scan.png":
+            sides.setdefault(r.series, set()).add(r.split)
+    assert set(sides) == {"B0046", "B0047", "B0048"}
+    assert all(len(s) == 1 for s in sides.values())                 # no bag on both sides
+    assert {next(iter(s)) for s in sides.values()} == {"train", "test"}
+    assert report["series"]["train"] + report["series"]["test"] == 3
+    extra = next(r for r in rows if r.source == "JPEGImages/extra_scan.png")
+    assert extra.series == "" and extra.boxes == []
+    b46 = next(r for r in rows if r.source == "JPEGImages/B0046_0002.png")
+    assert b46.labels == ["handgun"] and b46.boxes == [{"label": "handgun", "box": [10, 10, 30, 30]}]
+    assert report["labels"]["knife"] == 5 and report["labels"]["handgun"] == 10
+
+
+def test_series_folder_wins_over_file_name_and_odd_names_stay_generic(tmp_path):
+    src = tmp_path / "src"
+    _save(src / "B0050" / "B0051_0001.png", _bag())        # the folder names the series
+    _save(src / "flat" / "B0052_1.png", _bag())            # not B\d{4}_\d{4}
+    _save(src / "flat" / "xB0053_0001.png", _bag())
+    report = prepare(src, tmp_path / "out", size=16, progress=False)
+    series = {r.source: r.series for r in read_manifest(tmp_path / "out" / "manifest.csv")}
+    assert series == {"B0050/B0051_0001.png": "B0050", "flat/B0052_1.png": "", "flat/xB0053_0001.png": ""}
+    assert report["kind"] == "gdxray"
+    generic = tmp_path / "generic"
+    _save(generic / "B0052_1.png", _bag())
+    _save(generic / "scan.png", _bag())
+    assert prepare(generic, tmp_path / "out2", size=16, progress=False)["kind"] == "generic"
+
+
 def test_rerun_into_same_out_removes_only_its_own_stale_files(tmp_path):
     src = _gdxray(tmp_path, n_series=4, per_series=2)
     out = src / "prepared"                       # inside SRC: never read back as a source
