@@ -1,5 +1,5 @@
 # Two commands for a fresh machine (Python 3.11 + pip, no GPU needed):
-#   make demo    set up .venv and run the main job (XRAY_VAE_QUICK=1: under 5 minutes on 2 CPU cores)
+#   make demo    set up .venv and run the main job (XRAY_VAE_QUICK=1: about 5 minutes on 2 CPU cores)
 #   make test    set up .venv and run the whole test suite (what CI runs through .ci/run)
 PYTHON ?= python3
 VENV   := .venv

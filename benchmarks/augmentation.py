@@ -158,21 +158,20 @@ def parse_args(argv=None):
 def train_vae(subset_dir: Path, run_dir: Path, args, seed: int):
     """The conditional VAE on the subset only, for ``--vae-epochs`` (else ``--vae-minutes``); returns
     (model, sampler, label prior)."""
-    from vae_keras.training.checkpoint import load_run
     from vae_keras.config import get_config
-    from vae_keras.models.priors import load_sampler, sample_label_prior
+    from vae_keras.training.run import open_run
     from vae_keras.training.trainer import train
 
     if (run_dir / "sampler_done").is_file():
-        _, model = load_run(run_dir)
+        run = open_run(run_dir)
     else:
         shutil.rmtree(run_dir, ignore_errors=True)
         cfg = get_config(args.vae_config, quick=False, image_size=args.size, epochs=args.vae_epochs or 100_000,
                          seed=seed)
-        model = train(cfg, subset_dir, run_dir, minutes=None if args.vae_epochs else args.vae_minutes,
-                      progress=False).model
+        run = train(cfg, subset_dir, run_dir, minutes=None if args.vae_epochs else args.vae_minutes,
+                    progress=False).run
         atomic_write_text(run_dir / "sampler_done", "1\n")
-    return model, load_sampler(run_dir, model), (lambda n, s: sample_label_prior(run_dir, n, s))
+    return run.model, run.sampler, run.label_prior.sample
 
 
 def train_objects(subset_dir: Path, work: Path, args, seed: int):

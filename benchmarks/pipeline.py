@@ -78,7 +78,7 @@ def train_step_for(config, data_dir: Path, work: Path):
     try:
         from vae_keras.training.trainer import Trainer
 
-        trainer = Trainer(config, str(data_dir), str(work / "run"), progress=False)
+        trainer = Trainer(config, str(data_dir), str(work / "run"), progress=False).setup()
         return trainer.train_step, "vae_keras.train.Trainer.train_step"
     except (ImportError, AttributeError, TypeError) as exc:
         import keras

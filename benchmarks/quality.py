@@ -63,14 +63,13 @@ def sample_grid(run_dir: Path, path: Path, seed: int = 0):
     import numpy as np
 
     from vae_keras.io.manifest import CLASSES
-    from vae_keras.training.checkpoint import load_run
     from vae_keras.sampling.generate import sample_images
-    from vae_keras.models.priors import answers_labels, load_sampler
+    from vae_keras.training.run import open_run
     from vae_keras.viz.figures import image_grid
 
-    config, model = load_run(run_dir)
-    sampler = load_sampler(run_dir, model)
-    if answers_labels(config, sampler):
+    run = open_run(run_dir)
+    model, sampler = run.model, run.sampler
+    if run.answers_labels:
         images = np.concatenate([sample_images(model, 16, seed=seed + i, labels=[c], sampler=sampler)
                                  for i, c in enumerate(CLASSES)])
     else:
@@ -80,7 +79,7 @@ def sample_grid(run_dir: Path, path: Path, seed: int = 0):
 
 def write_table(path: Path, results: dict, args, command: str, started: str, conditions: str):
     """Write the benchmark's markdown table; ``conditions`` is :func:`conditions.describe_conditions`'s sentence."""
-    from vae_keras.evaluation.evaluate import COLUMNS, format_value
+    from vae_keras.evaluation.measures import MEASURES, TABLE
 
     seed = results.get("seed")
     lines = [
@@ -91,18 +90,19 @@ def write_table(path: Path, results: dict, args, command: str, started: str, con
         f"measures on the test split, {args.n} generated images, IWAE with k={args.k} on {args.n_likelihood} "
         "test images. `python -m vae_keras evaluate RUN --data DATA` computes the same numbers for any run.",
         "",
-        "| configuration | epochs | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
-        "| --- | --- | " + " | ".join("---" for _ in COLUMNS) + " |",
+        "| configuration | epochs | " + " | ".join(c.title for c in TABLE) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in TABLE) + " |",
     ]
     for name, m in results.items():
         lines.append(f"| {name} | {m.get('epochs', '-')} | "
-                     + " | ".join(format_value(m, key, fmt) for key, _, fmt in COLUMNS) + " |")
+                     + " | ".join(c.format(m.get(c.key)) for c in TABLE) + " |")
     lines += ["", "Bits/dim: 8-bit pixels, each model's decoder read as a density on [0, 1] (the Bernoulli "
               "decoders as continuous Bernoulli, the Gaussian ones with their running optimal sigma); "
               "lower is better. Sharpness, dense-mass and memorisation ratios: generated / real (1 is ideal); "
               "2-sample acc.: 0.5 is ideal; Frechet distance, precision and recall in the feature space of a "
               "small threat classifier trained on the real training split.", ""]
     cond = {n: m for n, m in results.items() if "class_recognition" in m}
+    per_class, benign = MEASURES["class_recognition"], MEASURES["benign_no_threat_found"]
     if cond:
         clf = next(iter(cond.values())).get("threat_classifier", {})
         lines += ["## Class-conditional generation", "",
@@ -111,13 +111,13 @@ def write_table(path: Path, results: dict, args, command: str, started: str, con
                   "runs are asked for a class through their mixture sampler alone (latents of training bags "
                   "with that class); `conditional` also feeds the label to its decoder, `layout` the boxes of a training "
                   "layout with that class; `composite` projects a threat of that class made by the object VAE.", "",
-                  "| configuration | " + " | ".join(clf.get("classes", [])) + " | benign: no threat found |",
+                  "| configuration | " + " | ".join(clf.get("classes", [])) + f" | {benign.title} |",
                   "| --- | " + " | ".join("---" for _ in clf.get("classes", [])) + " | --- |"]
         for n, m in cond.items():
-            lines.append(f"| {n} | " + " | ".join(f"{v:.2f}" for v in m["class_recognition"].values())
-                         + f" | {m.get('benign_no_threat_found', float('nan')):.2f} |")
+            lines.append(f"| {n} | " + " | ".join(per_class.format(v) for v in m["class_recognition"].values())
+                         + f" | {benign.format(m.get(benign.key))} |")
         rec = clf.get("test_recall_per_class", {})
-        lines.append("| classifier on real test images | " + " | ".join(f"{rec.get(c, float('nan')):.2f}"
+        lines.append("| classifier on real test images | " + " | ".join(per_class.format(rec.get(c))
                                                                           for c in clf.get("classes", [])) + " | - |")
         lines.append("")
     lines += ["## The first release's targets (each improved configuration vs `seed` at the same budget; issue #14's "
@@ -152,11 +152,11 @@ def composite_row(args, data: Path, table: Path) -> dict:
     import numpy as np
 
     from vae_keras.io.manifest import CLASSES
-    from vae_keras.training.checkpoint import load_run
     from vae_keras.config import get_config
-    from vae_keras.evaluation.evaluate import evaluate_run, format_table, objects_metrics_file
-    from vae_keras.sampling.objects import composite_samples, load_objects, object_canvas, train_object_vae
-    from vae_keras.models.priors import load_sampler
+    from vae_keras.evaluation.evaluate import evaluate_run, objects_metrics_file
+    from vae_keras.evaluation.measures import format_table
+    from vae_keras.sampling.objects import composite_samples, object_canvas, open_objects, train_object_vae
+    from vae_keras.training.run import open_run
     from vae_keras.training.trainer import Trainer
     from vae_keras.viz.figures import image_grid
 
@@ -180,15 +180,15 @@ def composite_row(args, data: Path, table: Path) -> dict:
             t0 = time.monotonic()
             trainer = train_object_vae(data, object_data, objects, args.size, args.objects_minutes)
             print(f"objects: trained {len(trainer.history)} epochs in {time.monotonic() - t0:.0f}s", file=sys.stderr)
-        metrics = evaluate_run(bags, data, n=args.n, k=args.k, n_likelihood=args.n_likelihood, objects_run=objects)
+        metrics = evaluate_run(open_run(bags), data, n=args.n, k=args.k, n_likelihood=args.n_likelihood,
+                               objects_run=objects)
     hist = json.loads((objects / "history.json").read_text())
     metrics["epochs"] = f"{metrics.get('epochs', '-')} + {len(hist)}"       # bags + objects
     print(f"== composite\n{format_table(metrics)}", file=sys.stderr)
-    _, bag_model = load_run(bags)
-    object_model, object_sampler = load_objects(objects)
+    bag_run, object_run = open_run(bags), open_objects(objects)
     per = [[c] for c in CLASSES for _ in range(16)]
-    images = composite_samples(bag_model, object_model, per, seed=0, bag_sampler=load_sampler(bags, bag_model),
-                               object_sampler=object_sampler)[0]
+    images = composite_samples(bag_run.model, object_run.model, per, seed=0, bag_sampler=bag_run.sampler,
+                               object_sampler=object_run.sampler)[0]
     image_grid(np.asarray(images), grid_path(table, "composite"), ncols=8)
     return metrics
 
@@ -226,7 +226,9 @@ def main(argv=None):
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
 
     from vae_keras.config import get_config
-    from vae_keras.evaluation.evaluate import evaluate_run, format_table, objects_metrics_file
+    from vae_keras.evaluation.evaluate import evaluate_run, objects_metrics_file
+    from vae_keras.evaluation.measures import format_table
+    from vae_keras.training.run import open_run
     from vae_keras.training.trainer import Trainer
 
     data = Path(args.data)
@@ -243,6 +245,7 @@ def main(argv=None):
 
     for name in args.configs:
         run = Path(args.runs) / name
+        opened = None                                  # the run loaded once, for every setting scored below
         t0, load0 = time.monotonic(), load_average()
         if name == "composite":
             row = f"composite ({args.composite_bags} + objects)"
@@ -256,10 +259,11 @@ def main(argv=None):
             if not (run / "history.json").is_file():  # a run trained before is only evaluated again
                 config = get_config(name, quick=False, image_size=args.size, epochs=100_000)
                 trainer = Trainer(config, str(data), str(run), minutes=args.minutes, progress=False)
-                trainer.fit()
+                opened = trainer.fit()
                 print(f"{name}: trained {len(trainer.history)} epochs in {time.monotonic() - t0:.0f}s",
                       file=sys.stderr)
-            metrics = evaluate_run(run, data, n=args.n, k=args.k, n_likelihood=args.n_likelihood)
+            opened = opened or open_run(run)
+            metrics = evaluate_run(opened, data, n=args.n, k=args.k, n_likelihood=args.n_likelihood)
         else:                                  # measured by an earlier invocation: its load is unknown
             metrics = json.loads((run / "metrics.json").read_text())
             load0 = None
@@ -267,9 +271,11 @@ def main(argv=None):
         print(f"== {name}\n{format_table(metrics)}", file=sys.stderr)
         sample_grid(run, grid_path(table, name))
         def scored(path: Path, **setting) -> dict:     # the run scored with another sampler setting, kept in path
+            nonlocal opened
             if path.is_file():
                 return json.loads(path.read_text())
-            row = evaluate_run(run, data, n=args.n, k=args.k, n_likelihood=args.n_likelihood, save=False, **setting)
+            opened = opened or open_run(run)
+            row = evaluate_run(opened, data, n=args.n, k=args.k, n_likelihood=args.n_likelihood, save=False, **setting)
             path.write_text(json.dumps(row, indent=1) + "\n")
             return row
 

@@ -18,13 +18,18 @@ import shlex
 import sys
 from pathlib import Path
 
-#: (metrics key, label, goal line or None, which way is better)
-MEASURES = (("sharpness_ratio", "sharpness ratio (1 = real)", (0.6, 0.8), "up"),
-            ("c2st_accuracy", "two-sample accuracy (0.5 = real)", (0.7,), "down"),
-            ("frechet_distance", "Frechet distance", (43.0,), "down"),
-            ("memorisation_ratio", "memorisation ratio (1 = real)", (0.9,), "up"),
-            ("dense_mass_ratio", "dense-mass ratio (1 = real)", (0.8, 1.25), "band"),
-            ("recon_psnr", "reconstruction PSNR (dB)", None, "up"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vae_keras.evaluation.measures import MEASURES  # noqa: E402  (pure Python: no TensorFlow)
+
+#: (the measure, its goal lines) of the table's columns and the plot's panels; labels, formats and
+#: directions are the registry's (:mod:`vae_keras.evaluation.measures`), the goals issue #14's.
+PANELS = ((MEASURES["sharpness_ratio"], (0.6, 0.8)),
+          (MEASURES["c2st_accuracy"], (0.7,)),
+          (MEASURES["frechet_distance"], (43.0,)),
+          (MEASURES["memorisation_ratio"], (0.9,)),
+          (MEASURES["dense_mass_ratio"], (0.8, 1.25)),
+          (MEASURES["recon_psnr"], ()))
 
 
 def read_runs(pairs):
@@ -45,29 +50,33 @@ def read_runs(pairs):
 def goals(m: dict, minutes: float) -> list:
     """Issue #14's goals for one run: ``[(goal, value, reached)]`` (the sharpness goal is 0.8 from 40 minutes)."""
     out = []
+    name = {key: measure.full_name for key, measure in MEASURES.items()}
     sharp = 0.8 if minutes >= 40 else 0.6
     if "sharpness_ratio" in m:
-        out.append((f"sharpness ratio >= {sharp}", m["sharpness_ratio"], m["sharpness_ratio"] >= sharp))
+        out.append((f"{name['sharpness_ratio']} >= {sharp}", m["sharpness_ratio"], m["sharpness_ratio"] >= sharp))
     if "c2st_accuracy" in m:
-        out.append(("two-sample accuracy <= 0.7", m["c2st_accuracy"], m["c2st_accuracy"] <= 0.7))
+        out.append((f"{name['c2st_accuracy']} <= 0.7", m["c2st_accuracy"], m["c2st_accuracy"] <= 0.7))
     if "memorisation_ratio" in m:
-        out.append(("memorisation ratio >= 0.9", m["memorisation_ratio"], m["memorisation_ratio"] >= 0.9))
+        out.append((f"{name['memorisation_ratio']} >= 0.9", m["memorisation_ratio"], m["memorisation_ratio"] >= 0.9))
     if "dense_mass_ratio" in m:
-        out.append(("dense-mass ratio in [0.8, 1.25]", m["dense_mass_ratio"], 0.8 <= m["dense_mass_ratio"] <= 1.25))
+        out.append((f"{name['dense_mass_ratio']} in [0.8, 1.25]", m["dense_mass_ratio"],
+                    0.8 <= m["dense_mass_ratio"] <= 1.25))
     recall = m.get("threat_classifier", {}).get("test_recall_per_class", {})
     for c, v in sorted(m.get("class_recognition", {}).items()):
         if recall.get(c, 0.0) >= 0.5:                       # classes the classifier itself finds in real images
-            out.append((f"{c} recognised >= 70%", v, v >= 0.7))
+            out.append((f"{c} {name['class_recognition']} >= 70%", v, v >= 0.7))
     if "benign_no_threat_found" in m:
-        out.append(("benign: no threat found >= 95%", m["benign_no_threat_found"], m["benign_no_threat_found"] >= 0.95))
+        out.append((f"{name['benign_no_threat_found']} >= 95%", m["benign_no_threat_found"],
+                    m["benign_no_threat_found"] >= 0.95))
     return out
 
 
 def markdown(rows, command: str) -> str:
     """The table: one row per budget, the measures and the class recognition of each class."""
     classes = sorted({c for _, _, m in rows for c in m.get("class_recognition", {})})
-    head = (["series", "minutes", "epochs (autoencoder)", "DDIM steps / guidance / clip"] + [label for _, label, _, _ in MEASURES]
-            + [f"{c} recognised" for c in classes] + ["benign: no threat found"])
+    per_class, benign = MEASURES["class_recognition"], MEASURES["benign_no_threat_found"]
+    head = (["series", "minutes", "epochs (autoencoder)", "DDIM steps / guidance / clip"] + [c.label for c, _ in PANELS]
+            + [f"{c} {per_class.title}" for c in classes] + [benign.title])
     lines = ["# Quality against the training budget", "",
              f"Made by `{command}` on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} (UTC) from "
              "the runs' `metrics.json` (each run trained alone on the 2-core CPU; see the quality tables beside "
@@ -76,9 +85,9 @@ def markdown(rows, command: str) -> str:
     for series, minutes, m in rows:
         cells = [series or "-", f"{minutes:g}", str(m.get("epochs", "-")),
                  " / ".join(f"{m[k]:g}" if k in m else "-" for k in ("ddim_steps", "guidance", "prior_clip"))]
-        cells += [f"{m[key]:.3f}" if key in m else "-" for key, _, _, _ in MEASURES]
-        cells += [f"{m['class_recognition'][c]:.2f}" if c in m.get("class_recognition", {}) else "-" for c in classes]
-        cells.append(f"{m['benign_no_threat_found']:.2f}" if "benign_no_threat_found" in m else "-")
+        cells += [c.format(m.get(c.key)) for c, _ in PANELS]
+        cells += [per_class.format(m.get("class_recognition", {}).get(c)) for c in classes]
+        cells.append(benign.format(m.get(benign.key)))
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## Issue #14's goals", "",
               "Sharpness >= 0.6 at 20 minutes and >= 0.8 at 40; class recognition only for the classes whose real "
@@ -101,19 +110,20 @@ def plot(rows, out: Path) -> None:
     names = sorted({series for series, _, _ in rows})
     minutes = sorted({m for _, m, _ in rows})
     fig, axes = plt.subplots(2, 4, figsize=(15, 6.5))
-    for ax, (key, label, goals_, better) in zip(axes.flat, MEASURES):
+    for ax, (measure, goals_) in zip(axes.flat, PANELS):
+        key = measure.key
         for k, name in enumerate(names):
             pts = [(m, r[key]) for s, m, r in rows if s == name and key in r]
             if pts:
                 ax.plot(*zip(*pts), "o-", color=f"C{k}", label=name or None)
-        for goal in goals_ or ():
+        for goal in goals_:
             ax.axhline(goal, ls="--", c="tab:green", lw=1)
-        ax.set_title(f"{label}" + {"up": " ↑", "down": " ↓", "band": ""}[better], fontsize=10)
+        ax.set_title(measure.label + measure.arrow, fontsize=10)
         ax.set_xlabel("training minutes (both stages)")
         ax.set_xticks(minutes)
         if any(names) and ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
-    ax = axes.flat[len(MEASURES)]
+    ax = axes.flat[len(PANELS)]
     classes = sorted({c for _, _, m in rows for c in m.get("class_recognition", {})})
     styles = ["o-", "s--", "^:", "d-."]
     for j, c in enumerate(classes):
@@ -123,7 +133,8 @@ def plot(rows, out: Path) -> None:
                 ax.plot(*zip(*pts), styles[k % len(styles)], color=f"C{j}", label=f"{c} {name}".strip())
     ax.axhline(0.7, ls="--", c="tab:green", lw=1)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title("asked-for class recognised ↑", fontsize=10)
+    ax.set_title(f"asked-for class {MEASURES['class_recognition'].full_name}{MEASURES['class_recognition'].arrow}",
+                 fontsize=10)
     ax.set_xlabel("training minutes (both stages)")
     ax.set_xticks(minutes)
     if ax.get_legend_handles_labels()[0]:

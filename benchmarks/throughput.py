@@ -62,7 +62,7 @@ def measure_model(config_name: str, size: int, n: int, batch: int, repeats: int,
         work = Path(tmp)
         make_data(work / "data", n, size)
         config = get_config(config_name, quick=False, image_size=size, batch_size=batch, epochs=1)
-        trainer = Trainer(config, str(work / "data"), str(work / "run"), progress=False)
+        trainer = Trainer(config, str(work / "data"), str(work / "run"), progress=False).setup()
         step = trainer.train_step
         in_memory = [tuple(tf.constant(t) for t in b) for b in trainer._epoch_dataset(1)]   # (x, y, eps) batches
         n_img = sum(int(b[0].shape[0]) for b in in_memory)

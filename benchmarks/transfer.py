@@ -35,19 +35,12 @@ from conditions import describe_conditions, detect_gpus, load_average  # noqa: E
 from data_prep.phantoms import write_phantom_dataset  # noqa: E402
 from vae_keras.config import DEFAULT_CONFIG, get_config  # noqa: E402
 from vae_keras.evaluation.evaluate import evaluate_run  # noqa: E402
+from vae_keras.evaluation.measures import MEASURES  # noqa: E402
 from vae_keras.training.trainer import train  # noqa: E402
 
-#: (metrics.json key, column title, format); the evaluate measures the issue asks for.
-COLUMNS = [
-    ("nll_iwae_bpd", "NLL (IWAE), bits/dim", "{:.3f}"),
-    ("recon_psnr", "recon. PSNR, dB", "{:.1f}"),
-    ("recon_ssim", "recon. SSIM", "{:.3f}"),
-    ("sharpness_ratio", "sharpness ratio", "{:.2f}"),
-    ("dense_mass_ratio", "dense-mass ratio", "{:.2f}"),
-    ("c2st_accuracy", "two-sample acc.", "{:.2f}"),
-    ("frechet_distance", "Frechet dist.", "{:.0f}"),
-    ("memorisation_ratio", "memorisation", "{:.2f}"),
-]
+#: The evaluate measures the issue asks for (titles and formats: :mod:`vae_keras.evaluation.measures`).
+COLUMNS = [MEASURES[key] for key in ("nll_iwae_bpd", "recon_psnr", "recon_ssim", "sharpness_ratio",
+                                     "dense_mass_ratio", "c2st_accuracy", "frechet_distance", "memorisation_ratio")]
 
 
 def _value(metrics: dict, key: str):
@@ -102,14 +95,13 @@ def main(argv=None) -> int:
     for name, run in [("from scratch", "scratch"), ("from belt weights", "init")]:
         runs[name] = evaluate_run(args.out / "runs" / run, target, n=args.n, k=16, n_likelihood=128,
                                   progress=False)
-        print(name, {k: _value(runs[name], k) for k, _, _ in COLUMNS}, flush=True)
+        print(name, {c.key: _value(runs[name], c.key) for c in COLUMNS}, flush=True)
 
     n_train = sum(1 for _ in (target / "train").glob("*.png"))
-    header = ["arm", *[title for _, title, _ in COLUMNS], "train time"]
+    header = ["arm", *[c.title for c in COLUMNS], "train time"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for name, metrics in runs.items():
-        cells = [fmt.format(v) if isinstance(v := _value(metrics, key), (int, float)) else "-"
-                 for key, _, fmt in COLUMNS]
+        cells = [c.format(v if isinstance(v := _value(metrics, c.key), (int, float)) else None) for c in COLUMNS]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {timing[name]['seconds'] / 60:.1f} min |")
     conditions = describe_conditions(detect_gpus(), os.cpu_count(), platform.machine(),
                                      overall=(overall0, load_average()),

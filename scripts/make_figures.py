@@ -11,8 +11,8 @@ machine), skipping the rendering and the training::
 
 Steps: render the phantom set (1,877 bags, kept under ``--work`` and reused), train the
 configuration from scratch for at most ``--minutes`` (the budget of the committed figures: about
-20 minutes on a 2-core CPU), write the run's figures, evaluate it when the command line has an
-``evaluate`` subcommand, and write into ``--out``:
+20 minutes on a 2-core CPU), finish the run as ``train`` does (its figures) and evaluate it
+(:func:`vae_keras.viz.finish.finish_run`), and write into ``--out``:
 
     OUT/gallery/              the gallery (python -m vae_keras gallery), self-contained
     OUT/interpolations.png    the headline figures, copied from the gallery for the README
@@ -32,7 +32,6 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -57,14 +56,6 @@ def describe_device() -> str:
     return f"CPU ({os.cpu_count()} cores)"
 
 
-def has_subcommand(name: str) -> bool:
-    from vae_keras.cli import build_parser
-
-    parser = build_parser()
-    return any(name in getattr(action, "choices", None) or {}
-               for action in parser._actions if action.__class__.__name__ == "_SubParsersAction")
-
-
 def folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -79,7 +70,7 @@ def training_seconds(run: Path) -> float:
 
 def train_fresh(args, work: Path):
     """Render the phantoms (or reuse them) and train ``--config`` from scratch for ``--minutes``:
-    ``(run, data, config, model, history, train images (n, S, S, 1) uint8)``."""
+    ``(the trained Run, data)``."""
     from data_prep.phantoms import write_phantom_dataset
     from vae_keras.config import get_config
     from vae_keras.io.manifest import read_manifest
@@ -100,16 +91,16 @@ def train_fresh(args, work: Path):
         shutil.rmtree(run)                                       # the committed figures come from one fresh run
     config = get_config(args.config, quick=False, image_size=args.image_size, epochs=args.epochs, seed=args.seed)
     trainer = train(config, data, run, resume=args.resume, minutes=args.minutes, progress=not args.quiet)
-    return run, data, trainer.config, trainer.model, trainer.history, trainer.train_images
+    return trainer.run, data
 
 
 def copy_finished_run(source: Path, data: Path, work: Path):
     """Copy a finished run into ``work`` (its figures are written beside its checkpoints, not into the
-    original) and load it: ``(run, data, config, model, history, train images (n, S, S, 1) uint8)``."""
-    from vae_keras.data.pipeline import load_split
+    original) and open it: ``(the Run, data)``."""
     from vae_keras.errors import DataError
     from vae_keras.io.manifest import MANIFEST
-    from vae_keras.training.checkpoint import CONFIG_FILE, load_config, load_history, load_run
+    from vae_keras.training.checkpoint import CONFIG_FILE, load_config
+    from vae_keras.training.run import open_run
 
     if not (source / CONFIG_FILE).is_file():
         raise DataError(f"{source} is not a training run (no {CONFIG_FILE})")
@@ -121,9 +112,7 @@ def copy_finished_run(source: Path, data: Path, work: Path):
         shutil.rmtree(run)
     shutil.copytree(source, run)
     print("[2/4] training nothing (--from-run)", file=sys.stderr)
-    config, model = load_run(run)
-    images, _ = load_split(data, "train", image_size=config.image_size)
-    return run, data, config, model, load_history(run), images
+    return open_run(run), data
 
 
 def main(argv=None) -> int:
@@ -146,20 +135,17 @@ def main(argv=None) -> int:
     if args.from_run and not args.data:
         p.error("--from-run needs --data: the data set the run was trained on (its real images and the evaluation)")
 
-    from vae_keras.models.priors import load_sampler
+    from vae_keras.viz.finish import finish_run
     from vae_keras.viz.gallery import METRICS_FILE, RUN_INFO_FILE, build_gallery, metrics_markdown
-    from vae_keras.viz.figures import finish_run_figures
 
     t0 = time.monotonic()
     work, out = Path(args.work), Path(args.out)
     if args.from_run:
-        run, data, config, model, history, train_images = copy_finished_run(Path(args.from_run), Path(args.data),
-                                                                            work)
+        trained, data = copy_finished_run(Path(args.from_run), Path(args.data), work)
     else:
-        run, data, config, model, history, train_images = train_fresh(args, work)
-    args.config, args.image_size = config.name, config.image_size          # the run's, also for --from-run
-    finish_run_figures(run, model, history, data_images=train_images[:256] / 255.0,
-                       sampler=load_sampler(run, model), seed=args.seed)
+        trained, data = train_fresh(args, work)
+    run, history = trained.run_dir, trained.history
+    args.config, args.image_size = trained.config.name, trained.config.image_size   # the run's, also for --from-run
     command = "python scripts/make_figures.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     info = {"data": str(data), "device": describe_device(), "command": command,
             "budget_minutes": None if args.from_run else args.minutes,
@@ -168,19 +154,13 @@ def main(argv=None) -> int:
         info["from_run"] = args.from_run
     atomic_write_text(run / RUN_INFO_FILE, json.dumps(info, indent=1) + "\n")
 
-    if has_subcommand("evaluate"):
-        print("[3/4] evaluating (python -m vae_keras evaluate)", file=sys.stderr)
-        done = subprocess.run([sys.executable, "-m", "vae_keras", "evaluate", str(run), "--data", str(data)])
-        if done.returncode != 0:
-            print(f"warning: evaluate failed (status {done.returncode}); the gallery has no evaluation table",
-                  file=sys.stderr)
-    else:
-        print("[3/4] no `evaluate` subcommand in this version: skipping the evaluation", file=sys.stderr)
+    print("[3/4] the run's figures and its evaluation (as `train` and `evaluate` write them)", file=sys.stderr)
+    finish_run(trained, data, seed=args.seed, evaluate=True, progress=not args.quiet)
 
     print(f"[4/4] building the gallery in {out / 'gallery'}", file=sys.stderr)
     if (out / "gallery").is_dir():
         shutil.rmtree(out / "gallery")                           # no pictures left over from an older run
-    index = build_gallery(run, out / "gallery", data_dir=data, seed=args.seed)
+    index = build_gallery(trained, out / "gallery", data_dir=data, seed=args.seed)
     for name in [*HEADLINE, *sorted(p.name for p in index.parent.glob("generated_*.png"))]:
         if (index.parent / name).is_file():
             atomic_write_bytes(out / name, (index.parent / name).read_bytes())

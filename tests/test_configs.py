@@ -23,7 +23,7 @@ def test_seed_is_unchanged_and_default_is_named():
 
 @pytest.mark.parametrize("name", sorted(NAMED_CONFIGS))
 def test_each_configuration_builds_and_takes_a_step(name, tiny_dataset, tmp_path):
-    trainer = Trainer(small(name), str(tiny_dataset), tmp_path / name, progress=False)
+    trainer = Trainer(small(name), str(tiny_dataset), tmp_path / name, progress=False).setup()
     before = [w.numpy().copy() for w in trainer.model.trainable_weights]
     x = tf.random.uniform((8, 32, 32, 1))
     y = tf.constant(np.eye(4, dtype=np.float32)[np.arange(8) % 4])
@@ -64,7 +64,7 @@ def test_kl_warmup_and_free_bits():
 
 
 def test_warmup_weight_rises_linearly(tiny_dataset, tmp_path):
-    trainer = Trainer(small("resnet", kl_warmup_epochs=2), str(tiny_dataset), tmp_path / "r", progress=False)
+    trainer = Trainer(small("resnet", kl_warmup_epochs=2), str(tiny_dataset), tmp_path / "r", progress=False).setup()
     steps = trainer._steps_per_epoch * 2                        # 16 images / batch 8 = 2 steps an epoch
     assert float(trainer.kl_weight(tf.constant(0, tf.int64))) == pytest.approx(1 / steps)
     assert float(trainer.kl_weight(tf.constant(steps + 5, tf.int64))) == 1.0
@@ -112,13 +112,14 @@ def test_adversarial_pieces_on_known_cases():
 def test_adversarial_training_steps_both_networks_and_resumes(tiny_dataset, tmp_path):
     """After adversarial_start_epoch the step also trains the discriminator; its state is checkpointed."""
     config = small("sigma", adversarial_weight=0.5, adversarial_start_epoch=1, gmm_components=2).replace(epochs=2)
-    trainer = Trainer(config, str(tiny_dataset), tmp_path / "adv", progress=False)
+    trainer = Trainer(config, str(tiny_dataset), tmp_path / "adv", progress=False).setup()
     assert not trainer.adversarial_at(1) and trainer.adversarial_at(2)
     disc = [w.numpy().copy() for w in trainer.discriminator.trainable_weights]
     trainer.fit()
     assert [h.get("discriminator_loss") is None for h in trainer.history] == [True, False]
     assert np.isfinite(trainer.history[-1]["discriminator_loss"]) and trainer.history[-1]["adversarial_weight"] > 0
     assert any(not np.array_equal(a, b.numpy()) for a, b in zip(disc, trainer.discriminator.trainable_weights))
-    resumed = Trainer(config.replace(epochs=3), str(tiny_dataset), tmp_path / "adv", resume=True, progress=False)
+    resumed = Trainer(config.replace(epochs=3), str(tiny_dataset), tmp_path / "adv", resume=True,
+                      progress=False).setup()
     for a, b in zip(trainer.discriminator.weights, resumed.discriminator.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())

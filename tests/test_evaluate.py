@@ -123,19 +123,23 @@ def test_class_recognition_through_evaluate_with_a_stub_classifier(layout_run, s
     assert out["threat_classifier"] == {"stub": True}
 
 
-def test_sampler_override_draws_from_the_requested_sampler(seed_run, stubbed, monkeypatch):
-    from vae_keras.models.priors import GMMSampler, NormalSampler, load_sampler
+def test_sampler_override_draws_from_the_requested_sampler(seed_run, stubbed):
+    from vae_keras.samplers import GMMSampler, NormalSampler, load_sampler
     from vae_keras.sampling.generate import sample_images
     from vae_keras.training.checkpoint import load_run
+
+    from vae_keras.training.run import open_run
 
     data, run = seed_run
     _, model = load_run(run)
     real = M.as_images(E.load_split(data, "test", image_size=32)[0][:8])
-    used = []
-    monkeypatch.setattr(E, "load_sampler", lambda *a, **kw: used.append(load_sampler(*a, **kw)) or used[-1])
-    for kind, cls in (("gmm", GMMSampler), ("normal", NormalSampler)):   # the run's own, then the override
-        out = E.evaluate_run(run, data, sampler=None if kind == "gmm" else kind, save=False, **SMALL)
-        assert out["sampler"] == kind and type(used[-1]) is cls
+    opened = open_run(run)
+    assert type(opened.sampler) is GMMSampler
+    other = opened.with_sampler("normal")
+    assert type(other.sampler) is NormalSampler and other.model is opened.model     # the model shared, not reloaded
+    for kind in ("gmm", "normal"):   # the run's own, then the override
+        out = E.evaluate_run(opened, data, sampler=None if kind == "gmm" else kind, save=False, **SMALL)
+        assert out["sampler"] == kind
         # the sample measures are those of that sampler's images
         gen = M.quantize(sample_images(model, 8, seed=0, sampler=load_sampler(run, model, kind)))
         assert out["sharpness_ratio"] == pytest.approx(M.sharpness_ratio(gen, real), rel=1e-5), kind
@@ -148,13 +152,15 @@ def test_cli_evaluate_passes_the_sampler_on(seed_run, monkeypatch, capsys):
     data, run = seed_run
     seen = {}
 
-    def fake(run_dir, data_dir, **kw):
-        seen.update(kw)
-        return {"sampler": kw["sampler"]}
+    def fake(run, data_dir, **kw):
+        seen["run"] = run
+        return {"sampler": run.sampler.name}
 
     monkeypatch.setattr(E, "evaluate_run", fake)
-    assert main(["evaluate", str(run), "--data", str(data), "--sampler", "normal", "--quiet"]) in (0, None)
-    assert seen["sampler"] == "normal"
+    assert main(["evaluate", str(run), "--data", str(data), "--sampler", "normal", "--quiet"]) == 0
+    assert seen["run"].sampler.name == "normal"                   # the run was opened with the asked-for sampler
+    assert main(["evaluate", str(run), "--data", str(data), "--quiet"]) == 0
+    assert seen["run"].sampler.name == "gmm"                      # and with its own without --sampler
 
 
 def test_layout_run_is_scored_on_its_test_layouts(layout_run, stubbed):

@@ -19,7 +19,7 @@ from vae_keras.errors import DataError
 from vae_keras.viz.gallery import (INDEX, build_gallery, explain_metric, flatten_metrics, metrics_markdown,
                                    nearest_neighbours)
 
-METRICS = {"neg_elbo_bpd": 0.91, "ssim": 0.42, "per_class_accuracy": {"knife": 0.5, "handgun": 0.75},
+METRICS = {"nll_elbo_bpd": 0.91, "recon_ssim": 0.42, "class_recognition": {"knife": 0.5, "handgun": 0.75},
            "my_new_measure": 3}
 
 
@@ -80,8 +80,9 @@ def test_sections_metrics_and_run_facts(gallery):
     for anchor in ("run", "samples", "reconstructions", "training", "evaluation", "memorisation"):
         assert f'id="{anchor}"' in text, anchor
     assert "CPU (test)" in text and "16 train / 8 test" in text
-    assert "neg_elbo_bpd" in text and explain_metric("neg_elbo_bpd")[:30] in text
-    assert "per_class_accuracy.knife" in text and "my_new_measure" in text     # nested and unknown keys
+    assert "nll_elbo_bpd" in text and explain_metric("nll_elbo_bpd")[:30] in text
+    assert explain_metric("class_recognition.knife")[:30] in text                 # a nested key: its measure's
+    assert "class_recognition.knife" in text and "my_new_measure" in text     # nested and unknown keys
     for name in ("training.gif", "loss_curves.png", "latent_manifold.png", "nearest_neighbours.png"):
         assert (gallery.parent / name).is_file(), name
 
@@ -127,7 +128,7 @@ def test_nearest_neighbours_finds_the_copy():
 def test_metrics_helpers():
     assert flatten_metrics({"a": {"b": 1}, "c": 2.0}) == [("a.b", 1), ("c", 2.0)]
     table = metrics_markdown(METRICS)
-    assert table.count("\n") == 2 + 5 and "| `ssim` | 0.42 |" in table
+    assert table.count("\n") == 2 + 5 and "| `recon_ssim` | 0.42 |" in table
 
 
 # -- the page in a real browser ----------------------------------------------------------------------

@@ -102,7 +102,8 @@ def test_layout_run_samples_with_boxes_and_exports_yolo(boxed_run, tmp_path):
     from vae_keras.training.checkpoint import load_run
     from vae_keras.sampling.export import export_run
     from vae_keras.sampling.generate import sample_with_boxes
-    from vae_keras.models.priors import load_sampler
+    from vae_keras.samplers import load_sampler
+    from vae_keras.training.run import open_run
 
     data, run, trainer = boxed_run
     assert trainer.train_conditions.shape == (len(trainer.train_images), 8, 8, 4)
@@ -119,7 +120,7 @@ def test_layout_run_samples_with_boxes_and_exports_yolo(boxed_run, tmp_path):
     np.testing.assert_allclose(images, again, atol=1e-5)
     assert boxes2 == boxes
 
-    rows = export_run(run, 4, tmp_path / "yolo", fmt="yolo", labels=["handgun"], model=model)
+    rows = export_run(open_run(run), 4, tmp_path / "yolo", fmt="yolo", labels=["handgun"])
     assert all(r.labels == ["handgun"] and r.boxes and r.boxes[0]["label"] == "handgun" for r in rows)
     label_files = sorted((tmp_path / "yolo" / "labels").glob("*.txt"))
     assert len(label_files) == 4 and all(f.read_text().startswith("0 ") for f in label_files)
@@ -127,7 +128,7 @@ def test_layout_run_samples_with_boxes_and_exports_yolo(boxed_run, tmp_path):
 
 def test_layout_sampler_falls_back_for_an_unseen_combination(boxed_run):
     from vae_keras.training.checkpoint import load_run
-    from vae_keras.models.priors import load_sampler
+    from vae_keras.samplers import load_sampler
 
     _, run, _ = boxed_run
     _, model = load_run(run)

@@ -93,7 +93,7 @@ def test_threat_classifier_round_trip(tmp_path):
 
 # -- samplers ------------------------------------------------------------------------------------
 def test_gmm_fit_recovers_two_clusters():
-    from vae_keras.models.priors import fit_gmm
+    from vae_keras.samplers import fit_gmm
 
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(-5, 0.5, (300, 2)), rng.normal(5, 0.5, (100, 2))])
@@ -106,10 +106,10 @@ def test_gmm_fit_recovers_two_clusters():
 
 def test_gmm_sampler_shapes_finite_and_saved(tiny_model, tiny_dataset, tmp_path):
     from vae_keras.data.pipeline import load_split
-    from vae_keras.models.priors import GMMSampler, load_sampler
+    from vae_keras.samplers import GMMSampler, load_sampler
 
     images, _ = load_split(tiny_dataset, "train")
-    sampler = GMMSampler(tiny_model, n_components=3, seed=0).fit(images)
+    sampler = GMMSampler(tiny_model, n_components=3, seed=0).fit_images(images)
     z = sampler.sample(10, seed=1)
     assert z.shape == (10, 2) and z.dtype == np.float32 and np.isfinite(z).all()
     np.testing.assert_array_equal(z, sampler.sample(10, seed=1))
@@ -130,7 +130,7 @@ class _BrightnessEncoder:
 
 
 def test_gmm_sampler_draws_the_codes_of_the_requested_labels(tmp_path):
-    from vae_keras.models.priors import GMMSampler, load_sampler
+    from vae_keras.samplers import GMMSampler, load_sampler
 
     rng = np.random.default_rng(0)
     n = 120
@@ -139,7 +139,7 @@ def test_gmm_sampler_draws_the_codes_of_the_requested_labels(tmp_path):
     labels = np.zeros((n, 4), np.float32)
     labels[knife, 1] = 1.0
     model = _BrightnessEncoder()
-    sampler = GMMSampler(model, n_components=2, seed=0).fit(images.astype(np.float32), labels)
+    sampler = GMMSampler(model, n_components=2, seed=0).fit_images(images.astype(np.float32), labels)
     assert set(sampler.by_labels) == {(0, 0, 0, 0), (0, 1, 0, 0)}
     want = np.tile([[0, 1, 0, 0]], (50, 1))
     z = sampler.sample(50, seed=3, labels=want)

@@ -17,6 +17,14 @@ def _model(name="seed", **overrides):
     return build_model(get_config(name, quick=False, image_size=32, **overrides))
 
 
+def _run(path, model, history=()):
+    """An untrained model as a Run in ``path`` (its sampler: the prior)."""
+    from vae_keras.samplers import NormalSampler
+    from vae_keras.training.run import Run
+
+    return Run(path, model.config, model, NormalSampler(model), history=list(history))
+
+
 @pytest.fixture(scope="module")
 def real():
     rng = np.random.default_rng(0)
@@ -34,13 +42,13 @@ def test_interpolation_rows_start_and_end_with_the_real_images(real):
 
 def test_a_64d_run_gets_interpolations_not_a_manifold(real, tmp_path):
     history = [{"epoch": 1, "loss": 3.0, "recon": 2.0, "kl": 1.0}]
-    written = finish_run_figures(tmp_path, _model(latent_dim=64), history, data_images=real)
+    written = finish_run_figures(_run(tmp_path, _model(latent_dim=64), history), data_images=real)
     assert sorted(p.name for p in written) == ["interpolations.png", "loss_curves.png"]
     assert Image.open(tmp_path / "interpolations.png").size == (10 * 33 - 1, 4 * 33 - 1)
 
 
 def test_a_2d_run_gets_its_manifold(real, tmp_path):
-    written = finish_run_figures(tmp_path, _model(latent_dim=2), [], data_images=real)
+    written = finish_run_figures(_run(tmp_path, _model(latent_dim=2)), data_images=real)
     assert [p.name for p in written] == ["latent_manifold.png"]
 
 
@@ -49,4 +57,4 @@ def test_a_conditional_run_gets_one_row_per_class(real, tmp_path):
     fig = class_samples(model, None, tmp_path / "c.png", n=3)
     labels = [ax.get_ylabel() for ax in fig.axes]
     assert labels == [c.replace("_", " ") for c in CLASSES] + ["benign"]
-    assert "class_samples.png" in [p.name for p in finish_run_figures(tmp_path, model, [], data_images=real)]
+    assert "class_samples.png" in [p.name for p in finish_run_figures(_run(tmp_path, model), data_images=real)]

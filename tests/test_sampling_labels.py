@@ -1,6 +1,6 @@
 """Labels that are true: a rare label combination says so, unknown classes are refused.
 
-vae_keras.models.priors (GMMSampler's per-combination mixtures and their fallback),
+vae_keras.samplers (GMMSampler's per-combination mixtures and their fallback),
 vae_keras.sampling.generate (the manifest's ``fallback`` column, --label checks).
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from vae_keras.errors import DataError
 from vae_keras.io.manifest import CLASSES, read_manifest
-from vae_keras.models.priors import FALLBACK_NOTE, GMMSampler, RareLabelsWarning
+from vae_keras.samplers import FALLBACK_NOTE, GMMSampler, RareLabelsWarning
 from vae_keras.sampling.generate import export_samples, per_sample_labels, sample_images
 
 
@@ -28,7 +28,7 @@ def fitted(tiny_model):
     images = rng.random((40, 32, 32, 1)).astype(np.float32)
     names = [[]] * 20 + [["knife"]] * 18 + [["handgun"]] * 2
     sampler = GMMSampler(tiny_model, n_components=2, min_points=10, points_per_component=10)
-    return sampler.fit(images, labels=_multi_hot(names))
+    return sampler.fit_images(images, labels=_multi_hot(names))
 
 
 def test_a_rare_combination_warns_once_and_is_flagged(fitted):

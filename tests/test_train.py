@@ -73,8 +73,9 @@ def test_existing_run_is_not_overwritten(trained_run, tiny_dataset):
 def test_constructing_a_trainer_reads_and_writes_nothing(tmp_path):
     trainer = Trainer(tiny_config(), tmp_path / "no_data", tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+    assert not hasattr(trainer, "model"), "the model is built by setup(), not on first attribute read"
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        trainer.model                                   # the first use of a built piece runs the setup
+        trainer.setup()                                 # set up explicitly (fit() and evaluate() call it)
     assert not (tmp_path / "run").exists(), "a failed setup must not leave a run folder behind"
 
 

@@ -6,8 +6,9 @@ The package is laid out by stage; imports run one way, from the top of this list
     vae_keras.viz         figures (grids, manifold, GIF, loss curves) and the HTML gallery
     vae_keras.evaluation  metrics, evaluate RUN, the augmentation benchmark's classifier
     vae_keras.sampling    generate, threat image projection, composites, labelled export
-    vae_keras.training    the GradientTape trainer, the run folder (checkpoints), tf.distribute
-    vae_keras.models      the CVAE, losses, the patch discriminator, latent priors
+    vae_keras.training    the GradientTape trainer, the run folder (checkpoints), a loaded Run, tf.distribute
+    vae_keras.samplers    where latents come from: normal, gmm, the diffusion prior (one registered class each)
+    vae_keras.models      the CVAE, losses, the patch discriminator, the diffusion U-Net
     vae_keras.data        the tf.data pipeline and the threat box maps
     vae_keras.io          atomic writes, the manifest, YOLO/VOC/CSV files (no TensorFlow)
     vae_keras.config      VAEConfig, one dataclass per run, and the named configurations
@@ -19,7 +20,7 @@ The package is laid out by stage; imports run one way, from the top of this list
 The names most users call are importable from here; they load their stage (and TensorFlow) on
 first use, so ``import vae_keras`` and ``--help`` stay fast::
 
-    from vae_keras import get_config, train, load_run, sample_images, image_grid
+    from vae_keras import get_config, train, open_run, sample_images, image_grid
 """
 from importlib import import_module
 
@@ -31,7 +32,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_split": "vae_keras.data.pipeline", "make_dataset": "vae_keras.data.pipeline",
     "CVAE": "vae_keras.models.cvae", "build_model": "vae_keras.models.cvae",
-    "load_sampler": "vae_keras.models.priors",
+    "load_sampler": "vae_keras.samplers", "get_sampler": "vae_keras.samplers",
+    "open_run": "vae_keras.training.run", "Run": "vae_keras.training.run",
     "Trainer": "vae_keras.training.trainer", "train": "vae_keras.training.trainer",
     "load_run": "vae_keras.training.checkpoint", "load_history": "vae_keras.training.checkpoint",
     "sample_images": "vae_keras.sampling.generate", "reconstruct": "vae_keras.sampling.generate",
@@ -40,7 +42,7 @@ _LAZY = {
     "evaluate_run": "vae_keras.evaluation.evaluate",
     "image_grid": "vae_keras.viz.figures", "latent_manifold": "vae_keras.viz.figures",
     "make_gif": "vae_keras.viz.figures", "plot_history": "vae_keras.viz.figures",
-    "build_gallery": "vae_keras.viz.gallery",
+    "build_gallery": "vae_keras.viz.gallery", "finish_run": "vae_keras.viz.finish",
 }
 __all__ = ["VAEConfig", "NAMED_CONFIGS", "get_config", "quick_mode", "__version__", *_LAZY]
 

@@ -22,7 +22,6 @@ from vae_keras.io.atomic import atomic_write_text
 QUICK_ENV = "XRAY_VAE_QUICK"
 LIKELIHOODS = ("bernoulli", "gaussian_sigma")
 ARCHITECTURES = ("seed", "resnet", "latent")
-SAMPLERS = ("normal", "gmm", "diffusion")
 
 
 def quick_mode() -> bool:
@@ -72,8 +71,11 @@ class VAEConfig:
             (S/4, S/4, classes) map, :mod:`vae_keras.data.layouts`), injected at every decoder scale.
             Needs ``conditional`` and the ``resnet`` architecture.
         num_classes: length of the label vector (the manifest's classes).
-        sampler: how ``generate`` draws latents: ``normal`` (the prior N(0, I)) or ``gmm`` (a
-            Gaussian mixture fitted to the aggregate posterior after training, Ghosh et al. 2020).
+        sampler: how ``generate`` draws latents: the name of a registered sampler
+            (:mod:`vae_keras.samplers`): ``normal`` (the prior N(0, I)), ``gmm`` (a Gaussian mixture
+            fitted to the aggregate posterior after training, Ghosh et al. 2020) or ``diffusion``
+            (a ``latent`` run's learned prior). Each sampler checks that it fits the rest of the
+            configuration when a run is trained or opened.
         gmm_components: mixture components of the ``gmm`` sampler.
         prior_widths: widths of the levels of the ``diffusion`` sampler's U-Net
             (:mod:`vae_keras.models.diffusion`; one residual block per level, no attention).
@@ -185,8 +187,8 @@ class VAEConfig:
             raise ConfigError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
         if self.architecture not in ARCHITECTURES:
             raise ConfigError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if not isinstance(self.sampler, str) or not self.sampler.isidentifier():
+            raise ConfigError(f"sampler must be the name of a sampler (normal, gmm, diffusion, ...), got {self.sampler!r}")
         if self.res_blocks < 0 or self.kl_warmup_epochs < 0 or self.free_bits < 0:
             raise ConfigError(f"res_blocks, kl_warmup_epochs and free_bits must be >= 0, got "
                              f"{self.res_blocks}, {self.kl_warmup_epochs}, {self.free_bits}")
@@ -203,9 +205,6 @@ class VAEConfig:
                              f"{self.gmm_components}")
         if self.learning_rate <= 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if self.sampler == "diffusion" and self.architecture != "latent":
-            raise ConfigError("sampler='diffusion' needs architecture='latent' (the prior is a U-Net over the "
-                             "spatial latent map)")
         if (not self.prior_widths or min(self.prior_widths) < 1 or self.prior_epochs < 0
                 or self.prior_batch_size < 1 or self.prior_learning_rate <= 0):
             raise ConfigError(f"prior_widths must be positive, prior_epochs >= 0, prior_batch_size >= 1 and "
@@ -230,10 +229,6 @@ class VAEConfig:
         if self.conditional or self.layout:
             raise ConfigError("architecture='latent' is unconditional: its diffusion prior takes the labels "
                              "(classifier-free guidance); set conditional=False and layout=False")
-        down = 2 ** (len(self.prior_widths) - 1)
-        if self.sampler == "diffusion" and (self.image_size // f) % down:
-            raise ConfigError(f"the latent side {self.image_size // f} must be divisible by {down} for the prior's "
-                             f"{len(self.prior_widths)} U-Net levels (prior_widths {self.prior_widths})")
         if self.laplacian_weight < 0 or self.latent_kl_weight < 0:
             raise ConfigError(f"laplacian_weight and latent_kl_weight must be >= 0, got {self.laplacian_weight}, "
                              f"{self.latent_kl_weight}")
@@ -304,7 +299,7 @@ OBJECTS = CONDITIONAL.replace(name="objects", latent_dim=32)
 #: Two stages (issue #14): an autoencoder with a *spatial* latent (64 -> 16x16x4, 224 -> 28x28x4; norm-free
 #: residual blocks widths 16/32/64, resize + conv upsampling, pixel L1 + Laplacian L1, KL weight 1e-4 on the
 #: mean KL per element), then a small DDIM U-Net learns the prior over its standardised latents, guided by the
-#: labels (:mod:`vae_keras.models.diffusion`, :mod:`vae_keras.training.prior`). Samples: ``generate --steps
+#: labels (:mod:`vae_keras.models.diffusion`, :mod:`vae_keras.samplers.diffusion_training`). Samples: ``generate --steps
 #: --guidance``. N(0, I) is the wrong prior for a spatial latent (its draws decode to noise textures).
 LATENT = SEED.replace(name="latent", architecture="latent", encoder_filters=(16, 32, 64),
                       decoder_filters=(64, 32, 16), likelihood="gaussian_sigma", analytic_kl=True,

@@ -1,4 +1,4 @@
-"""What several subcommands share: quiet TensorFlow start-up, ``--quick`` help, config from flags, label mix.
+"""What several subcommands share: quiet TensorFlow start-up, ``--quick`` help, config from flags, sampler options.
 
 Only the standard library and :mod:`vae_keras.config` at import time, so ``--help`` stays fast;
 the rest is imported inside the functions that need it.
@@ -6,7 +6,6 @@ the rest is imported inside the functions that need it.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from vae_keras.config import NAMED_CONFIGS, QUICK_ENV, get_config
 from vae_keras.errors import ConfigError
@@ -33,8 +32,17 @@ def config_from_args(args):
                       learning_rate=args.learning_rate, seed=args.seed, jit_compile=args.jit_compile or None)
 
 
-def label_mix(run_dir, config, sampler, n: int, seed: int):
-    """Per-sample classes with the training frequencies for a run that can be asked for a class, else None."""
-    from vae_keras.models.priors import answers_labels, sample_label_mix
+def add_sampler_options(parser) -> None:
+    """``--sampler`` is not added here; this adds each registered sampler's settings (``--steps``,
+    ``--guidance``, ``--clip`` of the diffusion prior, ...), so a new sampler's options appear by themselves."""
+    from vae_keras.samplers import sampler_options   # no TensorFlow: the registry imports it lazily
 
-    return sample_label_mix(Path(run_dir), n, seed) if answers_labels(config, sampler) else None
+    for opt in sampler_options():
+        parser.add_argument(f"--{opt.name.replace('_', '-')}", dest=opt.name, type=opt.type, help=opt.help)
+
+
+def sampler_settings(args) -> dict:
+    """The sampler options given on the command line, by name (None where not given)."""
+    from vae_keras.samplers import sampler_options
+
+    return {opt.name: getattr(args, opt.name, None) for opt in sampler_options()}

@@ -2,6 +2,7 @@
 
 Owns :mod:`.metrics` (pure functions: sharpness, dense mass, Frechet distance, two-sample test,
 memorisation, the threat classifier), :mod:`.evaluate` (``evaluate RUN``: all of them on one run,
-``metrics.json`` and its table), :mod:`.augmentation` (the augmentation benchmark's subsets,
+``metrics.json``), :mod:`.measures` (what each key of ``metrics.json`` means: titles, formats,
+directions, explanations; the tables), :mod:`.augmentation` (the augmentation benchmark's subsets,
 classic augmentation and classifier) and :mod:`.detection` (its detector and COCO score). May import :mod:`vae_keras.sampling` and everything below it.
 """

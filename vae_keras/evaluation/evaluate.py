@@ -10,7 +10,8 @@ On the data set's test split it computes
 - for a run that can be asked for a class (a conditional model, or a mixture sampler fitted per
   label combination): how often the threat classifier finds the requested class.
 
-It writes ``RUN/metrics.json`` and returns the same dict. The threat classifier is trained once
+It writes ``RUN/metrics.json`` and returns the same dict; what each key means, and how it is
+shown, is :mod:`vae_keras.evaluation.measures`. The threat classifier is trained once
 per data set and image size and cached in ``DATA/.cache/`` (weights + JSON).
 
 Why bits per dimension need a proper density: the seed's Bernoulli decoder is not a density on
@@ -34,13 +35,14 @@ import tensorflow as tf
 from vae_keras.data.layouts import load_layouts
 from vae_keras.data.pipeline import CACHE_DIR, fingerprint, load_split
 from vae_keras.evaluation import metrics as M
+from vae_keras.evaluation.measures import format_table  # noqa: F401  (the evaluate command prints it)
 from vae_keras.io.atomic import atomic_write_text
 from vae_keras.io.manifest import CLASSES
+from vae_keras.models.encode import posterior_means
 from vae_keras.models.losses import log_likelihood_terms, log_normal_pdf
-from vae_keras.models.priors import answers_labels, load_sampler, sample_label_mix
-from vae_keras.sampling.generate import reconstruct, sample_images
-from vae_keras.sampling.objects import composite_samples, load_objects
-from vae_keras.training.checkpoint import load_run
+from vae_keras.sampling.generate import decode_latents, reconstruct, sample_images
+from vae_keras.sampling.objects import composite_samples, open_objects
+from vae_keras.training.run import as_run
 
 METRICS_FILE = "metrics.json"
 CLASSIFIER_PREFIX = "threat_classifier_{size}"
@@ -99,7 +101,7 @@ def threat_classifier(data_dir, image_size: int, progress: bool = True):
     return clf
 
 
-def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int = 256, seed: int = 0,
+def evaluate_run(run, data_dir, n: int = 500, k: int = 64, n_likelihood: int = 256, seed: int = 0,
                  sampler: Optional[str] = None, temperature: float = 1.0, n_per_class: int = 100,
                  folds: int = 5, progress: bool = True, save: bool = True, objects_run=None,
                  steps: Optional[int] = None, guidance: Optional[float] = None,
@@ -112,18 +114,21 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
     ``RUN/metrics_objects_<OBJECTS RUN NAME>.json``.
 
     Args:
+        run: a trained :class:`~vae_keras.training.run.Run` (its model and sampler as loaded), or a run folder.
         n: generated images for the sample measures (compared with up to ``n`` real test images).
         k: importance samples of the IWAE bound (>= 64 for the issue's NLL), on the first
             ``n_likelihood`` test images.
-        sampler: ``normal``, ``gmm`` or ``diffusion``; default the run's configured sampler.
+        sampler: a sampler's name (``normal``, ``gmm``, ``diffusion``, :mod:`vae_keras.samplers`);
+            default the run's own.
         steps, guidance, clip: a ``diffusion`` sampler's DDIM steps, guidance and clipping of its
-            predicted latents in standard deviations (default: the run's).
+            predicted latents in standard deviations (default: the run's); they are sampler options
+            (:meth:`~vae_keras.training.run.Run.with_sampler`), so a sampler without them refuses them.
         n_per_class: samples per class for a conditional run's class recognition.
     """
 
     t0 = time.monotonic()
-    run_dir = Path(run_dir)
-    config, model = load_run(run_dir)
+    run = as_run(run).with_sampler(sampler, steps=steps, guidance=guidance, clip=clip)
+    run_dir, config, model = run.run_dir, run.config, run.model
     size = config.image_size
     log = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
     train_x, train_y = load_split(data_dir, "train", image_size=size)
@@ -132,12 +137,10 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
     if config.layout:  # a layout model is conditioned on the test images' box maps
         cond_labels = load_layouts(data_dir, "test", size, test_y)[0].astype(np.float32) / 255.0
     out = {"run": str(run_dir), "config": config.name, "data": str(data_dir), "image_size": size,
-           "sampler": sampler or config.sampler, "temperature": temperature, "n_generated": int(n)}
-    history_path = run_dir / "history.json"
-    if history_path.is_file():
-        hist = json.loads(history_path.read_text(encoding="utf-8"))
-        out["epochs"] = len(hist)
-        out["train_seconds"] = float(sum(h.get("seconds", 0.0) for h in hist))
+           "sampler": run.sampler.name, "temperature": temperature, "n_generated": int(n)}
+    if run.history:
+        out["epochs"] = len(run.history)
+        out["train_seconds"] = float(sum(h.get("seconds", 0.0) for h in run.history))
 
     log(f"[1/4] likelihood: IWAE k={k} on {min(n_likelihood, len(test_x))} test images")
     m = min(n_likelihood, len(test_x))
@@ -154,24 +157,23 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
     out.update(recon_psnr=M.psnr(recon, test_x), recon_ssim=M.ssim(recon, test_x))
 
     log(f"[3/4] {n} samples ({out['sampler']} sampler)")
-    latent_sampler = load_sampler(run_dir, model, sampler, steps=steps, guidance=guidance, clip=clip)
-    if hasattr(latent_sampler, "steps"):                               # the diffusion prior
-        out.update(ddim_steps=latent_sampler.steps, guidance=latent_sampler.guidance, prior_clip=latent_sampler.clip)
+    latent_sampler = run.sampler
+    out.update(latent_sampler.settings())                            # e.g. the diffusion prior's DDIM settings
     if objects_run is not None:
-        object_model, object_sampler = load_objects(objects_run)
-        out["objects_run"] = str(objects_run)
+        objects = open_objects(objects_run)
+        out["objects_run"] = str(objects.run_dir)
 
         def generate(count, labels, seed_):  # composites: generated bags + generated threats
             per = labels if labels is not None else [[] for _ in range(count)]
-            return composite_samples(model, object_model, per, seed=seed_, temperature=temperature,
-                                     bag_sampler=latent_sampler, object_sampler=object_sampler,
-                                     object_name=Path(objects_run).name)[0]
+            return composite_samples(model, objects.model, per, seed=seed_, temperature=temperature,
+                                     bag_sampler=latent_sampler, object_sampler=objects.sampler,
+                                     object_name=objects.name)[0]
     else:
         def generate(count, labels, seed_):
             return sample_images(model, count, temperature=temperature, seed=seed_, labels=labels,
                                  sampler=latent_sampler)
     mix = config.conditional or objects_run is not None
-    labels = sample_label_mix(run_dir, n, seed) if mix else None   # None: no label prior saved
+    labels = run.label_prior.mix(n, seed) if mix and run.label_prior is not None else None   # None: no labels
     gen = M.quantize(generate(n, labels, seed))
     real = test_x[:n]
     out.update(sharpness_ratio=M.sharpness_ratio(gen, real), dense_mass_ratio=M.dense_mass_ratio(gen, real),
@@ -184,7 +186,7 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
     f_real, f_gen = clf.features(real), clf.features(gen)
     out["frechet_distance"] = M.frechet_distance(f_real, f_gen)
     out.update(M.precision_recall(f_real, f_gen))
-    if objects_run is not None or answers_labels(config, latent_sampler):  # a class can be asked for
+    if objects_run is not None or run.answers_labels:  # a class can be asked for
         by_class = {}
         for i, name in enumerate(CLASSES):
             by_class[name] = generate(n_per_class, [[name]] * n_per_class, seed + 1 + i)
@@ -194,7 +196,7 @@ def evaluate_run(run_dir, data_dir, n: int = 500, k: int = 64, n_likelihood: int
         out["class_recognition_mean"] = float(np.mean(list(out["class_recognition"].values())))
     out["evaluate_seconds"] = time.monotonic() - t0
     if save:
-        name = METRICS_FILE if objects_run is None else objects_metrics_file(objects_run)
+        name = METRICS_FILE if objects_run is None else objects_metrics_file(objects.run_dir)
         atomic_write_text(run_dir / name, json.dumps(out, indent=1) + "\n")
     return out
 
@@ -205,42 +207,6 @@ def objects_metrics_file(objects_run) -> str:
 
 
 def _reconstruct_conditional(model, images, labels, batch_size: int = 128) -> np.ndarray:
-    x = M.as_images(images)[..., None]
-    parts = []
-    for i in range(0, len(x), batch_size):
-        y = tf.constant(labels[i:i + batch_size], tf.float32)
-        mean, _ = model.encode(tf.constant(x[i:i + batch_size]), y=y)
-        parts.append(model.decode(mean, apply_sigmoid=True, y=y).numpy())
-    return np.concatenate(parts)
-
-
-#: (key, column title, format) of the printed and markdown tables.
-COLUMNS = [
-    ("nll_elbo_bpd", "-ELBO bits/dim", "{:.3f}"),
-    ("nll_iwae_bpd", "NLL (IWAE) bits/dim", "{:.3f}"),
-    ("recon_psnr", "recon PSNR dB", "{:.2f}"),
-    ("recon_ssim", "recon SSIM", "{:.3f}"),
-    ("sharpness_ratio", "sharpness ratio", "{:.3f}"),
-    ("dense_mass_ratio", "dense-mass ratio", "{:.3f}"),
-    ("intensity_w1", "intensity W1", "{:.4f}"),
-    ("c2st_accuracy", "2-sample acc.", "{:.3f}"),
-    ("frechet_distance", "Frechet dist.", "{:.2f}"),
-    ("precision", "precision", "{:.3f}"),
-    ("recall", "recall", "{:.3f}"),
-    ("memorisation_ratio", "memorisation ratio", "{:.3f}"),
-    ("class_recognition_mean", "class recognised", "{:.3f}"),
-]
-
-
-def format_value(metrics: dict, key: str, fmt: str) -> str:
-    v = metrics.get(key)
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
-
-
-def format_table(metrics: dict) -> str:
-    """A two-column text table of one run's measures."""
-    rows = [(title, format_value(metrics, key, fmt)) for key, title, fmt in COLUMNS]
-    if "class_recognition" in metrics:
-        rows += [(f"  recognised: {c}", f"{v:.3f}") for c, v in metrics["class_recognition"].items()]
-    width = max(len(t) for t, _ in rows)
-    return "\n".join(f"{t:<{width}}  {v}" for t, v in rows)
+    """A conditional model's reconstructions: the posterior means given ``labels``, decoded given them."""
+    y = np.asarray(labels, np.float32)
+    return decode_latents(model, posterior_means(model, images, y, batch_size), batch_size, y=y)

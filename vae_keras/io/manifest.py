@@ -13,7 +13,7 @@ Columns (CSV, UTF-8, header row):
 A generated export's manifest (split ``generated``) has one more column, ``fallback``: empty, or
 why the image may not show what its labels say (``label mix too rare``: the latent sampler had
 no mixture for that label combination and drew from the whole mixture, see
-:mod:`vae_keras.models.priors`). Filter on it: ``[r for r in rows if not r.fallback]``.
+:mod:`vae_keras.samplers`). Filter on it: ``[r for r in rows if not r.fallback]``.
 
 Why a CSV and not TFRecords: people open it in a spreadsheet, and it is the export format
 detectors' tooling converts from.

@@ -34,8 +34,8 @@ block per level, no attention, no normalisation, each residual branch's last con
     every Block adds Dense(embedding) per channel; embedding = MLP(sin/cos(noise variance), labels)
 
 Roles are split as in diffusers: this module owns the network and the scheduler functions; the
-sampler that uses a trained run is :class:`vae_keras.models.priors.DiffusionSampler`, its
-training :mod:`vae_keras.training.prior`.
+sampler that uses a trained run is :class:`vae_keras.samplers.diffusion.DiffusionSampler`, its
+training :mod:`vae_keras.samplers.diffusion_training`.
 """
 from __future__ import annotations
 

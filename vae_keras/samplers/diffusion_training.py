@@ -1,7 +1,7 @@
 """The second stage of a ``latent`` run: train the diffusion prior over the frozen autoencoder's latents.
 
-Run by :meth:`vae_keras.training.trainer.Trainer.fit` after the autoencoder (or alone on
-``--resume`` once the autoencoder's stage is over). Its state lives in ``RUN/prior/``::
+Run by :meth:`vae_keras.samplers.diffusion.DiffusionSampler.fit`, which the trainer calls after the
+autoencoder (or alone on ``--resume`` once the autoencoder's stage is over). Its state lives in ``RUN/prior/``::
 
     RUN/prior/latent_stats.npz    # per-channel mean and std of the training posterior means (written first)
     RUN/prior/checkpoints/        # the U-Net, its EMA copy, Adam (slots, step) and the epoch counter
@@ -37,6 +37,7 @@ from vae_keras.config import VAEConfig
 from vae_keras.errors import TrainingDiverged
 from vae_keras.io.atomic import atomic_write_bytes, atomic_write_text
 from vae_keras.models import diffusion
+from vae_keras.models.encode import posterior_means
 
 HISTORY_FILE = "history.json"
 
@@ -44,15 +45,10 @@ HISTORY_FILE = "history.json"
 def posterior_latents(model, images: np.ndarray, flip: bool = False, batch_size: int = 256) -> np.ndarray:
     """Posterior means of ``images`` (n, S, S, 1) uint8 as maps (n[*2], h, w, c); with ``flip`` the mirrored images follow."""
     shape = model.config.latent_shape()
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = tf.cast(images[i:i + batch_size], tf.float32) / 255.0
-        out.append(model.encode(x)[0].numpy())
+    parts = [posterior_means(model, images, batch_size=batch_size)]
     if flip:
-        for i in range(0, len(images), batch_size):
-            x = tf.cast(images[i:i + batch_size, :, ::-1], tf.float32) / 255.0
-            out.append(model.encode(x)[0].numpy())
-    return np.concatenate(out).reshape((-1,) + tuple(shape))         # (n, h, w, c)
+        parts.append(posterior_means(model, images[:, :, ::-1], batch_size=batch_size))
+    return np.concatenate(parts).reshape((-1,) + tuple(shape))      # (n, h, w, c)
 
 
 def save_stats(path: Path, latents: np.ndarray) -> tuple:
@@ -79,7 +75,7 @@ class PriorTrainer:
             its slice of every global batch.
 
     Example:
-        >>> PriorTrainer(config, trainer.model, trainer.train_images, trainer.train_labels, "RUN").fit()
+        >>> PriorTrainer(config, model, train_images, train_labels, "RUN").fit()   # the prior's history
     """
 
     def __init__(self, config: VAEConfig, model, train_images, train_labels, run_dir, resume: bool = False,

@@ -5,6 +5,7 @@ Owns :mod:`.generate` (latents -> images, batched decoding, plain PNG export), :
 mode), :mod:`.objects` (the object VAE's data set and composite generation), :mod:`.insert`
 (generated threats inserted into given bags: ``generate --into``) and :mod:`.export`
 (``generate --format``: choose the source of labelled images, write them through
-:mod:`vae_keras.io.detection`). May import :mod:`vae_keras.training` (to load or train runs),
-:mod:`vae_keras.models`, :mod:`vae_keras.data` and :mod:`vae_keras.io`.
+:mod:`vae_keras.io.detection`). Each takes a loaded :class:`~vae_keras.training.run.Run` (or a
+run folder, opened once). May import :mod:`vae_keras.training` (to open or train runs),
+:mod:`vae_keras.samplers`, :mod:`vae_keras.models`, :mod:`vae_keras.data` and :mod:`vae_keras.io`.
 """

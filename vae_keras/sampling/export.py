@@ -7,7 +7,8 @@ threats of an object VAE, :mod:`vae_keras.sampling.objects`). The files are writ
 :func:`vae_keras.io.detection.export_detection`.
 
 Example:
-    >>> rows = export_run("runs/cond", 500, "export/", fmt="yolo", labels=["knife"], tip_data="data/phantoms")
+    >>> run = open_run("runs/cond")
+    >>> rows = export_run(run, 500, "export/", fmt="yolo", labels=["knife"], tip_data="data/phantoms")
 """
 from __future__ import annotations
 
@@ -18,30 +19,30 @@ from vae_keras.errors import DataError
 from vae_keras.io.atomic import PathLike
 from vae_keras.io.detection import FORMATS, check_boxes, export_detection
 from vae_keras.io.manifest import ManifestRow
-from vae_keras.models.priors import load_sampler
 from vae_keras.sampling import tip
 from vae_keras.sampling.generate import fallback_notes, per_sample_labels, sample_with_boxes
-from vae_keras.sampling.objects import composite_samples, load_objects
-from vae_keras.training.checkpoint import load_config, load_run
+from vae_keras.sampling.objects import composite_samples, open_objects
+from vae_keras.training.run import as_run
 
 
-def export_run(run_dir: PathLike, n: int, out_dir: PathLike, fmt: str = "yolo", labels=None,
+def export_run(run, n: int, out_dir: PathLike, fmt: str = "yolo", labels=None,
                tip_data: Optional[PathLike] = None, seed: int = 0, temperature: float = 1.0,
                batch_size: int = 64, overwrite: bool = True, tip_split: str = "train",
-               model=None, objects_run: Optional[PathLike] = None) -> List[ManifestRow]:
-    """``generate RUN --n N --out DIR --format FMT [--label CLASS] [--tip DATA]`` in one call.
+               objects=None) -> List[ManifestRow]:
+    """``generate RUN --n N --out DIR --format FMT [--label CLASS] [--tip DATA] [--objects OBJECTS]`` in one call.
 
     Args:
-        run_dir: a trained run (its sampler, e.g. the fitted ``gmm``, is used).
+        run: a trained :class:`~vae_keras.training.run.Run` (its model and sampler are used as they
+            are), or a run folder (opened here).
         labels: the classes every image must contain (``["knife"]``; ``[]`` for benign) or one
             list per image; ``None``: benign.
         tip_data: a prepared, boxed data set (phantoms or ``prepare`` output): hybrid mode, real
             threats of its ``tip_split`` projected into generated benign bags, exact boxes.
             Without it, images are pure VAE samples: a ``layout`` run's carry the boxes of their
             layouts (any format); other runs' have image-level labels only (``csv``, unless benign).
-        model: the run's model when the caller has loaded it already (``load_run``); default loaded here.
-        objects_run: an object VAE (:mod:`vae_keras.sampling.objects`): composite mode, *generated* threats
-            projected into generated benign bags, exact boxes (instead of ``tip_data``'s real ones).
+        objects: a threat generator (an object run: a :class:`Run` or its folder,
+            :mod:`vae_keras.sampling.objects`): composite mode, *generated* threats projected into
+            generated benign bags, exact boxes (instead of ``tip_data``'s real ones).
 
     Returns:
         the manifest rows written to ``out_dir/manifest.csv``.
@@ -49,32 +50,28 @@ def export_run(run_dir: PathLike, n: int, out_dir: PathLike, fmt: str = "yolo", 
     if fmt not in FORMATS:
         raise DataError(f"format must be one of {FORMATS}, got {fmt!r}")
     per = per_sample_labels(labels, int(n))
-    layout_run = (model.config if model is not None else load_config(run_dir)).layout
-    if tip_data is not None and objects_run is not None:
-        raise DataError("choose the real threats of tip_data or the generated ones of objects_run, not both")
-    if tip_data is None and objects_run is None and not layout_run:  # fail before any work
+    if tip_data is not None and objects is not None:
+        raise DataError("choose the real threats of tip_data or the generated ones of objects, not both")
+    run = as_run(run)
+    if tip_data is None and objects is None and not run.config.layout:  # fail before any work
         check_boxes(per, [[] for _ in per], fmt)
-    if model is None:
-        _, model = load_run(run_dir)
-    config = model.config
-    sampler = load_sampler(run_dir, model)
-    name = Path(run_dir).name
-    if objects_run is not None:
-        object_model, object_sampler = load_objects(objects_run)
-        images, _, boxes = composite_samples(model, object_model, per, seed=seed, temperature=temperature,
-                                             bag_sampler=sampler, object_sampler=object_sampler,
-                                             batch_size=batch_size, object_name=Path(objects_run).name)
-        sources = [f"composite:vae:{name}:{seed}:{i}+objects:{Path(objects_run).name}" for i in range(len(per))]
+    model, sampler, name = run.model, run.sampler, run.name
+    if objects is not None:
+        objects = open_objects(objects)
+        images, _, boxes = composite_samples(model, objects.model, per, seed=seed, temperature=temperature,
+                                             bag_sampler=sampler, object_sampler=objects.sampler,
+                                             batch_size=batch_size, object_name=objects.name)
+        sources = [f"composite:vae:{name}:{seed}:{i}+objects:{objects.name}" for i in range(len(per))]
     elif tip_data is not None:
-        crops = tip.crops_from_prepared(tip_data, tip_split, image_size=config.image_size)
+        crops = tip.crops_from_prepared(tip_data, tip_split, image_size=run.config.image_size)
         images, _, boxes = tip.hybrid_samples(model, per, crops, seed=seed, temperature=temperature,
-                                          sampler=sampler, batch_size=batch_size)
+                                              sampler=sampler, batch_size=batch_size)
         sources = [f"hybrid:vae:{name}:{seed}:{i}+tip:{Path(tip_data).name}" for i in range(len(per))]
     else:
         images, boxes = sample_with_boxes(model, int(n), temperature=temperature, seed=seed, batch_size=batch_size,
                                           labels=per, sampler=sampler)   # boxes: a layout run's layouts
         sources = [f"vae:{name}:{seed}:{i}" for i in range(len(per))]
     # the bags of the hybrid and composite modes are asked for benign: only pure samples can fall back
-    notes = fallback_notes(sampler, per, len(per)) if tip_data is None and objects_run is None else None
+    notes = fallback_notes(sampler, per, len(per)) if tip_data is None and objects is None else None
     return export_detection(out_dir, images, boxes, labels=per, fmt=fmt, sources=sources, overwrite=overwrite,
                             batch_size=batch_size, fallbacks=notes)

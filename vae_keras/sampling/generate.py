@@ -31,7 +31,8 @@ from vae_keras.io.folder import GENERATED, OutputFolder
 from vae_keras.io.images import png_bytes
 from vae_keras.io.manifest import CLASSES, ManifestRow
 from vae_keras.io.progress import Progress
-from vae_keras.models import priors
+from vae_keras.models import encode
+from vae_keras.samplers.labels import fallback_notes, label_vectors, per_sample_labels
 
 #: A sample's path in an export folder (every format: images/ beside manifest.csv).
 SAMPLE_NAME = IMAGES_DIR + "/sample_{:06d}.png"
@@ -48,7 +49,7 @@ def _latents(model, n: int, temperature: float, seed: int, sampler=None, labels=
     """The ``n`` latent draws of ``seed``: ``temperature * eps``, eps from ``default_rng(seed)``.
 
     All draws are made up front, so the images do not depend on ``batch_size``. A ``sampler``
-    (:mod:`vae_keras.models.priors`, e.g. the run's fitted Gaussian mixture) replaces the prior; given
+    (:mod:`vae_keras.samplers`, e.g. the run's fitted Gaussian mixture) replaces the prior; given
     the requested ``labels`` (class names, see :func:`sample_images`) a fitted mixture draws
     each latent from the codes of training bags with those threats.
     """
@@ -109,15 +110,6 @@ def _decode_all(model, z: np.ndarray, y: Optional[np.ndarray], batch_size: int):
             yield i, decode(z[i:i + batch_size], y[i:i + batch_size]).numpy()
 
 
-def label_vectors(per_labels: Sequence[Sequence[str]]) -> np.ndarray:
-    """Lists of class names -> (n, len(CLASSES)) float32 multi-hot vectors (the model's condition)."""
-    y = np.zeros((len(per_labels), len(CLASSES)), np.float32)
-    for i, names in enumerate(per_labels):
-        for name in names:
-            y[i, CLASSES.index(name)] = 1.0
-    return y
-
-
 def check_classes(model) -> None:
     """A conditional model must have been trained on this project's classes (:data:`CLASSES`)."""
     if getattr(model, "conditional", False) and int(model.num_classes) != len(CLASSES):
@@ -152,7 +144,7 @@ def draw(model, n: int, temperature: float = 1.0, seed: int = 0, labels=None, sa
     check_classes(model)
     if labels is not None:
         per_sample_labels(labels, int(n))                       # unknown classes: an error, whatever the model
-    if getattr(model, "layout", False) and getattr(sampler, "layout_boxes", None) is not None:
+    if getattr(model, "layout", False) and sampler is not None and sampler.conditions_on == "boxes":
         _check_draw(n, temperature)
         vectors = label_vectors(per_sample_labels(labels, int(n)))
         z, boxes = sampler.sample_layouts(int(n), temperature=temperature, seed=seed, labels=vectors)
@@ -178,9 +170,7 @@ def _as_model_input(images, model, name="images") -> np.ndarray:
 
 def posterior_means(model, images, batch_size: int = 256) -> np.ndarray:
     """The encoder's posterior means of ``images`` ((n, S, S[, 1]), uint8 or [0, 1]) -> (n, latent_dim), in batches."""
-    x = _as_model_input(images, model)
-    return np.concatenate([model.encode(tf.constant(x[i:i + batch_size]))[0].numpy()
-                           for i in range(0, len(x), batch_size)])   # (n, latent_dim)
+    return encode.posterior_means(model, _as_model_input(images, model), batch_size=batch_size)   # (n, latent_dim)
 
 
 def decode_latents(model, z, batch_size: int = 256, y: Optional[np.ndarray] = None) -> np.ndarray:
@@ -203,7 +193,7 @@ def sample_images(model, n: int, temperature: float = 1.0, seed: int = 0, batch_
         labels: the classes every sample must contain (``["knife"]``) or one list per sample.
             A conditional model is conditioned on them (default: benign bags); a fitted mixture
             ``sampler`` draws the latents of training bags with those classes (default: any bag).
-        sampler: a latent sampler (:mod:`vae_keras.models.priors`); default the prior.
+        sampler: a latent sampler (:mod:`vae_keras.samplers`); default the prior.
 
     Returns:
         (n, S, S, 1) float32 pixel means in [0, 1].
@@ -253,33 +243,6 @@ def interpolate(model, x_a, x_b, steps: int = 8) -> np.ndarray:
     return compiled_decoder(model)(tf.constant(z)).numpy()
 
 
-def per_sample_labels(labels, n: int) -> List[List[str]]:
-    """``None`` | class names for all samples | one list of class names per sample -> n lists."""
-    if labels is None:
-        return [[] for _ in range(n)]
-    if isinstance(labels, str):
-        labels = [labels]
-    labels = list(labels)
-    if all(isinstance(l, str) for l in labels):
-        per = [list(labels)] * n
-    else:
-        if len(labels) != n:
-            raise ValueError(f"labels per sample must have n={n} entries, got {len(labels)}")
-        per = [[l] if isinstance(l, str) else list(l) for l in labels]
-    unknown = sorted({l for ls in per for l in ls} - set(CLASSES))
-    if unknown:
-        raise DataError(f"unknown label(s) {unknown}; known classes: {', '.join(CLASSES)} (or none for a benign bag)")
-    return per
-
-
-def fallback_notes(sampler, labels, n: int) -> List[str]:
-    """The manifest's ``fallback`` column of ``n`` samples asked for ``labels`` (see :func:`per_sample_labels`):
-    ``"label mix too rare"`` where ``sampler`` drew from its whole mixture, else ``""``."""
-    if sampler is None or labels is None:
-        return [""] * int(n)
-    return priors.fallback_notes(sampler, label_vectors(per_sample_labels(labels, int(n))), int(n))
-
-
 def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, seed: int = 0,
                    batch_size: int = 64, progress: bool = True,
                    labels: Optional[Union[Sequence[str], Sequence[Sequence[str]]]] = None,
@@ -298,7 +261,7 @@ def export_samples(model, n: int, out_dir: PathLike, temperature: float = 1.0, s
         labels: class names given to every sample (``["knife"]``), or one list per sample;
             default no labels. A conditional model is conditioned on them (no labels: benign), a
             fitted mixture ``sampler`` draws the latents of training bags with those classes.
-        sampler: a latent sampler (:mod:`vae_keras.models.priors`); default the prior.
+        sampler: a latent sampler (:mod:`vae_keras.samplers`); default the prior.
         name: run name for ``source``; default ``model.run_name`` if set, else ``config.name``.
         overwrite: replace an earlier export in ``out_dir`` (its sample PNGs are deleted first,
             so the folder never mixes two exports); ``False`` raises

@@ -35,7 +35,7 @@ from vae_keras.io.detection import FORMATS, export_detection
 from vae_keras.io.manifest import CLASSES, MANIFEST, read_manifest
 from vae_keras.data.layouts import boxes_at_size
 from vae_keras.data.pipeline import load_split
-from vae_keras.sampling.objects import OBJECT_SCALE, generated_objects, load_objects
+from vae_keras.sampling.objects import OBJECT_SCALE, generated_objects, open_objects
 from vae_keras.sampling.tip import FOOTPRINT_TOL, bag_region, composite, footprint_box, resize_patch
 
 #: Smallest size a threat is shrunk to (fraction of its drawn size) while looking for room in a bag.
@@ -146,7 +146,7 @@ def insert_threats(bags, object_model, labels_per_image: Sequence[Sequence[str]]
     Args:
         bags: (m, S, S[, 1]) bags, uint8 or float in [0, 1] (benign ones, unless ``bag_boxes`` says
             what they already hold). Each output image takes a bag drawn at random.
-        object_model: an object VAE (:func:`vae_keras.sampling.objects.load_objects`).
+        object_model: an object VAE's model (``open_objects(RUN).model``, :mod:`vae_keras.sampling.objects`).
         labels_per_image: the classes of each output image, e.g. ``[["knife"], [], ["gun", "knife"]]``
             (an empty list gives the bag as it is: a negative).
         scales: per class, threat sizes as fractions of the bag's side (:func:`object_scales`); each
@@ -231,14 +231,15 @@ def insert_threats(bags, object_model, labels_per_image: Sequence[Sequence[str]]
     return images, labels, boxes, which
 
 
-def insert_into(objects_run: PathLike, bags_dir: PathLike, n: int, out_dir: PathLike, labels=None,
+def insert_into(objects, bags_dir: PathLike, n: int, out_dir: PathLike, labels=None,
                 fmt: str = "yolo", seed: int = 0, temperature: float = 1.0, split: Optional[str] = None,
                 image_size: Optional[int] = None, benign_only: bool = True, object_data: Optional[PathLike] = None,
                 batch_size: int = 64, overwrite: bool = True):
     """``generate OBJECT_RUN --into BAGS``: ``n`` bags of a prepared folder with generated threats, exported.
 
     Args:
-        objects_run: an object VAE run (``train --config objects``).
+        objects: the threat generator: an object run (``train --config objects``), as a
+            :class:`~vae_keras.training.run.Run` (used as it is, sampler settings included) or its folder.
         bags_dir: a prepared folder (``prepare`` of real scans, or ``phantoms``).
         labels: the classes every image gets (``["knife"]``), or one list per image; ``None``: one
             threat per image, classes drawn with the object run's training frequencies.
@@ -252,8 +253,6 @@ def insert_into(objects_run: PathLike, bags_dir: PathLike, n: int, out_dir: Path
     Returns:
         the manifest rows written to ``out_dir/manifest.csv``.
     """
-    from vae_keras.models.priors import sample_label_mix
-
     if fmt not in FORMATS:
         raise DataError(f"format must be one of {FORMATS}, got {fmt!r}")
     bags_dir = Path(bags_dir)
@@ -277,19 +276,19 @@ def insert_into(objects_run: PathLike, bags_dir: PathLike, n: int, out_dir: Path
     if not images:
         raise DataError(f"{bags_dir} has no {'benign ' if benign_only else ''}bag"
                         f"{' in split ' + split if split else ''} to insert threats into")
-    model, sampler = load_objects(objects_run)
+    objects = open_objects(objects)
     n = int(n)
     if labels is None:
-        per = sample_label_mix(Path(objects_run), n, seed) or [[CLASSES[k % len(CLASSES)]] for k in range(n)]
+        per = objects.label_mix(n, seed) or [[CLASSES[k % len(CLASSES)]] for k in range(n)]
     elif labels and isinstance(labels[0], (list, tuple)):
         per = [list(v) for v in labels]
     else:
         per = [list(labels) for _ in range(n)]
     scales = object_scales(object_data) if object_data is not None else None
-    out, lab, boxes, which = insert_threats(np.stack(images), model, per, seed=seed, scales=scales,
+    out, lab, boxes, which = insert_threats(np.stack(images), objects.model, per, seed=seed, scales=scales,
                                             bag_boxes=None if benign_only else kept_boxes, temperature=temperature,
-                                            sampler=sampler, batch_size=batch_size, object_name=Path(objects_run).name)
-    sources = [f"insert:{kept[j].path}+objects:{Path(objects_run).name}:{seed}:{i}" for i, j in enumerate(which)]
+                                            sampler=objects.sampler, batch_size=batch_size, object_name=objects.name)
+    sources = [f"insert:{kept[j].path}+objects:{objects.name}:{seed}:{i}" for i, j in enumerate(which)]
     per_out = [sorted({b["label"] for b in bs}) for bs in boxes]
     return export_detection(out_dir, out, boxes, labels=per_out, fmt=fmt, sources=sources, overwrite=overwrite,
                             batch_size=batch_size)

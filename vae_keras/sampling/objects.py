@@ -32,11 +32,10 @@ from vae_keras.io.atomic import PathLike
 from vae_keras.io.folder import FolderKind, OutputFolder
 from vae_keras.io.images import png_bytes
 from vae_keras.io.manifest import CLASSES, MANIFEST, ManifestRow
-from vae_keras.models.priors import load_sampler
 from vae_keras.sampling import tip
 from vae_keras.sampling.generate import sample_images
 from vae_keras.sampling.tip import FOOTPRINT_TOL, ThreatCrop, hybrid_samples, resize_patch
-from vae_keras.training.checkpoint import load_run
+from vae_keras.training.run import Run, as_run
 from vae_keras.training.trainer import train
 
 #: The object canvas is the bag image's side divided by this.
@@ -219,11 +218,17 @@ def train_object_vae(data_dir: PathLike, object_data: PathLike, run_dir: PathLik
     return train(config, object_data, run_dir, minutes=None if epochs else minutes, progress=False)
 
 
-def load_objects(run_dir: PathLike):
-    """``(model, sampler)`` of a trained object run (its configured sampler)."""
+def open_objects(run) -> Run:
+    """An object run (a :class:`~vae_keras.training.run.Run` or its folder), checked: it must be able to draw
+    the class asked for (a conditional object VAE, or a run whose sampler is conditioned on labels)."""
+    run = as_run(run)
+    if not run.answers_labels:
+        raise DataError(f"{run.run_dir} is not an object run (it cannot be asked for a class): train one with "
+                        "`train --config objects` on a data set written by `python -m vae_keras objects`")
+    return run
 
-    config, model = load_run(run_dir)
-    if not config.conditional:
-        raise DataError(f"{run_dir} is not an object run: train one with `train --config objects` on a data set "
-                        "written by `python -m vae_keras objects`")
-    return model, load_sampler(run_dir, model)
+
+def load_objects(run_dir: PathLike):
+    """``(model, sampler)`` of a trained object run (its configured sampler): :func:`open_objects`, unpacked."""
+    run = open_objects(run_dir)
+    return run.model, run.sampler

@@ -8,7 +8,7 @@ A run folder::
     RUN/history.json         # one dict per finished epoch (losses, seconds)
     RUN/logs/                # TensorBoard event files
     RUN/samples/epoch_0001.png ...   # the fixed-latent grid after each epoch (GIF frames)
-    RUN/prior/               # a ``latent`` run's second stage (:mod:`vae_keras.training.prior`)
+    RUN/prior/               # a ``latent`` run's second stage (:mod:`vae_keras.samplers.diffusion_training`)
 
 No random generator is saved: the shuffle order and flips are derived from ``(seed, epoch)`` and the
 reparameterization noise from ``(seed, epoch, step)`` by stateless draws, so the checkpoint and the

@@ -9,7 +9,8 @@ reparameterization noise of each step from ``(seed, epoch, step)`` by a stateles
 resumed run takes exactly the steps the uninterrupted run would have taken.
 
 A :class:`Trainer` is built in named pieces, run in this order by :meth:`Trainer.setup` (which
-:meth:`Trainer.fit` calls; constructing a ``Trainer`` reads and writes nothing):
+:meth:`Trainer.fit` and :meth:`Trainer.evaluate` call; constructing a ``Trainer`` reads and writes
+nothing, and its data and model exist only after ``setup``):
 
 1. :meth:`~Trainer.resolve_run`: the run folder's state (refuse to overwrite a run; on resume
    the saved configuration and history win);
@@ -23,12 +24,13 @@ The steps themselves are in :mod:`vae_keras.training.steps`: the seed's single-s
 warm-up by the optimizer's step counter, free bits, the sigma-VAE's analytic variance whose running
 average is a model weight, the labels of a conditional model), and for ``adversarial_weight`` > 0
 the patch discriminator's term and step (:class:`~vae_keras.training.steps.AdversarialStep`).
-After training, a ``gmm`` sampler is fitted to the aggregate posterior and saved next to the
-checkpoints (:mod:`vae_keras.models.priors`). A ``latent`` run (``sampler="diffusion"``) trains in two
-stages: the spatial-latent autoencoder (:func:`~vae_keras.training.steps.latent_step`) for
-``vae_share`` of ``minutes`` (55%), then its diffusion prior for the rest of the budget
-(:class:`~vae_keras.training.prior.PriorTrainer`, ``RUN/prior/``). Once the prior stage has begun the
-autoencoder is final: ``resume`` continues whichever stage was interrupted.
+After training, the configuration's sampler is fitted through the sampler registry
+(:mod:`vae_keras.samplers`: nothing for ``normal``, a Gaussian mixture for ``gmm``, and for a
+``latent`` run's ``diffusion`` sampler the second stage, its diffusion prior, for the rest of the
+budget: the autoencoder gets ``vae_share`` of ``minutes``, 55%). Once the prior stage has begun the
+autoencoder is final: ``resume`` continues whichever stage was interrupted. :meth:`Trainer.fit`
+returns the trained :class:`~vae_keras.training.run.Run`. After each epoch the trainer calls its
+``callbacks`` (by default :class:`~vae_keras.training.callbacks.SampleGrid`, the GIF's frames).
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -50,28 +52,17 @@ from vae_keras.data.pipeline import dataset_from_arrays, load_split
 from vae_keras.errors import DataError, RunExists, TrainingDiverged
 from vae_keras.io.atomic import atomic_write_text
 from vae_keras.io.manifest import MANIFEST, read_manifest
-from vae_keras.models import priors as samplers
 from vae_keras.models.adversarial import patch_discriminator
 from vae_keras.models.cvae import build_model
 from vae_keras.models.latent import latent_loss_terms
 from vae_keras.models.losses import elbo_terms, loss_terms
+from vae_keras.samplers import FitData, LabelPrior, NormalSampler, get_sampler
+from vae_keras.samplers.diffusion_training import prior_started
 from vae_keras.training import checkpoint as ckpt_io
+from vae_keras.training.callbacks import SampleGrid
 from vae_keras.training.distribute import set_precision
-from vae_keras.training.prior import PriorTrainer, prior_started
+from vae_keras.training.run import Run
 from vae_keras.training.steps import AdversarialStep, elbo_step, kl_weight, latent_step, weighted_elbo_step
-from vae_keras.viz.figures import image_grid
-
-#: What :meth:`Trainer.setup` creates; reading one of these from a fresh ``Trainer`` runs the setup.
-_BUILT = frozenset({
-    "train_images", "train_labels", "test_images", "test_labels", "train_conditions", "test_conditions",
-    "train_boxes", "model", "optimizer", "epoch", "discriminator", "d_optimizer", "checkpoint", "manager",
-    "summary_writer", "_plain", "_steps_per_epoch", "_adversarial_step", "_train_step", "_eval_step",
-})
-
-
-def fixed_latents(config: VAEConfig, n: int = 16) -> np.ndarray:
-    """The latent vectors decoded after every epoch: the same for the whole run (GIF frames)."""
-    return np.random.default_rng(config.seed).standard_normal((n, config.latent_dim)).astype(np.float32)
 
 
 def has_split(data_dir, split: str) -> bool:
@@ -83,9 +74,9 @@ def has_split(data_dir, split: str) -> bool:
 class Trainer:
     """Trains one :class:`~vae_keras.models.cvae.CVAE` on a prepared data set into ``run_dir``.
 
-    Constructing a ``Trainer`` only records its arguments; :meth:`setup` (run by :meth:`fit`, or by
-    the first use of ``model``, ``train_images`` and the other built attributes) loads the data,
-    builds the model and opens the run folder.
+    Constructing a ``Trainer`` only records its arguments; :meth:`setup` (run by :meth:`fit` and
+    :meth:`evaluate`, or called directly) loads the data, builds the model and opens the run folder.
+    Its ``model``, ``train_images`` and the other built attributes exist from then on.
 
     Args:
         config: the run's configuration (ignored on resume: the saved one wins, except ``epochs``).
@@ -98,6 +89,8 @@ class Trainer:
         strategy: a ``tf.distribute.Strategy`` (default: the current one).
         precision: a Keras dtype policy name (:func:`~vae_keras.training.distribute.set_precision`).
         on_epoch_end: called with each epoch's history record.
+        callbacks: called as ``callback(trainer, record)`` after each epoch; default
+            ``(SampleGrid(),)``, the per-epoch sample grid (:mod:`vae_keras.training.callbacks`).
         init_from: a trained run whose latest weights start this run (fine-tuning; the
             configurations must agree on the architecture, see
             :func:`~vae_keras.training.checkpoint.init_from_run`). The optimizer and epoch counter
@@ -105,7 +98,7 @@ class Trainer:
 
     Example:
         >>> trainer = Trainer(get_config("seed", quick=True), "DATA", "RUN")   # nothing read yet
-        >>> history = trainer.fit()                                           # [{"epoch": 1, "loss": ...}, ...]
+        >>> run = trainer.fit()                                  # a Run: run.model, run.sampler, run.history
     """
 
     config: VAEConfig
@@ -119,32 +112,24 @@ class Trainer:
     on_epoch_end: Optional[Callable[[dict], None]] = None
     history: list = field(default_factory=list)
     init_from: Optional[str] = None
+    callbacks: Optional[Sequence[Callable]] = None
 
     def __post_init__(self):
         self.run_dir = Path(self.run_dir)
+        self.callbacks = (SampleGrid(),) if self.callbacks is None else tuple(self.callbacks)
+        self.run: Optional[Run] = None          # the trained run, once fit() has finished
+        self.prior_history: list = []           # a trained sampler's epochs (a latent run's diffusion prior)
         self._ready = False
-
-    def __getattr__(self, name):
-        # only called for attributes not set yet: the built ones set themselves up on first use
-        if name in _BUILT and self.__dict__.get("_ready") is False:
-            self.setup()
-            return getattr(self, name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- setup, in named pieces ----------------------------------------------------------------
     def setup(self) -> "Trainer":
         """Load the data, build the model and open the run folder (once); returns ``self``."""
-        if self._ready is False:
-            self._ready = None                  # in progress: a built attribute read now is just missing
-            try:
-                self.resolve_run()
-                self.load_data()
-                self.build()
-                self.open_run_folder()
-                self.restore()
-            except BaseException:
-                self._ready = False
-                raise
+        if not self._ready:
+            self.resolve_run()
+            self.load_data()
+            self.build()
+            self.open_run_folder()
+            self.restore()
             self._ready = True
         return self
 
@@ -166,6 +151,7 @@ class Trainer:
             self.history = ckpt_io.load_history(self.run_dir)
         if self.init_from is not None and not (self.resume and ckpt_io.latest_checkpoint(self.run_dir)):
             ckpt_io.check_init_source(self.init_from, self.config)
+        get_sampler(self.config.sampler, self.config)             # an unknown or unfitting sampler: refused now
 
     def load_data(self) -> None:
         """Decode the train and test splits once (uint8), with what the model is conditioned on.
@@ -361,14 +347,13 @@ class Trainer:
         return {"test_loss": (tot_r + tot_k) / n, "test_recon": tot_r / n, "test_kl": tot_k / n}
 
     # -- the loop ------------------------------------------------------------------------------
-    def fit(self) -> list:
-        """Train until ``config.epochs`` (or the time budget); returns the history.
+    def fit(self) -> Run:
+        """Train until ``config.epochs`` (or the time budget), then fit the sampler; returns the trained :class:`Run`.
 
         A two-stage (``diffusion`` sampler) run gives the autoencoder ``vae_share`` of ``minutes`` and
         its prior the rest (:meth:`fit_sampler`); the autoencoder's stage is skipped once the prior's began.
         """
         self.setup()
-        z_fixed = fixed_latents(self.config)
         start = time.monotonic()
         two_stage = self.config.sampler == "diffusion"
         budget = self.minutes if self.minutes is None or not two_stage else self.minutes * self.config.vae_share
@@ -379,14 +364,15 @@ class Trainer:
         while int(self.epoch.numpy()) < self.config.epochs and not frozen:
             epoch = int(self.epoch.numpy()) + 1
             record = self.train_epoch(epoch)
-            self.end_epoch(record, z_fixed)
+            self.end_epoch(record)
             if budget is not None and time.monotonic() - start >= 60 * budget:
                 print(f"Time budget of {budget:.3g} min reached after epoch {epoch}.", file=sys.stderr)
                 break
         self.summary_writer.flush()
         left = None if self.minutes is None else self.minutes - (time.monotonic() - start) / 60.0
-        self.fit_sampler(minutes=left)
-        return self.history
+        self.run = Run(self.run_dir, self.config, self.model, sampler=self.fit_sampler(minutes=left),
+                       label_prior=self.label_prior, history=self.history)
+        return self.run
 
     def train_epoch(self, epoch: int) -> dict:
         """One pass over the training split, then the test evaluation; returns the epoch's history record.
@@ -427,12 +413,12 @@ class Trainer:
         record["images_per_second"] = len(self.train_images) / record["seconds"]
         return record
 
-    def end_epoch(self, record: dict, z_fixed: np.ndarray) -> None:
-        """Keep a finished epoch: sample grid, ``history.json``, then the checkpoint, TensorBoard, callback."""
+    def end_epoch(self, record: dict) -> None:
+        """Keep a finished epoch: the callbacks (the sample grid), ``history.json``, then the checkpoint, TensorBoard."""
         epoch = record["epoch"]
         self.epoch.assign(epoch)
-        image_grid(self.model.decode(z_fixed, apply_sigmoid=True).numpy(),
-                   self.run_dir / ckpt_io.SAMPLES_DIR / f"epoch_{epoch:04d}.png", ncols=4)
+        for callback in self.callbacks:
+            callback(self, record)
         self.history.append(record)
         # history first, then the checkpoint: a resumed run trims history to the checkpoint.
         atomic_write_text(self.run_dir / ckpt_io.HISTORY_FILE, json.dumps(self.history, indent=1))
@@ -448,28 +434,35 @@ class Trainer:
             self.on_epoch_end(record)
 
     def fit_sampler(self, minutes: Optional[float] = None):
-        """Fit and save the run's latent sampler (``gmm``; ``diffusion``: train the prior stage for at most
-        ``minutes``) and, when the data has labels, the label prior."""
+        """Fit, save and return the configuration's sampler (:mod:`vae_keras.samplers`; a ``diffusion`` prior
+        trains for at most ``minutes``) and, when the data has labels, save the label prior.
+
+        Before the first epoch there is nothing to fit: the sampler is then loaded as the run left it.
+        """
         self.setup()
+        self.label_prior = None
         if self.config.conditional or self.train_labels.any():
-            samplers.save_label_prior(self.run_dir, self.train_labels)
-        if self.config.sampler == "diffusion" and self.history:
-            self.prior_history = PriorTrainer(self.config, self.model, self.train_images, self.train_labels,
-                                              self.run_dir, resume=self.resume, minutes=minutes,
-                                              progress=self.progress, strategy=self.strategy).fit()
-        if self.config.sampler == "gmm" and self.history:
-            sampler = samplers.GMMSampler(self.model, n_components=self.config.gmm_components,
-                                          seed=self.config.seed)
-            sampler.fit(self.train_images, self.train_labels, conditions=self.train_conditions,
-                        boxes=self.train_boxes)
-            sampler.save(self.run_dir)
+            self.label_prior = LabelPrior.from_labels(self.train_labels)
+            self.label_prior.save(self.run_dir)
+        cls = get_sampler(self.config.sampler, self.config)
+        if not self.history:                                # no epoch yet (epochs=0): nothing to fit
+            try:
+                return cls.load(self.run_dir, self.model, label_prior=self.label_prior)
+            except FileNotFoundError:
+                return NormalSampler(self.model)
+        data = FitData(self.train_images, self.train_labels, conditions=self.train_conditions, boxes=self.train_boxes)
+        self.sampler = cls.fit(self.model, data, self.run_dir, resume=self.resume, minutes=minutes,
+                               progress=self.progress, strategy=self.strategy, label_prior=self.label_prior)
+        self.prior_history = self.sampler.history           # a trained sampler's epochs (the diffusion prior's)
+        return self.sampler
 
 
 def train(config: VAEConfig, data_dir, run_dir, **kwargs) -> Trainer:
-    """Train ``config`` on ``data_dir`` into ``run_dir``; returns the finished :class:`Trainer`.
+    """Train ``config`` on ``data_dir`` into ``run_dir``; returns the finished :class:`Trainer` (its ``run``
+    is the trained :class:`~vae_keras.training.run.Run`).
 
     ``kwargs`` are :class:`Trainer`'s (``resume``, ``minutes``, ``progress``, ``strategy``,
-    ``precision``, ``on_epoch_end``, ``init_from``).
+    ``precision``, ``on_epoch_end``, ``init_from``, ``callbacks``).
     """
     trainer = Trainer(config, data_dir, run_dir, **kwargs)
     trainer.fit()

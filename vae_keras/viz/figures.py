@@ -23,8 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 from vae_keras.io.atomic import PathLike, atomic_write_bytes, save_png_atomic
+from vae_keras.io.images import tile_images
 from vae_keras.io.manifest import CLASSES
-from vae_keras.models.priors import answers_labels
 from vae_keras.sampling.generate import decode_latents, interpolate, posterior_means, sample_images
 
 
@@ -76,18 +76,11 @@ def image_grid(images, path: Optional[PathLike] = None, ncols: Optional[int] = N
         (259, 259)
     """
     x = _as_gray_batch(images)                                   # (n, H, W)
-    n, h, w = x.shape
-    if n == 0:
+    if len(x) == 0:
         raise ValueError("image_grid needs at least one image, got 0")
-    ncols = int(ncols) if ncols else math.ceil(math.sqrt(n))
-    if ncols < 1:
-        raise ValueError(f"ncols must be >= 1, got {ncols}")
-    ncols = min(ncols, n)
+    grid = tile_images(x, ncols, pad_value)
+    n, ncols = len(x), min(int(ncols) if ncols else math.ceil(math.sqrt(len(x))), len(x))
     nrows = math.ceil(n / ncols)
-    grid = np.full((nrows * (h + 1) - 1, ncols * (w + 1) - 1), pad_value, np.float32)
-    for i in range(n):
-        r, c = divmod(i, ncols)
-        grid[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = x[i]
     if path is not None:
         if titles is None:
             save_png_atomic(path, grid)
@@ -394,8 +387,8 @@ def interpolation_grid(model, images, path: Optional[PathLike] = None, pairs: in
 def class_samples(model, sampler=None, path: Optional[PathLike] = None, n: int = 8, seed: int = 0):
     """One row of ``n`` generated images per threat class and one of benign bags, each row labelled.
 
-    For a run that can be asked for a class (:func:`vae_keras.models.priors.answers_labels`: a
-    conditional model, or a mixture sampler fitted per label combination).
+    For a run that can be asked for a class (:attr:`vae_keras.training.run.Run.answers_labels`: a
+    conditional model, or a sampler conditioned on labels).
 
     Returns:
         the matplotlib ``Figure``.
@@ -415,11 +408,10 @@ def class_samples(model, sampler=None, path: Optional[PathLike] = None, n: int =
     return fig
 
 
-def finish_run_figures(run_dir: PathLike, model, history: Sequence[dict], data_images=None, sampler=None,
-                       seed: int = 0) -> list:
-    """The figures every run ends with, written into ``run_dir``; returns the paths written.
+def finish_run_figures(run, data_images=None, seed: int = 0) -> list:
+    """The figures every run ends with, written into its folder; returns the paths written.
 
-    - ``training.gif``: the per-epoch sample grids of ``run_dir/samples``;
+    - ``training.gif``: the per-epoch sample grids of ``RUN/samples``;
     - ``loss_curves.png``: :func:`plot_history`;
     - ``latent_manifold.png`` for a 2-dimensional latent (the whole latent space on one grid);
       otherwise ``interpolations.png`` (:func:`interpolation_grid` over ``data_images``): a manifold
@@ -427,10 +419,10 @@ def finish_run_figures(run_dir: PathLike, model, history: Sequence[dict], data_i
     - ``class_samples.png`` (:func:`class_samples`) when the run can be asked for a class.
 
     Args:
-        data_images: (m, S, S, 1) real images in [0, 1] (the training set's first few hundred).
-        sampler: the run's latent sampler (:func:`vae_keras.models.priors.load_sampler`); None: the prior.
+        run: a trained :class:`~vae_keras.training.run.Run` (its model, sampler and history).
+        data_images: (m, S, S, 1) real images in [0, 1] (see :func:`vae_keras.viz.finish.figure_images`).
     """
-    run_dir = Path(run_dir)
+    run_dir, model, history = Path(run.run_dir), run.model, run.history
     written = []
     frames = sorted((run_dir / "samples").glob("epoch_*.png"))
     if frames:
@@ -444,7 +436,7 @@ def finish_run_figures(run_dir: PathLike, model, history: Sequence[dict], data_i
     elif data_images is not None and len(data_images) >= 2:
         interpolation_grid(model, data_images, run_dir / "interpolations.png")
         written.append(run_dir / "interpolations.png")
-    if answers_labels(model.config, sampler):
-        class_samples(model, sampler, run_dir / "class_samples.png", seed=seed)
+    if run.answers_labels:
+        class_samples(model, run.sampler, run_dir / "class_samples.png", seed=seed)
         written.append(run_dir / "class_samples.png")
     return written

@@ -34,66 +34,18 @@ import numpy as np
 
 from vae_keras.data.pipeline import load_split
 from vae_keras.errors import DataError
+from vae_keras.evaluation.measures import MEASURES
 from vae_keras.evaluation.metrics import nearest_neighbours
 from vae_keras.io.atomic import PathLike, atomic_write_bytes, atomic_write_text
 from vae_keras.io.manifest import CLASSES, MANIFEST, read_manifest
-from vae_keras.models.priors import answers_labels, load_sampler, sample_label_mix
 from vae_keras.sampling.generate import reconstruct, sample_images
-from vae_keras.training.checkpoint import load_history, load_run
+from vae_keras.training.run import Run, as_run
 from vae_keras.viz.figures import (GIF_MAX_FRAMES, image_grid, interpolation_grid, latent_manifold, make_gif,
                                    plot_history)
 
 INDEX = "index.html"
 METRICS_FILE = "metrics.json"
 RUN_INFO_FILE = "run_info.json"   # optional: {"data": ..., "device": ..., "command": ...}
-
-#: One line per known measure of ``metrics.json`` (unknown keys are shown without one).
-METRIC_EXPLANATIONS = {
-    "neg_elbo_bpd": "Negative ELBO on the test split in bits per pixel: an upper bound on the model's "
-                    "code length for real images (lower is better).",
-    "iwae_nll_bpd": "Importance-weighted estimate of the test negative log-likelihood in bits per pixel; "
-                    "tighter than the ELBO (lower is better).",
-    "psnr": "Peak signal-to-noise ratio of test reconstructions against their inputs, in dB (higher is better).",
-    "ssim": "Structural similarity of test reconstructions to their inputs, 0 to 1 (higher is better).",
-    "sharpness_ratio": "Edge energy of generated images over that of real ones: 1 is as sharp as real, "
-                       "below 1 is blurrier.",
-    "dense_mass_ratio": "Amount of dark, dense material (metal, threats) in generated images over that in "
-                        "real ones: 1 is the same amount.",
-    "wasserstein1": "Wasserstein-1 distance between the pixel-intensity distributions of real and "
-                    "generated images (lower is better).",
-    "c2st_accuracy": "Accuracy of a classifier trained to tell real from generated images: 0.5 means "
-                     "indistinguishable, 1 means trivially told apart.",
-    "frechet_distance": "Fréchet distance between feature statistics of real and generated images "
-                        "(lower is better).",
-    "precision": "Share of generated images that lie on the real images' manifold: fidelity (higher is better).",
-    "recall": "Share of real images covered by the generated images' manifold: diversity (higher is better).",
-    "memorisation_ratio": "Distance from generated images to their nearest training image over the same "
-                          "for held-out test images: well below 1 means the model copies training images.",
-    "nll_elbo_bpd": "Negative ELBO on the test split in bits per pixel: an upper bound on the model's "
-                    "code length for real images (lower is better).",
-    "nll_iwae_bpd": "Importance-weighted (IWAE) estimate of the test negative log-likelihood in bits per "
-                    "pixel; tighter than the ELBO (lower is better).",
-    "recon_psnr": "Peak signal-to-noise ratio of test reconstructions against their inputs, in dB (higher is better).",
-    "recon_ssim": "Structural similarity of test reconstructions to their inputs, 0 to 1 (higher is better).",
-    "intensity_w1": "Wasserstein-1 distance between the pixel-intensity distributions of real and "
-                    "generated images (lower is better).",
-    "class_recognition": "How often a threat classifier finds the requested class in images generated for "
-                         "it (conditional models; higher is better).",
-    "class_recognition_mean": "Mean over the classes of how often the threat classifier finds the requested "
-                              "class (higher is better).",
-    "benign_no_threat_found": "Share of images generated as benign bags in which the threat classifier finds "
-                              "no threat (higher is better).",
-    "threat_classifier": "The threat classifier behind the feature-space measures (trained on the real data).",
-    "iwae_k": "Importance samples per image of the IWAE bound.",
-    "n_likelihood": "Test images the likelihood measures are averaged over.",
-    "n_generated": "Generated images the sample measures are computed on.",
-    "train_seconds": "Training time of the run, in seconds.",
-    "evaluate_seconds": "Time the evaluation took, in seconds.",
-    "per_class_accuracy": "How often a threat classifier finds the requested class in images generated "
-                          "for it (conditional models; higher is better).",
-    "class_accuracy": "How often a threat classifier finds the requested class in images generated "
-                      "for it (conditional models; higher is better).",
-}
 
 
 # -- reading a run ---------------------------------------------------------------------------------
@@ -136,11 +88,13 @@ def flatten_metrics(metrics, prefix: str = "") -> list:
 
 
 def explain_metric(key: str) -> str:
-    """The one-line explanation of a measure, matched on its name or its last/first dotted part."""
+    """The one-line explanation of a measure (:data:`vae_keras.evaluation.measures.MEASURES`), matched on
+    its name, then its first dotted part (``threat_classifier.epochs`` is the classifier's, not the run's),
+    then its last; ``""`` for a key the registry does not know."""
     parts = key.split(".")
-    for candidate in (key, parts[-1], parts[0]):
-        if candidate in METRIC_EXPLANATIONS:
-            return METRIC_EXPLANATIONS[candidate]
+    for candidate in (key, parts[0], parts[-1]):
+        if candidate in MEASURES:
+            return MEASURES[candidate].explanation
     return ""
 
 
@@ -254,12 +208,8 @@ def _table(rows, header=None, numeric_col: Optional[int] = None) -> str:
 class RunInputs:
     """A trained run and what the gallery shows beside it; ``notes`` says what is missing, and why."""
 
-    run_dir: Path
-    config: object
-    model: object
-    history: list
+    run: Run                                    # the run, loaded once (model, sampler, label mix)
     info: dict
-    sampler: object = None                      # the run's fitted latent sampler; None: the prior
     data_dir: Optional[Path] = None
     train_x: Optional[np.ndarray] = None        # (m, S, S, 1) uint8
     test_x: Optional[np.ndarray] = None         # (k, S, S, 1) float32 in [0, 1]: real images not trained on
@@ -268,25 +218,28 @@ class RunInputs:
     metrics_path: Optional[Path] = None
     notes: list = field(default_factory=list)
 
+    # the run's parts, as the sections read them
+    run_dir = property(lambda self: self.run.run_dir)
+    config = property(lambda self: self.run.config)
+    model = property(lambda self: self.run.model)
+    history = property(lambda self: self.run.history)
+    sampler = property(lambda self: self.run.sampler)
 
-def read_inputs(run_dir: PathLike, data_dir: Optional[PathLike] = None,
+
+def read_inputs(run, data_dir: Optional[PathLike] = None,
                 metrics_path: Optional[PathLike] = None) -> RunInputs:
-    """Load the run, its sampler, its data set and its ``metrics.json``.
+    """The run (a :class:`~vae_keras.training.run.Run`, or a run folder opened here), its data set and its
+    ``metrics.json``.
 
     What may be missing on purpose becomes a note: no data folder (given or recorded), no test
     split, no ``metrics.json`` at the default place, no fitted sampler file. Everything else (no
     run, a metrics file that was asked for but does not exist, broken files) raises.
     """
-    run_dir = Path(run_dir)
     if metrics_path is not None and not Path(metrics_path).is_file():
         raise FileNotFoundError(f"metrics file {metrics_path} does not exist")
-    config, model = load_run(run_dir)
-    g = RunInputs(run_dir=run_dir, config=config, model=model, history=load_history(run_dir),
-                  info=_read_json(run_dir / RUN_INFO_FILE) or {})
-    try:
-        g.sampler = load_sampler(run_dir, model)
-    except FileNotFoundError as e:                   # e.g. a run interrupted before its mixture was fitted
-        g.notes.append(f"The run's latent sampler could not be loaded, samples are drawn from the prior: {e}")
+    run = as_run(run, missing_sampler="prior")   # e.g. a run interrupted before its mixture was fitted: the prior
+    run_dir, config = run.run_dir, run.config
+    g = RunInputs(run=run, info=_read_json(run_dir / RUN_INFO_FILE) or {}, notes=list(run.notes))
     g.metrics_path = Path(metrics_path) if metrics_path is not None else run_dir / METRICS_FILE
     g.metrics = _read_json(g.metrics_path)
     if g.metrics is None:
@@ -346,11 +299,11 @@ def samples_section(page: _Page, g: RunInputs, n: int, seed: int, ncols: int) ->
     Returns:
         the ``n`` generated images (n, S, S, 1), for the memorisation check.
     """
-    by_class = answers_labels(g.config, g.sampler)
-    drawn_from = ("draws from the prior N(0, I)" if g.sampler is None or g.config.sampler == "normal"
-                  else "latents denoised by the learned diffusion prior (DDIM)" if g.config.sampler == "diffusion"
+    by_class = g.run.answers_labels
+    drawn_from = ("draws from the prior N(0, I)" if g.sampler.name == "normal"
+                  else "latents denoised by the learned diffusion prior (DDIM)" if g.sampler.name == "diffusion"
                   else "draws from the Gaussian mixture fitted to the training codes")
-    labels = sample_label_mix(g.run_dir, n, seed) if by_class else None   # the training split's class mix
+    labels = g.run.label_mix(n, seed)                                     # the training split's class mix
     generated = sample_images(g.model, n, seed=seed, sampler=g.sampler, labels=labels)    # (n, S, S, 1)
     image_grid(generated, page.out_dir / "generated.png", ncols=ncols)
     figs = []
@@ -462,18 +415,25 @@ def memorisation_section(page: _Page, g: RunInputs, generated: np.ndarray, ncols
 
 
 # -- the gallery ------------------------------------------------------------------------------------
-def build_gallery(run_dir: PathLike, out_dir: PathLike, data_dir: Optional[PathLike] = None,
+def check_grid_size(n: int) -> None:
+    """The gallery's ``n`` images per grid must be at least 1 (checked before a run is loaded)."""
+    if int(n) < 1:
+        raise DataError(f"n must be >= 1 image per grid, got {n}")
+
+
+def build_gallery(run, out_dir: PathLike, data_dir: Optional[PathLike] = None,
                   metrics_path: Optional[PathLike] = None, n: int = 32, seed: int = 0,
                   title: Optional[str] = None) -> Path:
     """Write the gallery of a trained run into ``out_dir`` (``index.html`` + PNG/GIF files).
 
     Args:
-        run_dir: a run folder written by ``train`` (``config.json``, ``checkpoints/``, ``history.json``).
+        run: a trained :class:`~vae_keras.training.run.Run`, or a run folder written by ``train``
+            (``config.json``, ``checkpoints/``, ``history.json``), opened here.
         out_dir: output folder (created; files of the same names are replaced).
         data_dir: the prepared data set for real test images, reconstructions and the nearest
             training images; default the one the run recorded (``run_info.json``), if any.
             Without data those sections are left out with a note.
-        metrics_path: an evaluation ``metrics.json``; default ``run_dir/metrics.json`` when present.
+        metrics_path: an evaluation ``metrics.json``; default ``RUN/metrics.json`` when present.
         n: images per sample grid (real and generated).
         seed: seed of the latent draws (the same seed gives the same page).
         title: page title; default ``xray-vae gallery: <run folder name>``.
@@ -483,12 +443,11 @@ def build_gallery(run_dir: PathLike, out_dir: PathLike, data_dir: Optional[PathL
 
     Raises:
         DataError: ``n`` < 1, or a broken ``metrics.json`` / ``run_info.json``.
-        FileNotFoundError: no run in ``run_dir``, or no ``metrics_path`` file.
+        FileNotFoundError: no run in ``run``'s folder, or no ``metrics_path`` file.
     """
     t0 = time.monotonic()
-    if int(n) < 1:
-        raise DataError(f"n must be >= 1 image per grid, got {n}")
-    g = read_inputs(run_dir, data_dir, metrics_path)
+    check_grid_size(n)
+    g = read_inputs(run, data_dir, metrics_path)
     page = _Page(Path(out_dir))
     page.out_dir.mkdir(parents=True, exist_ok=True)
     page.notes += g.notes

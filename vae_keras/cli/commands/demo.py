@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from vae_keras.cli.common import QUICK_HELP, label_mix, quiet_tensorflow
+from vae_keras.cli.common import QUICK_HELP, quiet_tensorflow
 from vae_keras.config import DEFAULT_CONFIG, NAMED_CONFIGS, get_config, quick_mode
 
 #: Phantoms, epochs and image side of the demo, full size and in quick mode.
@@ -81,13 +81,12 @@ def run(args):
     render_phantoms(data_dir, n, image_size, args.seed, progress=not args.quiet)
 
     print(f"[2/3] training the {args.config} VAE into {run_dir}", file=sys.stderr)
-    trainer, sampler = train_run(data_dir, run_dir, get_config(args.config, quick=quick, image_size=image_size,
-                                                                 epochs=epochs, prior_epochs=prior_epochs,
-                                                                 seed=args.seed),
-                                 seed=args.seed, progress=not args.quiet)
+    trainer = train_run(data_dir, run_dir, get_config(args.config, quick=quick, image_size=image_size,
+                                                      epochs=epochs, prior_epochs=prior_epochs, seed=args.seed),
+                        seed=args.seed, progress=not args.quiet)
 
     print(f"[3/3] generating {args.n_generate} images into {gen_dir}", file=sys.stderr)
-    write_outputs(out, trainer, sampler, args.n_generate, args.seed, progress=not args.quiet)
+    write_outputs(out, trainer.run, trainer.train_images, args.n_generate, args.seed, progress=not args.quiet)
     print(f"\ndemo finished in {(time.monotonic() - t0) / 60:.1f} min. Open these:")
     for name, what in OUTPUTS.items():
         if (out / name).exists():
@@ -107,37 +106,26 @@ def render_phantoms(data_dir: Path, n: int, image_size: int, seed: int, progress
 
 
 def train_run(data_dir: Path, run_dir: Path, config, seed: int, progress: bool):
-    """Train (resuming a previous demo's run) and write the run's figures; returns (trainer, sampler)."""
-    from vae_keras.models.priors import load_sampler
+    """Train (resuming a previous demo's run) and write the run's figures; returns the trainer (its ``run``:
+    the model and the sampler just fitted, used as they are)."""
     from vae_keras.training.trainer import train
-    from vae_keras.viz.figures import finish_run_figures
+    from vae_keras.viz.finish import finish_run
 
     trainer = train(config, data_dir, run_dir, resume=(run_dir / "config.json").is_file(), progress=progress)
-    sampler = load_sampler(run_dir, trainer.model)   # the run's fitted latent sampler (a mixture for `sigma`)
-    finish_run_figures(run_dir, trainer.model, trainer.history, data_images=unseen_images(trainer),
-                       sampler=sampler, seed=seed)
-    return trainer, sampler
+    finish_run(trainer.run, data_dir, seed=seed)
+    return trainer
 
 
-def unseen_images(trainer, n: int = 64):
-    """Up to ``n`` real images in [0, 1] for the interpolations: the test split's, the training split's without one."""
-    images = trainer.test_images if trainer.test_images is not None and len(trainer.test_images) >= 8 \
-        else trainer.train_images
-    return images[:n] / 255.0
-
-
-def write_outputs(out: Path, trainer, sampler, n_generate: int, seed: int, progress: bool):
+def write_outputs(out: Path, run, train_images, n_generate: int, seed: int, progress: bool):
     """The exported samples, the sample and real grids, and the run's figures at the top of ``out``."""
     from vae_keras.sampling.generate import export_samples, sample_images
     from vae_keras.viz.figures import image_grid
 
-    run_dir, model = trainer.run_dir, trainer.model
-    export_samples(model, n_generate, out / "generated", seed=seed, progress=progress, sampler=sampler,
-                   labels=label_mix(run_dir, trainer.config, sampler, n_generate, seed))   # None: unlabelled
-    image_grid(sample_images(model, 64, seed=seed, sampler=sampler,
-                             labels=label_mix(run_dir, trainer.config, sampler, 64, seed)),
+    export_samples(run.model, n_generate, out / "generated", seed=seed, progress=progress, sampler=run.sampler,
+                   labels=run.label_mix(n_generate, seed))   # labels None: unlabelled
+    image_grid(sample_images(run.model, 64, seed=seed, sampler=run.sampler, labels=run.label_mix(64, seed)),
                out / "samples_grid.png", ncols=8)
-    image_grid(trainer.train_images[:64] / 255.0, out / "real_grid.png", ncols=8)
+    image_grid(train_images[:64] / 255.0, out / "real_grid.png", ncols=8)
     for name in RUN_FIGURES:
-        if (Path(run_dir) / name).is_file():
-            shutil.copyfile(Path(run_dir) / name, out / name)
+        if (run.run_dir / name).is_file():
+            shutil.copyfile(run.run_dir / name, out / name)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vae_keras.cli.common import quiet_tensorflow
+from vae_keras.cli.common import add_sampler_options, quiet_tensorflow, sampler_settings
 
 
 def add_parser(sub):
@@ -18,7 +18,10 @@ def add_parser(sub):
     s.add_argument("--n", type=int, default=500, help="generated images (default: 500)")
     s.add_argument("--k", type=int, default=64, help="importance samples of the IWAE bound (default: 64)")
     s.add_argument("--n-likelihood", type=int, default=256, help="test images for the likelihood (default: 256)")
-    s.add_argument("--sampler", choices=["normal", "gmm"], help="latent sampler (default: the run's)")
+    from vae_keras.samplers import sampler_names   # the registry (no TensorFlow)
+
+    s.add_argument("--sampler", choices=sampler_names(), help="latent sampler (default: the run's)")
+    add_sampler_options(s)   # the same sampler settings as `generate`: --steps, --guidance, --clip, ...
     s.add_argument("--temperature", type=float, default=1.0, help="sampler scale (default: 1)")
     s.add_argument("--seed", type=int, default=0, help="random seed")
     s.add_argument("--objects", metavar="OBJECT_RUN",
@@ -32,9 +35,13 @@ def add_parser(sub):
 def run(args):
     quiet_tensorflow()
     from vae_keras.evaluation.evaluate import METRICS_FILE, evaluate_run, format_table, objects_metrics_file
+    from vae_keras.training.checkpoint import load_config
+    from vae_keras.training.run import open_run, supported_options
 
-    metrics = evaluate_run(args.run, args.data, n=args.n, k=args.k, n_likelihood=args.n_likelihood,
-                           seed=args.seed, sampler=args.sampler, temperature=args.temperature,
-                           progress=not args.quiet, objects_run=args.objects)
+    options = supported_options(load_config(args.run), sampler_settings(args), kind=args.sampler)
+    run = open_run(args.run, sampler=args.sampler, **options)     # loaded once, with these settings
+    metrics = evaluate_run(run, args.data, n=args.n, k=args.k, n_likelihood=args.n_likelihood,
+                           seed=args.seed, temperature=args.temperature, progress=not args.quiet,
+                           objects_run=args.objects)
     print(format_table(metrics))
     print(f"wrote {Path(args.run) / (objects_metrics_file(args.objects) if args.objects else METRICS_FILE)}")

@@ -24,8 +24,11 @@ def add_parser(sub):
 
 def run(args):
     quiet_tensorflow()
-    from vae_keras.viz.gallery import build_gallery
+    from vae_keras.training.run import open_run
+    from vae_keras.viz.gallery import build_gallery, check_grid_size
 
-    index = build_gallery(args.run, args.out, data_dir=args.data, metrics_path=args.metrics, n=args.n,
+    check_grid_size(args.n)                               # a bad value: said before the run is loaded
+    run = open_run(args.run, missing_sampler="prior")     # a sampler never fitted: the prior, said on the page
+    index = build_gallery(run, args.out, data_dir=args.data, metrics_path=args.metrics, n=args.n,
                           seed=args.seed)
     print(f"wrote the gallery of {args.run} to {index} (open it in a browser; no server needed)")

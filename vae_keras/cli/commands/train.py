@@ -50,10 +50,9 @@ def add_parser(sub):
 
 def run(args):
     quiet_tensorflow()
-    from vae_keras.models.priors import load_sampler
     from vae_keras.training.distribute import select_strategy
     from vae_keras.training.trainer import train
-    from vae_keras.viz.figures import finish_run_figures
+    from vae_keras.viz.finish import finish_run
 
     if args.deterministic:  # bit-exact reruns (and resumes) on the same machine, a little slower
         import tensorflow as tf
@@ -62,11 +61,10 @@ def run(args):
     trainer = train(config_from_args(args), args.data, args.out, resume=args.resume, minutes=args.minutes,
                     progress=not args.quiet, strategy=select_strategy(args.strategy), precision=args.precision,
                     init_from=args.init_from)
-    finish_run_figures(trainer.run_dir, trainer.model, trainer.history, data_images=trainer.train_images[:256] / 255.0,
-                       sampler=load_sampler(trainer.run_dir, trainer.model), seed=trainer.config.seed)
+    finish_run(trainer.run, args.data, seed=trainer.config.seed)
     last = trainer.history[-1] if trainer.history else {}
     unit = "(pixel + Laplacian L1 + weighted KL)" if trainer.config.architecture == "latent" else "nats/image"
-    prior = getattr(trainer, "prior_history", None)
+    prior = trainer.prior_history
     prior = f"; prior: {len(prior)} epoch(s), last loss {prior[-1]['loss']:.4f}" if prior else ""
     print(f"trained {trainer.config.name} for {len(trainer.history)} epoch(s) into {args.out}; "
           f"last loss {last.get('loss', float('nan')):.2f} {unit}{prior}")
