@@ -204,7 +204,12 @@ def test_sampler_is_deterministic_whatever_the_batch_and_follows_steps_and_guida
     sampler.batch_size = 2
     np.testing.assert_allclose(sampler.sample(5, seed=7, labels=labels), whole, atol=1e-5)
     assert whole.shape == (5, model.latent_dim)
-    assert np.abs(load_sampler(run, model, steps=3, guidance=0.0).sample(5, seed=7, labels=labels) - whole).max() > 0
+    unguided = load_sampler(run, model, steps=3, guidance=0.0)
+    assert np.abs(unguided.sample(5, seed=7, labels=labels) - whole).max() > 0
+    # guidance 0 is the unconditional prediction: the labels then change nothing
+    np.testing.assert_array_equal(unguided.sample(5, seed=7, labels=labels), unguided.sample(5, seed=7, labels=labels[::-1]))
+    # a setting given per call is the same as one given when loading
+    np.testing.assert_array_equal(unguided.sample(5, seed=7, labels=labels, guidance=2.0), whole)
     assert np.abs(sampler.sample(5, seed=8, labels=labels) - whole).max() > 0
     tight = load_sampler(run, model, steps=3, guidance=2.0, clip=0.01)    # clipped to 0.01 sd of each channel
     assert tight.clip == 0.01 and np.abs(tight.sample(5, seed=7, labels=labels) - whole).max() > 0
