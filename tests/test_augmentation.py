@@ -159,6 +159,7 @@ def test_detector_trains_and_finds_boxes():
     assert len(found) == 32 and all(d["label"] in CLASSES and 0 <= d["score"] <= 1 for ds in found for d in ds)
     assert found[0] and found[0][0]["label"] == "knife"                  # the top detection is the right class
     assert detection.coco_map(found, boxes, 32)["map50"] > 0.3
+    assert det.info["heat_loss"] < 0.5 * det.info["prior_heat_loss"]    # the collapse guard passed it by far
 
 
 def test_benchmark_quick_runs_every_v2_arm(tmp_path):

@@ -24,5 +24,14 @@ class TrainingDiverged(XrayVaeError, RuntimeError):
     """The loss became NaN or infinite; training stopped and the last good checkpoint is kept."""
 
 
+class TrainingCollapsed(XrayVaeError, RuntimeError):
+    """A classifier or detector never learned more than the label prior (its outputs are constant).
+
+    Raised at the end of training when the mean training loss over the last part of the run is not
+    below the loss of predicting each class's training frequency for every input: its scores would
+    be those of guessing, so it must not enter a table as a result.
+    """
+
+
 class RunExists(XrayVaeError, RuntimeError):
     """The output folder already holds a run and ``--resume`` was not asked for."""

@@ -11,7 +11,11 @@ Four pieces, each used by ``benchmarks/augmentation.py`` and notebook 06:
   more variety, never more optimisation;
 - :func:`subset_dataset`: a real subset of a prepared set as a data set of its own (to train
   the VAE on the subset only);
-- :func:`score`: per-class AUROC and average precision on a test set (``keras.metrics.AUC``).
+- :func:`score`: per-class AUROC and average precision on a test set (``keras.metrics.AUC``);
+- :func:`check_not_collapsed`: the guard every classifier and detector run passes at its end: a
+  network whose training loss never fell below the loss of predicting the label prior (constant
+  outputs, AUROC 0.50) raises :class:`~vae_keras.errors.TrainingCollapsed` instead of entering a
+  table as a result.
 
 Example:
     >>> clf = train_classifier(x_train, y_train, steps=600, seed=0, augment=classic_augment)
@@ -26,6 +30,7 @@ from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
+from vae_keras.errors import TrainingCollapsed
 from vae_keras.io.manifest import CLASSES, MANIFEST, ManifestRow, write_manifest
 from vae_keras.evaluation.metrics import quantize
 from vae_keras.evaluation.metrics import ThreatClassifier
@@ -111,6 +116,56 @@ def classic_augment(images, rng: np.random.Generator, flip: bool = True, rotate:
     return out
 
 
+# -- the guard against collapsed training ------------------------------------------------------
+#: The guard compares the mean training loss over this last share of the steps with the prior's loss.
+COLLAPSE_TAIL = 0.25
+#: ... and fires unless that mean is below ``(1 - COLLAPSE_MARGIN)`` times the prior's loss. A
+#: collapsed network sits at the prior's loss (the constant it learns is the prior): measured 1.000
+#: and 1.0003 times it (128 px, 800 steps). Classifiers that learned ended at 0.58-0.92 times it
+#: (64 px, 800 steps, seeds 0-2, with and without TIP) and 0.67-0.80 (128 px).
+COLLAPSE_MARGIN = 0.02
+#: Shorter runs are not checked: a classifier that is learning may still sit near the prior's loss
+#: after 150 steps (64 px, width 16: 0.96-1.00 times it, seeds 0-2), and ``--quick`` runs 20 steps.
+COLLAPSE_MIN_STEPS = 500
+
+
+def prior_bce(labels) -> float:
+    """Binary cross-entropy of predicting each class's frequency in ``labels`` for every image.
+
+    The loss of the best network with constant outputs (mean over classes, like
+    ``keras.losses.BinaryCrossentropy``): ``-mean_c [p_c log p_c + (1 - p_c) log(1 - p_c)]``.
+    """
+    p = np.clip(np.asarray(labels, np.float64).mean(axis=0), 1e-7, 1 - 1e-7)
+    return float(np.mean(-(p * np.log(p) + (1 - p) * np.log(1 - p))))
+
+
+def tail_mean(losses: Sequence[float], tail: float = COLLAPSE_TAIL) -> float:
+    """Mean of the last ``tail`` share of per-step ``losses`` (at least one step)."""
+    losses = np.asarray(losses, np.float64)
+    return float(losses[-max(1, int(round(tail * len(losses)))):].mean())
+
+
+def check_not_collapsed(loss: float, prior_loss: float, what: str, steps: int, advice: str = "") -> None:
+    """Raise :class:`~vae_keras.errors.TrainingCollapsed` unless ``loss`` fell below the prior's loss.
+
+    Args:
+        loss: the mean training loss (or the term of it that the prior predicts) over the last
+            :data:`COLLAPSE_TAIL` of the run, e.g. from :func:`tail_mean`.
+        prior_loss: that loss for constant outputs equal to the training split's label prior.
+        what: the model, for the message ("the threat classifier").
+        steps: the run's steps; runs shorter than :data:`COLLAPSE_MIN_STEPS` are not checked.
+        advice: what to try, appended to the message.
+    """
+    if int(steps) < COLLAPSE_MIN_STEPS or not np.isfinite(prior_loss) or prior_loss <= 0:
+        return
+    if not np.isfinite(loss) or loss >= (1.0 - COLLAPSE_MARGIN) * prior_loss:
+        raise TrainingCollapsed(
+            f"{what} did not learn: its mean training loss over the last {COLLAPSE_TAIL:.0%} of {int(steps)} steps "
+            f"is {loss:.4f}, not below {1 - COLLAPSE_MARGIN:.2f} x {prior_loss:.4f}, the loss of predicting the "
+            f"training labels' frequencies for every image; its outputs are (nearly) constant and its scores "
+            f"would be those of guessing. {advice}".rstrip())
+
+
 # -- the classifier ----------------------------------------------------------------------------
 def _batches(x: np.ndarray, y: np.ndarray, steps: int, batch_size: int, seed: int,
              augment: Optional[Callable]):
@@ -130,6 +185,24 @@ def _batches(x: np.ndarray, y: np.ndarray, steps: int, batch_size: int, seed: in
         yield quantize(xb)[..., None], y[idx]           # 8-bit levels, as a PNG would carry
 
 
+def he_initialize(net, seed: int = 0) -> None:
+    """Redraw the kernels of ``net``'s ReLU layers (every Conv2D and Dense but ``logits``) from He's normal.
+
+    Why: Keras' default (Glorot uniform) halves a ReLU layer's signal variance, and the classifier
+    has eight ReLU convolutions and a ReLU dense layer; its initial logits then differ from image to
+    image by ~0.001 (128 px, width 16: std 0.001-0.003 across bags for seeds 0-2, 0.10-0.25 with He).
+    Such a network starts on the plateau of the label prior and may never leave it: at 25% of the
+    128-px phantoms, seed 2's ``classic+tip`` classifier kept its loss at the prior's for all 800
+    steps and scored AUROC 0.50 (the collapse of issue #24, reproduced); with He's initialisation
+    the same run leaves the plateau after ~200 steps and scores AUROC 0.82, mAP 0.68.
+    """
+    import keras
+
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and layer.name != "logits":
+            layer.kernel.assign(keras.initializers.HeNormal(seed=int(seed) * 1000 + i)(layer.kernel.shape))
+
+
 def train_classifier(images, labels, steps: int = 800, seed: int = 0, batch_size: int = 32,
                      augment: Optional[Callable] = None, width: int = 32, learning_rate: float = 1e-3):
     """Train the benchmark's threat classifier for exactly ``steps`` Adam steps.
@@ -140,9 +213,18 @@ def train_classifier(images, labels, steps: int = 800, seed: int = 0, batch_size
         steps: optimisation steps, the same for every arm of a comparison.
         augment: ``f(batch, rng) -> batch`` applied to every batch (e.g. :func:`classic_augment`).
         width: the CNN's base width (:func:`vae_keras.metrics.small_cnn`).
+        learning_rate: Adam's.
+
+    The kernels of the ReLU layers start from He's initialisation (:func:`he_initialize`), not Keras'
+    Glorot: with Glorot a seed could leave the network on the label prior's plateau for good.
 
     Returns:
-        a :class:`vae_keras.metrics.ThreatClassifier` (``predict`` gives per-class probabilities).
+        a :class:`vae_keras.metrics.ThreatClassifier` (``predict`` gives per-class probabilities);
+        ``info["train_loss"]`` and ``info["prior_loss"]`` are the guard's two numbers.
+
+    Raises:
+        TrainingCollapsed: the mean training loss over the last quarter of the steps is not below
+            the loss of predicting the labels' frequencies (:func:`check_not_collapsed`).
     """
     import keras
     import tensorflow as tf
@@ -158,15 +240,24 @@ def train_classifier(images, labels, steps: int = 800, seed: int = 0, batch_size
         raise ValueError(f"steps must be >= 1, got {steps}")
     keras.utils.set_random_seed(seed)
     clf = ThreatClassifier(x.shape[1], CLASSES, width=width)
+    he_initialize(clf.net, seed)
     clf.net.compile(keras.optimizers.Adam(learning_rate), loss=keras.losses.BinaryCrossentropy(from_logits=True))
     size = x.shape[1]
     ds = tf.data.Dataset.from_generator(
         lambda: _batches(x, y, int(steps), batch_size, seed, augment),
         output_signature=(tf.TensorSpec((None, size, size, 1), tf.float32),
                           tf.TensorSpec((None, len(CLASSES)), tf.float32)))
-    clf.net.fit(ds.prefetch(2), epochs=1, steps_per_epoch=int(steps), verbose=0, shuffle=False)
+    running = []                              # Keras logs the epoch's running mean loss after each batch
+    record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: running.append(float(logs["loss"])))
+    clf.net.fit(ds.prefetch(2), epochs=1, steps_per_epoch=int(steps), verbose=0, shuffle=False, callbacks=[record])
+    mean = np.asarray(running, np.float64) * np.arange(1, len(running) + 1)       # cumulative sums
+    losses = np.diff(mean, prepend=0.0)                                               # per-step losses
     clf.info = {"image_size": int(size), "classes": list(CLASSES), "width": width, "steps": int(steps),
-                "batch_size": batch_size, "train_images": int(len(x))}
+                "batch_size": batch_size, "train_images": int(len(x)), "learning_rate": learning_rate,
+                "train_loss": tail_mean(losses), "prior_loss": prior_bce(y)}
+    check_not_collapsed(clf.info["train_loss"], clf.info["prior_loss"], "the threat classifier", steps,
+                        "Try another seed, a lower learning rate or more steps, and check that the labels "
+                        "match the images.")
     return clf
 
 

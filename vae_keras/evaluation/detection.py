@@ -9,6 +9,11 @@ at stride 4, with its width, height and sub-cell offset regressed at that cell:
                                                 -> size    (S/4, S/4, 2)  L1 at the centres, in cells
                                                 -> offset  (S/4, S/4, 2)  L1 at the centres
 
+Training ends with the guard of :func:`vae_keras.evaluation.augmentation.check_not_collapsed`: the
+heatmap's focal loss over the last quarter of the steps must fall below that of the best constant
+heatmap (:func:`prior_focal_loss`, one probability per class everywhere), or the run raises
+:class:`~vae_keras.errors.TrainingCollapsed`.
+
 Decoding keeps the cells that are the maximum of their 3x3 neighbourhood (no NMS needed) and
 their top ``k`` scores. :func:`coco_map` scores the boxes with pycocotools (COCO mAP@0.5 and
 mAP@0.5:0.95 over the four threat classes), the reference implementation detectors report.
@@ -62,6 +67,33 @@ def targets(boxes: Sequence[dict], size: int):
     return heat, wh, off, mask
 
 
+def _focal_terms(p, pos, weight):
+    """CenterNet's focal loss, summed: positives ``(1 - p)^2 (-log p)``, the rest ``(1 - heat)^4 p^2 (-log(1 - p))``."""
+    return pos * (1 - p) ** 2 * -np.log(p) + weight * p ** 2 * -np.log(1 - p)
+
+
+def prior_focal_loss(boxes: Sequence[Sequence[dict]], size: int) -> float:
+    """The heatmap loss of the best *constant* heatmap for these boxes: the detector's label prior.
+
+    One probability ``p_c`` per class at every cell, chosen to minimise the focal loss of
+    :func:`train_detector` summed over every image's targets, divided by the number of box
+    centres (as a training step divides by its batch's). A detector whose heatmap ignores the image
+    gets this loss at best; one that learned anything gets less. nan without any box (no reference).
+    """
+    pos_sum = np.zeros(len(CLASSES))
+    neg_weight = np.zeros(len(CLASSES))
+    centres = 0.0
+    for bs in boxes:
+        heat, _, _, mask = targets(bs, size)
+        pos = heat >= 1.0 - 1e-6
+        pos_sum += pos.sum(axis=(0, 1))
+        neg_weight += ((~pos) * (1 - heat) ** 4).sum(axis=(0, 1))
+        centres += float(mask.sum())
+    grid = np.geomspace(1e-4, 1 - 1e-4, 2000)[:, None]                 # the training step clips p to this range
+    best = _focal_terms(grid, pos_sum[None], neg_weight[None]).min(axis=0)   # (C,)
+    return float(best.sum() / centres) if centres else float("nan")
+
+
 def augment_with_boxes(image: np.ndarray, boxes: Sequence[dict], rng: np.random.Generator):
     """Classic augmentation that moves the boxes too: flips, 90-degree rotations, thickness (``I ** g``),
     exposure and noise (:func:`vae_keras.evaluation.augmentation.classic_augment` without the crops)."""
@@ -108,6 +140,7 @@ class Detector:
 
     def __init__(self, net, size: int, top_k: int = 20):
         self.net, self.size, self.top_k = net, int(size), int(top_k)
+        self.info: dict = {}
 
     def predict(self, images, batch_size: int = 64) -> List[List[dict]]:
         import tensorflow as tf
@@ -142,9 +175,16 @@ def train_detector(images, boxes: Sequence[Sequence[dict]], steps: int = 1000, s
 
     Like :func:`vae_keras.evaluation.augmentation.train_classifier`, every arm of a comparison gets the
     same number of steps, whatever its data's size; ``augment`` applies :func:`augment_with_boxes`.
+
+    Raises:
+        TrainingCollapsed: the heatmap loss over the last quarter of the steps is not below that of
+            the best constant heatmap (:func:`prior_focal_loss`); runs under
+            :data:`~vae_keras.evaluation.augmentation.COLLAPSE_MIN_STEPS` steps are not checked.
     """
     import keras
     import tensorflow as tf
+
+    from vae_keras.evaluation.augmentation import check_not_collapsed, tail_mean
 
     x = np.asarray(images)
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
@@ -168,11 +208,13 @@ def train_detector(images, boxes: Sequence[Sequence[dict]], steps: int = 1000, s
                       + (1 - pos) * (1 - heat) ** 4 * p ** 2 * tf.math.log(1 - p))   # CenterNet's focal loss
             n_pos = tf.maximum(tf.reduce_sum(mask), 1.0)
             m = mask[..., None]
-            loss = (tf.reduce_sum(focal) + SIZE_WEIGHT * tf.reduce_sum(m * tf.abs(p_wh - wh))
-                    + tf.reduce_sum(m * tf.abs(p_off - off))) / n_pos
+            heat_loss = tf.reduce_sum(focal) / n_pos
+            loss = heat_loss + (SIZE_WEIGHT * tf.reduce_sum(m * tf.abs(p_wh - wh))
+                                + tf.reduce_sum(m * tf.abs(p_off - off))) / n_pos
         opt.apply_gradients(zip(tape.gradient(loss, net.trainable_variables), net.trainable_variables))
-        return loss
+        return heat_loss
 
+    heat_losses = []
     for _ in range(int(steps)):
         idx = rng.choice(len(x), size=bs, replace=len(x) < bs)
         xb, tb = [], []
@@ -181,8 +223,14 @@ def train_detector(images, boxes: Sequence[Sequence[dict]], steps: int = 1000, s
             xb.append(img)
             tb.append(targets(b, size))
         heat, wh, off, mask = (np.stack(v) for v in zip(*tb))
-        step(quantize(np.stack(xb))[..., None], heat, wh, off, mask)   # 8-bit levels, as a PNG would carry
-    return Detector(net, size)
+        heat_losses.append(step(quantize(np.stack(xb))[..., None], heat, wh, off, mask))   # 8-bit, as a PNG
+    det = Detector(net, size)
+    det.info = {"steps": int(steps), "heat_loss": tail_mean([float(v) for v in heat_losses]) if heat_losses else
+                float("nan"), "prior_heat_loss": prior_focal_loss(boxes, size)}
+    check_not_collapsed(det.info["heat_loss"], det.info["prior_heat_loss"], "the detector (CenterNet)", steps,
+                        "Its heatmap is no better than a constant: try another seed, a lower learning rate or "
+                        "more steps, and check that the boxes match the images.")
+    return det
 
 
 # -- the score -------------------------------------------------------------------------------------
