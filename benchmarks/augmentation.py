@@ -389,16 +389,18 @@ def markdown_table(summary) -> str:
             + " | ".join(f"AP {c}" for c in CLASSES) + " |\n")
     head += "|" + " --- |" * (8 + len(CLASSES)) + "\n"
     lines = []
+    if not any(d["model"] == "classifier" for d in summary):      # detector arms only: no empty table
+        head = ""
     for d in (d for d in summary if d["model"] == "classifier"):
         lines.append(f"| {d['fraction']:.0%} | {d['n']} | {d['arm']} | {d['real_images']} + {d['synthetic_images']} | "
                      f"{d['mean_auroc']:.3f} ± {d['mean_auroc_std']:.3f} | {d['mAP']:.3f} ± {d['mAP_std']:.3f} | "
                      f"{'' if d['arm'] == 'real' else _pm(d, 'mAP_gain')} | "
                      f"{'' if d['arm'] in ('real', 'classic') else _pm(d, 'mAP_vs_classic_gain')} | "
                      + " | ".join(f"{d['ap'][c]:.2f}" for c in CLASSES) + " |")
-    text = head + "\n".join(lines) + "\n"
+    text = head + "\n".join(lines) + "\n" if lines else ""
     det = [d for d in summary if d["model"] == "detector"]
     if det:
-        text += ("\nDetector (CenterNet from scratch, COCO box mAP from pycocotools):\n\n"
+        text += ("\n" if text else "") + ("Detector (CenterNet from scratch, COCO box mAP from pycocotools):\n\n"
                  "| subset | seeds | arm | real + synthetic | mAP@0.5 | mAP@0.5:0.95 | mAP@0.5 gain vs det:classic | "
                  + " | ".join(f"AP50 {c}" for c in CLASSES) + " | s per run |\n"
                  + "|" + " --- |" * (8 + len(CLASSES)) + "\n")
@@ -461,15 +463,25 @@ def plot(summary, path: Path, records=()) -> Path:
 NOTES_MARKER = "<!-- notes: written by hand, kept when the report is regenerated -->"
 
 
+#: For :func:`best_arms`: per model, the score it ranks by, its name, and the paired gain it quotes.
+BEST = {"classifier": ("mAP", "mAP", "mAP_gain", "real"),
+        "detector": ("map50", "detector mAP@0.5", "map50_vs_classic_gain", "det:classic")}
+
+
 def best_arms(summary) -> str:
-    """One sentence per subset size: the arm with the highest mean mAP and its paired gain."""
-    out = []
-    for f in sorted({d["fraction"] for d in summary}):
-        best = max((d for d in summary if d["fraction"] == f and d["model"] == "classifier"), key=lambda d: d["mAP"])
-        gain = f" ({best['mAP_gain']:+.3f} ± {best['mAP_gain_std']:.3f} over `real`)" if "mAP_gain" in best \
-            and best["arm"] != "real" else ""
-        out.append(f"{f:.0%} subset: `{best['arm']}`, mAP {best['mAP']:.3f}{gain}")
-    return "Best mean mAP: " + "; ".join(out) + ".\n"
+    """Per model that ran (classifier, detector), one sentence: for each subset size the arm with the
+    highest mean score and its paired gain over the baseline (``real``; ``det:classic``). Empty if none ran."""
+    sentences = []
+    for model, (key, name, gain_key, base) in BEST.items():
+        out = []
+        for f in sorted({d["fraction"] for d in summary if d["model"] == model}):
+            best = max((d for d in summary if d["fraction"] == f and d["model"] == model), key=lambda d: d[key])
+            gain = f" ({best[gain_key]:+.3f} ± {best[gain_key + '_std']:.3f} over `{base}`)" \
+                if gain_key in best and best["arm"] != base else ""
+            out.append(f"{f:.0%} subset: `{best['arm']}`, {name} {best[key]:.3f}{gain}")
+        if out:
+            sentences.append(f"Best mean {name}: " + "; ".join(out) + ".\n")
+    return "".join(sentences)
 
 
 def _without(argv, *flags) -> list:
