@@ -1,20 +1,45 @@
-"""``objects DATA OUT``: cut the boxed threats of a data set out, as the training set of an object VAE."""
+"""``objects SRC OUT``: the threats of a data set or of a folder of threat crops, as the training set
+of a threat generator (an object set)."""
 from __future__ import annotations
 
 from vae_keras.cli.common import quiet_tensorflow
 
 
 def add_parser(sub):
-    s = sub.add_parser("objects", help="cut the boxed threats of a data set out, for an object VAE",
-                       description="Write a prepared data set of the threats of DATA alone: each boxed threat as a "
-                                   "transmission map (bag divided out) centred on an empty canvas of half the bag "
-                                   "side, labelled with its class, in its image's split. Train the object VAE on it "
-                                   "(`train OUT --config objects --image-size SIZE/2`) and generate composites with "
-                                   "`generate BAG_RUN --objects OBJECT_RUN`.")
-    s.add_argument("data", help="a prepared data set with boxes (phantoms, or `prepare` output)")
-    s.add_argument("out", help="output folder (a new prepared data set)")
+    s = sub.add_parser("objects", help="cut the boxed threats of a data set out, or import a folder of threat crops",
+                       description="Write an object set: threats alone, each a transmission map (background divided "
+                                   "out) centred on an empty canvas of half the bag side (SIZE/2), labelled with its "
+                                   "class. SRC is either a prepared data set with boxes (each boxed threat is cut out "
+                                   "of its bag, at its size in the bag, in its image's split) or a folder of threat "
+                                   "crops with one subfolder per class (handgun/ knife/ razor_blade/ shuriken/, any "
+                                   "subset; `Handgun/` or `razor blade/` work too; other folders are reported and "
+                                   "skipped): PNG/JPEG/TIFF of any size and mode, on the scanner's light background. "
+                                   "Each crop is divided by its own background level (a high percentile of its "
+                                   "border), faint clutter dropped, and sized by a rule (--crop-fraction, "
+                                   "--crop-bag-size; default each class at the phantom threats' size: longest side "
+                                   "0.34 of the bag for handguns and knives, 0.19 shuriken, 0.10 razor blades, "
+                                   "larger crops of a class staying larger); bad files are skipped with one line "
+                                   "each. Train the threat generator on OUT (`train OUT --config threats "
+                                   "--image-size SIZE/2`, or the object VAE: `--config objects`).")
+    s.add_argument("data", metavar="SRC",
+                   help="a prepared data set with boxes (phantoms, or `prepare` output: it has manifest.csv), or a "
+                        "folder of threat crops with one subfolder per class")
+    s.add_argument("out", help="output folder (a new object set: train/ test/ manifest.csv)")
     s.add_argument("--size", type=int, default=64,
-                   help="side the bags are trained at (default 64): objects keep their size relative to it")
+                   help="side the bags are trained at (default 64): objects keep their size relative to it, on a "
+                        "canvas of SIZE/2")
+    crops = s.add_argument_group("a folder of threat crops only")
+    scale = crops.add_mutually_exclusive_group()
+    scale.add_argument("--crop-fraction", type=float, metavar="F",
+                       help="every crop's longest side is F of the bag's side, in (0, 0.5] (0.5 fills the canvas: "
+                            "the most detail); default: each class at the phantom threats' size")
+    scale.add_argument("--crop-bag-size", type=float, metavar="PX",
+                       help="keep the crops' pixel scale: they were cut from scans PX pixels wide, so a crop's "
+                            "longest side is its pixels / PX of the bag (at most 0.5)")
+    crops.add_argument("--test-fraction", type=float,
+                       help="share of each class's crops in test (default 0.3); the split is sha1(seed, name) of "
+                            "the file names, a GDXray series (B0046_...) kept on one side, as `prepare` does")
+    crops.add_argument("--seed", type=int, help="seed of the split (default 0)")
     s.add_argument("--quiet", action="store_true", help="no progress messages")
     s.set_defaults(func=run)
     return s
@@ -24,7 +49,12 @@ def run(args):
     quiet_tensorflow()
     from vae_keras.sampling.objects import object_canvas, write_object_dataset
 
-    rows = write_object_dataset(args.data, args.out, args.size, progress=not args.quiet)
+    stats: dict = {}
+    rows = write_object_dataset(args.data, args.out, args.size, progress=not args.quiet,
+                                fraction=args.crop_fraction, bag_pixels=args.crop_bag_size,
+                                test_fraction=args.test_fraction, seed=args.seed, stats=stats)
     side = object_canvas(args.size)
-    print(f"wrote {len(rows)} threats ({side}x{side}) and manifest.csv to {args.out}; train the object VAE with "
-          f"`python -m vae_keras train {args.out} --config objects --image-size {side} --epochs 200 --minutes 3 --out RUN`")
+    skipped = f" ({len(stats['skipped'])} bad files skipped)" if stats.get("skipped") else ""
+    print(f"wrote {len(rows)} threats ({side}x{side}) and manifest.csv to {args.out}{skipped}; train the object VAE "
+          f"with `python -m vae_keras train {args.out} --config objects --image-size {side} --epochs 200 --minutes 3 "
+          f"--out RUN`")
