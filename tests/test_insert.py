@@ -196,3 +196,129 @@ def test_cli_into_refuses_a_second_threat_source(object_run, tmp_path, capsys):
     assert main(["generate", str(object_run / "object_run"), "--into", str(object_run / "bags"), "--n", "2",
                  "--object-data", str(tmp_path), "--out", str(tmp_path / "z"), "--quiet"]) == 2
     assert "not an object set" in capsys.readouterr().err and not (tmp_path / "z").exists()
+
+
+# -- bags that already hold threats (--bags all, --max-iou) ------------------------------------------
+def test_iou_filter_agrees_with_the_iou_of_every_box_pair():
+    old = [[5.0, 4.0, 20.5, 18.0], [30.0, 30.0, 40.0, 44.0], [0.0, 50.0, 7.0, 60.0]]
+    ys, xs = np.nonzero(np.ones((55, 57), bool))
+    for h, w in ((9, 13), (20, 6), (3, 3)):
+        for max_iou in (0.0, 0.1, 0.5):
+            keep = insert.iou_ok(ys, xs, h, w, old, max_iou)
+            want = [all(insert.box_iou([x, y, x + w, y + h], b) <= max_iou for b in old) for y, x in zip(ys, xs)]
+            np.testing.assert_array_equal(keep, want)
+            assert keep.any() and (max_iou == 0.5 or not keep.all())
+    assert insert.box_iou([0, 0, 10, 10], [10, 0, 20, 10]) == 0.0                  # touching: no overlap
+    assert insert.box_iou([0, 0, 10, 10], [5, 0, 15, 10]) == pytest.approx(50 / 150)
+
+
+def _bags_with_threats(n=3, size=64):
+    """:func:`_bags` with a dark 'threat' in each, and its box (float, as a rescaled manifest's)."""
+    bags = _bags(n, size)
+    boxes = []
+    for k in range(n):
+        x1, y1 = 10 + 3 * k, 12 + 2 * k
+        bags[k, y1:y1 + 18, x1:x1 + 14] *= 0.2
+        boxes.append([{"label": "handgun", "box": [float(x1), float(y1), x1 + 14.0, y1 + 18.0]},
+                      {"label": "shuriken", "box": [40.5, 40.25, 50.0, 49.5]}])
+    return bags, boxes
+
+
+@pytest.mark.parametrize("max_iou", [0.0, 0.1, 0.3])
+def test_bags_with_threats_keep_their_boxes_and_new_ones_respect_the_iou(object_model, max_iou):
+    bags, bag_boxes = _bags_with_threats()
+    asked = [["knife"], ["razor_blade", "knife"], ["shuriken"], []] * 3
+    scales = {c: np.array([0.2, 0.3]) for c in CLASSES}
+    images, labels, boxes, which = insert.insert_threats(bags, object_model, asked, seed=2, scales=scales,
+                                                         bag_boxes=bag_boxes, max_iou=max_iou)
+    overlaps = []
+    for img, bs, j, a in zip(images[..., 0], boxes, which, asked):
+        own, new = bs[:len(bag_boxes[j])], bs[len(bag_boxes[j]):]
+        assert own == bag_boxes[j]                                       # the bag's own boxes, exactly
+        assert sorted(b["label"] for b in new) == sorted(a)              # plus one box per threat asked
+        for b in new:
+            for o in own:                                                # every new-old pair
+                iou = insert.box_iou(b["box"], o["box"])
+                assert iou <= max_iou + 1e-9, (b, o, iou)
+                overlaps.append(iou)
+        for p in range(len(new)):                                        # every new-new pair too
+            for q in range(p + 1, len(new)):
+                assert insert.box_iou(new[p]["box"], new[q]["box"]) <= max_iou + 1e-9
+        changed = _changed(img, bags[j])
+        covered = np.zeros_like(changed)
+        for b in new:
+            x1, y1, x2, y2 = b["box"]
+            covered[y1:y2, x1:x2] = True
+        assert not np.any(changed & ~covered)                            # only the new threats changed pixels
+        if max_iou == 0:
+            for o in own:                                                # nothing drawn over an old threat
+                x1, y1, x2, y2 = o["box"]
+                assert not changed[int(y1):int(np.ceil(y2)), int(x1):int(np.ceil(x2))].any()
+    for i, (bs, a) in enumerate(zip(boxes, asked)):
+        np.testing.assert_array_equal(labels[i], [float(c in {b["label"] for b in bs}) for c in CLASSES])
+    if max_iou == 0:
+        assert max(overlaps) == 0.0
+    else:
+        assert max(overlaps) > 0.0                                       # the bound is used, not only avoided
+
+
+def test_a_max_iou_outside_its_range_is_an_error(object_model):
+    bags, bag_boxes = _bags_with_threats()
+    for bad in (-0.1, 1.0):
+        with pytest.raises(DataError, match="max_iou"):
+            insert.insert_threats(bags, object_model, [["knife"]], bag_boxes=bag_boxes, max_iou=bad)
+
+
+def test_cli_into_bags_with_threats_keeps_their_boxes_in_a_valid_yolo_export(object_run, tmp_path):
+    """--bags all: bags that hold threats take new ones; the export's boxes are the bag's own plus the
+    new, exactly, in the manifest and in the YOLO files; new boxes overlap others by IoU <= --max-iou."""
+    import shutil
+
+    from vae_keras.cli import main
+    from vae_keras.io.detection import parse_yolo
+    from vae_keras.io.manifest import write_manifest
+
+    bags = tmp_path / "bags"
+    shutil.copytree(object_run / "bags", bags)
+    rows = read_manifest(bags / "manifest.csv")
+    boxed = [r for r in rows if r.boxes]
+    unboxed = {r.path for r in boxed[::3]}                      # these list a threat, but lost their boxes
+    for r in rows:
+        if r.path in unboxed:
+            r.boxes = []
+    write_manifest(bags / "manifest.csv", rows)
+    bag_rows = {r.path: r for r in rows}
+    out = tmp_path / "yolo"
+    assert main(["generate", str(object_run / "object_run"), "--into", str(bags), "--bags", "all", "--max-iou", "0.1",
+                 "--n", "12", "--label", "knife", "--format", "yolo", "--out", str(out), "--quiet"]) == 0
+    made = read_manifest(out / "manifest.csv")
+    assert len(made) == 12
+    used = [bag_rows[r.source[len("insert:"):].split("+")[0]] for r in made]
+    assert not {b.path for b in used} & unboxed                  # an unlabelled positive is never used
+    assert sum(bool(b.labels) for b in used) >= 6                 # most phantoms hold threats: they are used
+    for r, bag in zip(made, used):
+        own, new = r.boxes[:len(bag.boxes)], r.boxes[len(bag.boxes):]
+        assert own == bag.boxes and [b["label"] for b in new] == ["knife"]
+        assert r.labels == sorted({b["label"] for b in r.boxes})
+        assert all(insert.box_iou(new[0]["box"], o["box"]) <= 0.1 + 1e-9 for o in own)
+        yolo = parse_yolo((out / "labels" / (r.path.split("/")[-1][:-4] + ".txt")).read_text(), 32, 32)
+        assert [b["label"] for b in yolo] == [b["label"] for b in r.boxes]
+        for got, want in zip(yolo, r.boxes):
+            np.testing.assert_allclose(got["box"], want["box"], atol=1e-3)
+        bag_img = np.asarray(Image.open(bags / bag.path), np.float32) / 255
+        img = np.asarray(Image.open(out / r.path), np.float32) / 255
+        changed = np.abs(img - bag_img) > 0.5 / 255
+        x1, y1, x2, y2 = (int(v) for v in new[0]["box"])
+        changed[y1:y2, x1:x2] = False
+        assert not changed.any()                                   # only the new threat changed pixels
+
+
+def test_cli_bags_and_max_iou_need_into_and_a_valid_iou(object_run, tmp_path, capsys):
+    from vae_keras.cli import main
+
+    assert main(["generate", str(object_run / "object_run"), "--bags", "all", "--n", "2",
+                 "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    assert "give --into" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    assert main(["generate", str(object_run / "object_run"), "--into", str(object_run / "bags"), "--max-iou", "1.5",
+                 "--n", "2", "--out", str(tmp_path / "y"), "--quiet"]) == 2
+    assert "--max-iou must be in [0, 1)" in capsys.readouterr().err and not (tmp_path / "y").exists()

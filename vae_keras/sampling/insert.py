@@ -12,7 +12,9 @@ folder of bags -- real benign scans, or phantoms -- and inserts *generated* thre
    object VAE is trained at the bag's scale: its canvas is half the bag);
 3. flip it and rotate it by any angle (:func:`rotate_transmission`);
 4. place it where *every* pixel it darkens lies on the bag (:func:`placements`: never on the
-   background, never on another inserted threat), shrinking it if nothing fits;
+   background, never on another inserted threat) and its box overlaps each box already in the
+   image (the bag's own, the threats inserted before it) by an IoU of at most ``max_iou``
+   (:func:`iou_ok`; 0: not at all), shrinking it if nothing fits;
 5. combine by the Beer-Lambert product, ``I_new = I_bag * T``: the bag's clutter on top of or
    under the threat darkens it too, so it is partly occluded the way a real one would be;
 6. its box is the tight footprint of the pixels it darkens (:func:`vae_keras.sampling.tip.footprint_box`).
@@ -120,15 +122,42 @@ def placements(region: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return count < 0.5
 
 
-def _place(region, t, rng) -> Optional[tuple]:
-    """A random corner for ``t`` fully on ``region``, shrinking ``t`` down to :data:`MIN_SHRINK`; or None."""
+def box_iou(a, b) -> float:
+    """Intersection over union of two boxes ``[x1, y1, x2, y2]`` (end exclusive); 0 when either is empty."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(0.0, iw) * max(0.0, ih)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def iou_ok(ys: np.ndarray, xs: np.ndarray, h: int, w: int, boxes: Sequence, max_iou: float) -> np.ndarray:
+    """Which corners (``ys``, ``xs``) put an ``h`` x ``w`` box at IoU <= ``max_iou`` with every one of
+    ``boxes`` (``[x1, y1, x2, y2]``): bool like ``xs``. ``max_iou`` 0 means no overlap at all
+    (touching edges are allowed: their intersection has no area)."""
+    keep = np.ones(len(xs), bool)
+    x1, y1 = xs.astype(np.float64), ys.astype(np.float64)
+    for bx1, by1, bx2, by2 in boxes:
+        inter = np.clip(np.minimum(x1 + w, bx2) - np.maximum(x1, bx1), 0, None) * \
+            np.clip(np.minimum(y1 + h, by2) - np.maximum(y1, by1), 0, None)
+        union = h * w + (bx2 - bx1) * (by2 - by1) - inter
+        keep &= inter <= max_iou * union + 1e-9 * (max_iou > 0)
+    return keep
+
+
+def _place(region, t, rng, avoid: Sequence = (), max_iou: float = 0.0) -> Optional[tuple]:
+    """A random corner for ``t`` fully on ``region`` whose box overlaps each box of ``avoid`` by at
+    most ``max_iou`` (:func:`iou_ok`), shrinking ``t`` down to :data:`MIN_SHRINK`; or None."""
     side = max(t.shape)
     f = 1.0
     while f >= MIN_SHRINK:
         tt = t if f == 1.0 else resize_longest(t, max(2.0, side * f))
         if tt is not None:
-            ok = placements(region, tt < 1.0)
-            ys, xs = np.nonzero(ok)
+            ys, xs = np.nonzero(placements(region, tt < 1.0))
+            box = footprint_box(tt, 0, 0)                 # the box it will get, relative to its corner
+            if len(xs) and len(avoid) and box is not None:
+                keep = iou_ok(ys + box[1], xs + box[0], box[3] - box[1], box[2] - box[0], avoid, max_iou)
+                ys, xs = ys[keep], xs[keep]
             if len(xs):
                 k = int(rng.integers(len(xs)))
                 return tt, int(xs[k]), int(ys[k])
@@ -140,7 +169,8 @@ def _place(region, t, rng) -> Optional[tuple]:
 def insert_threats(bags, object_model, labels_per_image: Sequence[Sequence[str]], seed: int = 0,
                    scales: Optional[Dict[str, np.ndarray]] = None, bag_boxes: Optional[Sequence[Sequence[dict]]] = None,
                    temperature: float = 1.0, sampler=None, batch_size: int = 64, rotate: bool = True,
-                   object_name: str = "objects", tries: int = 20, stats: Optional[dict] = None):
+                   object_name: str = "objects", tries: int = 20, stats: Optional[dict] = None,
+                   max_iou: float = 0.0):
     """Images made of a bag from ``bags`` with one generated threat per class named for it.
 
     Args:
@@ -152,7 +182,11 @@ def insert_threats(bags, object_model, labels_per_image: Sequence[Sequence[str]]
         scales: per class, threat sizes as fractions of the bag's side (:func:`object_scales`); each
             threat's longest side is one of them drawn at random. Default: the size the object VAE
             drew it at, jittered by :data:`SIZE_JITTER`.
-        bag_boxes: the boxes the bags already have (kept, and no threat is inserted over them).
+        bag_boxes: the boxes the bags already have: kept in the output, and a new threat's box
+            overlaps each of them by an IoU of at most ``max_iou``.
+        max_iou: the most a new threat's box may overlap any other box of its image, the bag's own
+            or another new one (intersection over union; default 0: not at all, and a new threat
+            then darkens no pixel inside a box the bag holds). New threats never darken the same pixel.
         rotate: flip and rotate each threat by a random angle (else it is inserted as drawn).
         tries: bags to try for one image before giving up (a bag too small for its threats).
         stats: updated in place with the object VAE's ``drawn``/``rejected`` counts.
@@ -165,6 +199,8 @@ def insert_threats(bags, object_model, labels_per_image: Sequence[Sequence[str]]
     Raises:
         DataError: an unknown class, no bags, or no bag with room for a threat after ``tries`` bags.
     """
+    if not 0.0 <= float(max_iou) < 1.0:
+        raise DataError(f"max_iou is the most a new threat's box may overlap an existing one, in [0, 1); got {max_iou}")
     bags = np.asarray(bags)
     if bags.ndim == 4:
         bags = bags[..., 0]
@@ -207,11 +243,11 @@ def insert_threats(bags, object_model, labels_per_image: Sequence[Sequence[str]]
             j = int(rng.integers(len(floats)))
             img, region = floats[j].copy(), regions[j].copy()
             these = [dict(b) for b in bag_boxes[j]] if bag_boxes is not None else []
-            for b in these:                               # never over a threat the bag already holds
-                x1, y1, x2, y2 = b["box"]
-                region[max(0, int(np.floor(y1))):int(np.ceil(y2)), max(0, int(np.floor(x1))):int(np.ceil(x2))] = False
+            if max_iou == 0:                                  # not a pixel over the bag's own (a fast pre-filter)
+                for x1, y1, x2, y2 in (b["box"] for b in these):
+                    region[max(0, int(np.floor(y1))):int(np.ceil(y2)), max(0, int(np.floor(x1))):int(np.ceil(x2))] = False
             for c, t in threats:
-                spot = _place(region, t, rng)
+                spot = _place(region, t, rng, avoid=[b["box"] for b in these], max_iou=float(max_iou))
                 if spot is None:
                     break
                 tt, x, y = spot
@@ -222,7 +258,8 @@ def insert_threats(bags, object_model, labels_per_image: Sequence[Sequence[str]]
                 break
         else:
             raise DataError(f"no room for {names} inside any of {tries} bags tried (threats go only where every "
-                            "pixel they darken lies on the bag): use larger bags or fewer threats per image")
+                            f"pixel they darken lies on the bag, their boxes overlapping others by an IoU of at most "
+                            f"{max_iou:g}): use larger bags, fewer threats per image or a larger max_iou")
         images[i, ..., 0] = img
         for b in these:
             labels[i, CLASSES.index(b["label"])] = 1.0
@@ -234,7 +271,7 @@ def insert_threats(bags, object_model, labels_per_image: Sequence[Sequence[str]]
 def insert_into(objects, bags_dir: PathLike, n: int, out_dir: PathLike, labels=None,
                 fmt: str = "yolo", seed: int = 0, temperature: float = 1.0, split: Optional[str] = None,
                 image_size: Optional[int] = None, benign_only: bool = True, object_data: Optional[PathLike] = None,
-                batch_size: int = 64, overwrite: bool = True):
+                batch_size: int = 64, overwrite: bool = True, max_iou: float = 0.0):
     """``generate OBJECT_RUN --into BAGS``: ``n`` bags of a prepared folder with generated threats, exported.
 
     Args:
@@ -245,8 +282,11 @@ def insert_into(objects, bags_dir: PathLike, n: int, out_dir: PathLike, labels=N
             threat per image, classes drawn with the object run's training frequencies.
         split: the manifest split the bags come from; default every split.
         image_size: side to load the bags at; default their own (they must then agree).
-        benign_only: only bags whose manifest lists no threat (the default: a bag's own unboxed
-            threat would be an unlabelled positive); ``False`` takes every bag, keeping its boxes.
+        benign_only: only bags whose manifest lists no threat (the default); ``False`` takes every
+            bag, its own boxes kept in the export (GDXray-style sets have no benign bag), except a
+            bag that lists a threat without a box (an unlabelled positive).
+        max_iou: the most a new threat's box may overlap any other box of its image, the bag's own
+            or another new one (IoU; default 0: not at all).
         object_data: the object set the run was trained on: threat sizes from its boxes
             (:func:`object_scales`); default the sizes the object VAE draws.
 
@@ -287,7 +327,8 @@ def insert_into(objects, bags_dir: PathLike, n: int, out_dir: PathLike, labels=N
     scales = object_scales(object_data) if object_data is not None else None
     out, lab, boxes, which = insert_threats(np.stack(images), objects.model, per, seed=seed, scales=scales,
                                             bag_boxes=None if benign_only else kept_boxes, temperature=temperature,
-                                            sampler=objects.sampler, batch_size=batch_size, object_name=objects.name)
+                                            sampler=objects.sampler, batch_size=batch_size, object_name=objects.name,
+                                            max_iou=max_iou)
     sources = [f"insert:{kept[j].path}+objects:{objects.name}:{seed}:{i}" for i, j in enumerate(which)]
     per_out = [sorted({b["label"] for b in bs}) for bs in boxes]
     return export_detection(out_dir, out, boxes, labels=per_out, fmt=fmt, sources=sources, overwrite=overwrite,

@@ -35,13 +35,23 @@ def add_parser(sub):
     s.add_argument("--into", metavar="BAGS",
                    help="insertion mode: RUN is a threat generator (an object run); its generated threats (--label, default its training "
                         "mix) are inserted into bags of this prepared folder (real scans or phantoms; benign bags "
-                        "only): inside the bag, at the object set's scale, rotated, Beer-Lambert, exact boxes")
+                        "unless --bags all): inside the bag, at the object set's scale, rotated, Beer-Lambert, exact "
+                        "boxes")
     s.add_argument("--object-data", metavar="OBJECTS",
                    help="with --into: the object set RUN was trained on (written by `objects`); each threat's size "
                         "is drawn from its boxes' sizes relative to their bags (default: the size the VAE draws)")
     s.add_argument("--bag-split", choices=("train", "test"),
                    help="with --into: take the bags from this split of BAGS only (default: every split); keep a "
                         "detector's test bags out of its synthetic training data")
+    s.add_argument("--bags", choices=("benign", "all"), default="benign",
+                   help="with --into: which bags of BAGS take threats: 'benign' (default) only those whose "
+                        "manifest lists no threat; 'all' every bag, its own boxes kept in the export (GDXray-style "
+                        "sets have no benign bag); a bag listing a threat without a box is skipped either way (an "
+                        "unlabelled positive)")
+    s.add_argument("--max-iou", type=float, default=0.0, metavar="IOU",
+                   help="with --into: the most a new threat's box may overlap any other box of its image (the "
+                        "bag's own, or another new one), as intersection over union in [0, 1) (default 0: no "
+                        "overlap); new threats never darken the same pixel")
     add_sampler_options(s)   # each sampler's settings: --steps, --guidance, --clip of a `latent` run's prior
     s.add_argument("--preview", metavar="PNG",
                    help="also write the first 16 images with their boxes outlined to this PNG (a look at an export "
@@ -64,6 +74,11 @@ def run(args):
     if args.into and (args.tip or args.objects):
         raise DataError("--into takes the threats of RUN (an object run) into the bags of BAGS: "
                         "it cannot be combined with --tip or --objects")
+    if not args.into and (args.bags != "benign" or args.max_iou):
+        raise DataError("--bags and --max-iou choose the bags of --into and how new threats may overlap theirs: "
+                        "give --into BAGS")
+    if not 0.0 <= args.max_iou < 1.0:
+        raise DataError(f"--max-iou must be in [0, 1) (0: no overlap), got {args.max_iou}")
     if args.into and args.object_data and not (Path(args.object_data) / MANIFEST).is_file():
         raise DataError(f"--object-data {args.object_data} is not an object set (no {MANIFEST}): "
                         "write one with `python -m vae_keras objects`")
@@ -73,8 +88,10 @@ def run(args):
     if args.into:  # generated threats in the given bags
         rows = insert_into(run, args.into, args.n, args.out, labels=labels, fmt=args.format or "yolo",
                            seed=args.seed, temperature=args.temperature, batch_size=args.batch_size,
-                           split=args.bag_split, object_data=args.object_data)
-        what = f"benign bags of {args.into} with generated threats ({args.format or 'yolo'})"
+                           split=args.bag_split, object_data=args.object_data, benign_only=args.bags == "benign",
+                           max_iou=args.max_iou)
+        kind = "benign bags" if args.bags == "benign" else "bags (their own boxes kept)"
+        what = f"{kind} of {args.into} with generated threats ({args.format or 'yolo'})"
     elif args.format or args.tip or args.objects:  # detector formats; hybrid or composite: exact boxes
         rows = export_run(run, args.n, args.out, fmt=args.format or "csv", labels=labels, tip_data=args.tip,
                           seed=args.seed, temperature=args.temperature, batch_size=args.batch_size,
