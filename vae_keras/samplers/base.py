@@ -215,5 +215,8 @@ def load_sampler(run_dir, model, kind: Optional[str] = None, label_prior=None, *
     Example:
         >>> z = load_sampler("runs/latent", model, steps=10).sample(500)   # (500, latent_dim)
     """
-    cls = get_sampler(kind or model.config.sampler, model.config)
+    config = getattr(model, "config", None)          # stand-in encoders (tests, tools) have none
+    if kind is None and config is None:
+        raise ConfigError("load_sampler needs kind= for a model without a configuration")
+    cls = get_sampler(kind or config.sampler, config)
     return cls.load(run_dir, model, label_prior=label_prior, **options)
