@@ -306,8 +306,16 @@ LATENT = SEED.replace(name="latent", architecture="latent", encoder_filters=(16,
                       laplacian_weight=1.0, latent_kl_weight=1e-4, learning_rate=5e-4, flip=True,
                       sampler="diffusion")
 
+#: The threat generator (issue #23): the ``latent`` recipe on threat crops alone (an object set written by
+#: ``python -m vae_keras objects``: 64x64 canvases, one threat each), whose samples are transmission maps the
+#: Beer-Lambert insertion uses (``generate RUN --into BAGS``). A crop is one high-contrast silhouette, far
+#: easier than a bag; what matters is that the class asked for is the one drawn, hence a stronger guidance
+#: (4 rather than 3) and an even split of the budget between the stages. Measured: benchmarks/threats.py.
+THREATS = LATENT.replace(name="threats", image_size=64, guidance=4.0, vae_share=0.5)
+
 NAMED_CONFIGS = {"seed": SEED, "resnet": RESNET, "sigma": SIGMA, "adversarial": ADVERSARIAL,
-                 "conditional": CONDITIONAL, "layout": LAYOUT, "objects": OBJECTS, "latent": LATENT}
+                 "conditional": CONDITIONAL, "layout": LAYOUT, "objects": OBJECTS, "latent": LATENT,
+                 "threats": THREATS}
 
 #: The configuration recommended for new runs: the best measured at equal budgets (figures/quality_v3/quality.md,
 #: 20 CPU minutes at 64 px: Frechet 294 against adversarial's 472, reconstruction 28.9 against 19.1 dB, the

@@ -1,0 +1,138 @@
+"""The threat generator (issue #23): train each configuration on threat crops for the same budget, score its crops.
+
+For each configuration (default ``latent`` and ``threats``) this trains a run on an object set (threat
+crops written by ``python -m vae_keras objects``; made from phantoms when ``--objects`` is missing) for
+``--minutes`` (both stages together), then scores it with
+:func:`vae_keras.evaluation.threats.score_threats` on the object set's held-out crops: the class asked
+for (a CNN trained on the real training crops, over its recall on held-out real crops), sharpness,
+the two-sample test, memorisation and crops per second. It writes a table with the command and the
+load, and with ``--grid`` a PNG of 8 crops per class per configuration (phantom data only: never a
+picture made from GDXray scans or from models trained on them).
+
+    python benchmarks/threats.py --objects data/objects64 --minutes 10 --table figures/threats/threats.md --grid
+
+A configuration whose run folder already holds a finished run is scored again without training
+(``--runs``); so is one given as ``name=RUN`` (e.g. a fine-tuned run).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from conditions import describe_conditions, detect_gpus, load_average  # noqa: E402
+
+
+def make_objects(objects: Path, n_bags: int, bag_size: int) -> None:
+    """Phantom bags at ``bag_size`` and their threats cut out into ``objects`` (canvas ``bag_size / 2``)."""
+    from data_prep.phantoms import write_phantom_dataset
+    from vae_keras.sampling.objects import write_object_dataset
+
+    bags = objects.with_name(objects.name + "_bags")
+    if not (bags / "manifest.csv").is_file():
+        write_phantom_dataset(bags, n=n_bags, size=bag_size, seed=0, progress=False)
+    write_object_dataset(bags, objects, bag_size, progress=False)
+
+
+def table(results: dict, args, command: str, started: str, conditions: str) -> str:
+    from vae_keras.evaluation.threats import goals_met
+    from vae_keras.io.manifest import CLASSES
+
+    lines = [f"# Threat generators: {args.minutes:g} minutes of training on threat crops", "",
+             f"Command (started {started} UTC): `{command}`", "", conditions, "",
+             "Each generator draws crops of each class; a CNN trained on the real training crops judges them. "
+             "`recognised` is its rate on generated crops, `recall` on held-out real crops, `ratio` the first "
+             "over the second (goal >= 0.9 for every class). Sharpness and memorisation: generated / real "
+             "(1 is ideal); two-sample: 0.5 = indistinguishable.", "",
+             "| generator | epochs (AE + prior) | " + " | ".join(f"{c} recognised / recall / ratio" for c in CLASSES)
+             + " | sharpness | two-sample | memorisation | crops/s |",
+             "| --- | --- | " + " | ".join("---" for _ in CLASSES) + " | --- | --- | --- | --- |"]
+    for name, r in results.items():
+        cells = []
+        for c in CLASSES:
+            v = r["per_class"].get(c)
+            cells.append(f"{v['recognised']:.2f} / {v['recall']:.2f} / {v['ratio']:.2f}" if v else "-")
+        lines.append(f"| {name} | {r.get('epochs', '-')} | " + " | ".join(cells)
+                     + f" | {r['sharpness_ratio']:.2f} | {r['c2st_accuracy']:.2f} | {r['memorisation_ratio']:.2f} "
+                     f"| {r['crops_per_second']:.0f} |")
+    lines += ["", "Goals (issue #23, 64 px, 10 CPU minutes):", ""]
+    lines += ["| generator | " + " | ".join(goals_met(next(iter(results.values())))) + " |",
+              "| --- | " + " | ".join("---" for _ in goals_met(next(iter(results.values())))) + " |"]
+    for name, r in results.items():
+        lines.append(f"| {name} | " + " | ".join("met" if ok else "missed" for ok in goals_met(r).values()) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--objects", default="data/objects64", help="an object set (made from phantoms if missing)")
+    p.add_argument("--n-bags", type=int, default=1877, help="phantom bags to cut threats from, when made here")
+    p.add_argument("--bag-size", type=int, default=128, help="bag side when made here (crops: half of it)")
+    p.add_argument("--configs", default="latent,threats",
+                   help="comma-separated configurations, or name=RUN for a run trained elsewhere")
+    p.add_argument("--minutes", type=float, default=10.0, help="training budget per configuration (default 10)")
+    p.add_argument("--n-per-class", type=int, default=100, help="generated crops per class (default 100)")
+    p.add_argument("--runs", default="runs/threats", help="run folders (not committed)")
+    p.add_argument("--table", default="figures/threats/threats.md", help="the table to write")
+    p.add_argument("--grid", action="store_true", help="also write 8 crops per class per generator beside the table "
+                                                        "(phantom data only)")
+    args = p.parse_args(argv)
+    command = "python benchmarks/threats.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+    import numpy as np
+
+    from vae_keras.config import get_config
+    from vae_keras.evaluation.threats import score_threats
+    from vae_keras.io.atomic import atomic_write_text
+    from vae_keras.io.manifest import CLASSES
+    from vae_keras.sampling.generate import sample_images
+    from vae_keras.training.run import open_run
+    from vae_keras.training.trainer import Trainer
+    from vae_keras.viz.figures import image_grid
+
+    objects, table_path = Path(args.objects), Path(args.table)
+    if not (objects / "manifest.csv").is_file():
+        make_objects(objects, args.n_bags, args.bag_size)
+    load_start, gpus, loads, results = load_average(), detect_gpus(), {}, {}
+    for spec in args.configs.split(","):
+        name, _, given = spec.partition("=")
+        run_dir = Path(given) if given else Path(args.runs) / name
+        load0, t0 = load_average(), time.monotonic()
+        if (run_dir / "history.json").is_file():
+            run = open_run(run_dir)
+        else:
+            config = get_config(name, quick=False, image_size=64, epochs=100_000)
+            run = Trainer(config, str(objects), str(run_dir), minutes=args.minutes, progress=False).fit()
+            print(f"{name}: trained in {time.monotonic() - t0:.0f}s", file=sys.stderr)
+        scores = score_threats(run, objects, n_per_class=args.n_per_class)
+        prior_file = run_dir / "prior" / "history.json"
+        prior_epochs = len(json.loads(prior_file.read_text())) if prior_file.is_file() else 0
+        scores["epochs"] = f"{len(run.history)} + {prior_epochs}"
+        results[name] = scores
+        loads[name] = (load0, load_average())
+        print(f"== {name}: {json.dumps(scores, default=float)}", file=sys.stderr, flush=True)
+        atomic_write_text(table_path.with_suffix(".json"), json.dumps(results, indent=1, default=float) + "\n")
+        conditions = describe_conditions(gpus, os.cpu_count(), platform.processor() or platform.machine(),
+                                         (load_start, load_average()), loads)
+        atomic_write_text(table_path, table(results, args, command, started, conditions))
+        if args.grid:
+            crops = np.concatenate([sample_images(run.model, 8, seed=1, labels=[c], sampler=run.sampler)
+                                    for c in CLASSES])
+            image_grid(crops, table_path.with_name(f"{table_path.stem}_{name}.png"), ncols=8)
+    print(f"wrote {table_path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
