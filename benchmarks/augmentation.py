@@ -1,4 +1,4 @@
-"""Do our synthetic images help a threat classifier, and a detector? The augmentation benchmark (v2).
+"""Do our synthetic images help a threat classifier, and a detector? The augmentation benchmark (v3).
 
 A small multi-label CNN (handgun, knife, razor blade, shuriken; ``vae_keras.evaluation.metrics``'
 ``ThreatClassifier``) is trained from scratch, with the same recipe and the same number of Adam
@@ -11,14 +11,23 @@ steps, on a small real training subset and on that subset plus each kind of extr
     ours               + generated threats in the subset's own bags: an object VAE trained
                          ``--object-minutes`` on the subset's threats, its threats inserted at the object
                          set's scale, rotated, inside the bag (``vae_keras.sampling.insert``; exact boxes)
+    sim                + simulated threats (the AXIS recipe): threats of the phantom renderer
+                         (``--sim-bags`` phantom bags, their threats cut into an object set) inserted
+                         into the subset's own bags by the Beer-Lambert product, exactly as ``ours``
+                         inserts generated ones (``vae_keras.sampling.insert``; the bags' boxes kept,
+                         new boxes exact, inside the bag, not overlapping them). On phantom data this
+                         arm is an oracle: its threats come from the renderer that drew the test threats
     composite          + whole generated bags: VAE bags with the object VAE's threats (no real pixel)
     vae, hybrid        + conditional-VAE samples; + VAE bags with the subset's real threats
     classic+X          X with classic augmentation on every batch (the v2 arms all have it)
     X@R                X at R synthetic images per real one (``--ratios 1,2,4`` adds them for ``--ratio-arms``)
     cas                Classification Accuracy Score (Ravuri & Vinyals 2019): trained on whole
                          generated bags only; its per-class AUROC as a fraction of ``real``'s
-    det:X              the same data for a detector: a CenterNet trained from scratch
-                         (``vae_keras.evaluation.detection``), COCO mAP@0.5 and @0.5:0.95 (pycocotools)
+    det:X              the same data for a detector trained from scratch, COCO mAP@0.5 and @0.5:0.95
+                         (pycocotools): ``--detector retinanet`` (default), KerasHub's RetinaNet on a narrow
+                         ResNet (``vae_keras.evaluation.retinanet``), or ``centernet``, the CenterNet written
+                         here (``vae_keras.evaluation.detection``). A run whose loss never beats the label
+                         prior (``TrainingCollapsed``) is recorded as collapsed, a row with a note
 
 The default arms are issue #15's: real, classic, classic+tip, classic+ours, classic+composite,
 cas, det:classic, det:classic+tip, det:classic+ours. Synthetic images are added at
@@ -55,9 +64,9 @@ import numpy as np  # noqa: E402
 from vae_keras.io.atomic import atomic_write_text  # noqa: E402
 from vae_keras.io.manifest import CLASSES, read_manifest  # noqa: E402
 
-ARMS = ("real", "classic", "vae", "tip", "hybrid", "ours", "classic+vae", "classic+tip", "classic+hybrid",
-        "classic+ours", "composite", "classic+composite", "cas",
-        "det:real", "det:classic", "det:classic+tip", "det:classic+ours", "det:classic+composite")
+ARMS = ("real", "classic", "vae", "tip", "hybrid", "ours", "sim", "classic+vae", "classic+tip", "classic+hybrid",
+        "classic+ours", "classic+sim", "composite", "classic+composite", "cas",
+        "det:real", "det:classic", "det:classic+tip", "det:classic+ours", "det:classic+sim", "det:classic+composite")
 #: Issue #15's benchmark v2: the arms run by default.
 V2_ARMS = ("real", "classic", "classic+tip", "classic+ours", "classic+composite", "cas",
            "det:classic", "det:classic+tip", "det:classic+ours")
@@ -115,6 +124,11 @@ def parse_args(argv=None):
                    help="likewise for the object VAE, instead of --object-minutes (0: minutes)")
     p.add_argument("--classifier-steps", type=int, default=500, help="Adam steps of every classifier")
     p.add_argument("--detector-steps", type=int, default=3000, help="Adam steps of every detector (det: arms)")
+    p.add_argument("--detector", choices=("retinanet", "centernet"), default="retinanet",
+                   help="the det: arms' detector: KerasHub's RetinaNet (default; docs/augmentation.md says why) "
+                        "or the CenterNet written here")
+    p.add_argument("--sim-bags", type=int, default=300,
+                   help="phantom bags rendered for the sim arm's threats (once, in OUT/sim_threats)")
     p.add_argument("--batch-size", type=int, default=32, help="classifier batch size")
     p.add_argument("--width", type=int, default=16, help="classifier base width (metrics.small_cnn)")
     p.add_argument("--limit", type=int, default=0, help="use only the first N train and N test images (0: all)")
@@ -130,6 +144,7 @@ def parse_args(argv=None):
         args.size, args.fractions, args.seeds, args.limit = 32, "0.5", 1, args.limit or 48
         args.vae_minutes = args.object_minutes = 0.0
         args.classifier_steps, args.detector_steps, args.width = 20, 20, 4
+        args.sim_bags = min(args.sim_bags, 24)
         args.ratios = args.ratios or "1,2"
     elif args.data is None:
         p.error("--data is required (or --quick)")
@@ -192,6 +207,46 @@ def names_of(y) -> list:
     return [[c for c, v in zip(CLASSES, row) if v > 0.5] for row in y]
 
 
+def phantom_threats(folder: Path, size: int, n_bags: int, seed: int = 7) -> list:
+    """The phantom renderer's threats as :class:`~vae_keras.sampling.tip.ThreatCrop` s (the sim arm's).
+
+    ``n_bags`` phantom bags at ``size`` (every one with threats; rendered once into ``folder/bags``)
+    are cut into an object set (``folder/objects``, :func:`vae_keras.sampling.objects.write_object_dataset`:
+    each threat a transmission map at its size in the bag, faint clutter dropped), as
+    ``benchmarks/threats.py`` makes its object set. ``seed`` 7, not the phantom data sets' 0, so on
+    phantom data no sim threat is a copy of a test image's (the arm is still an oracle there).
+    """
+    from data_prep.phantoms import write_phantom_dataset
+    from vae_keras.sampling import tip
+    from vae_keras.sampling.objects import write_object_dataset
+
+    objects = folder / "objects"
+    if not (objects / "manifest.csv").is_file():
+        write_phantom_dataset(folder / "bags", n=int(n_bags), size=int(size), seed=seed, benign_fraction=0.0,
+                              progress=False, workers=1)
+        write_object_dataset(folder / "bags", objects, int(size), progress=False)
+    out = []
+    for split in ("train", "test"):               # both: on real data the phantoms' split means nothing
+        try:
+            out += tip.crops_from_prepared(objects, split)
+        except ValueError:                        # no such split
+            pass
+    return out
+
+
+def subset_scales(bag_boxes, size: int, fallback: dict) -> dict:
+    """Per class, the longest side of the subset's own boxes as fractions of the bag's side (what a
+    user knows of their threats' sizes); ``fallback``'s for the classes the subset lacks."""
+    out = {c: list(v) for c, v in fallback.items()}
+    own: dict = {}
+    for bs in bag_boxes:
+        for b in bs:
+            x1, y1, x2, y2 = b["box"]
+            own.setdefault(b["label"], []).append(max(x2 - x1, y2 - y1) / float(size))
+    out.update(own)
+    return {c: np.asarray(v, np.float32) for c, v in out.items()}
+
+
 def make_pools(args, seed, xs_u8, rows, idx, crops, work: Path, tag: str, n_pool: dict) -> tuple:
     """The extra images of every source the arms need: ``{source: (images, labels, boxes)}``, and timings.
 
@@ -251,6 +306,17 @@ def make_pools(args, seed, xs_u8, rows, idx, crops, work: Path, tag: str, n_pool
                                                   sampler=object_sampler)
         pools["ours"] = (images, labels, boxes)
         timing["ours_s"] = time.monotonic() - t0
+    if "sim" in sources:                     # the phantom renderer's threats in the subset's own bags (AXIS)
+        t0 = time.monotonic()
+        sim = phantom_threats(work / "sim_threats", args.size, args.sim_bags)
+        rng = np.random.default_rng(seed + 4)
+        classes = [c.label for c in crops] or sorted({c.label for c in sim})   # the subset's class frequencies
+        per = [list(rng.choice(classes, size=int(rng.integers(1, 3)))) for _ in range(n_pool["sim"])]
+        images, labels, boxes, _ = insert_threats(
+            xs_u8, sim, per, seed=seed + 4, bag_boxes=bag_boxes,
+            scales=subset_scales(bag_boxes, args.size, object_scales(work / "sim_threats" / "objects")))
+        pools["sim"] = (images, labels, boxes)
+        timing["sim_s"] = time.monotonic() - t0
     return pools, timing
 
 
@@ -265,7 +331,8 @@ def run_one(args, fraction, seed, train_set, test_set, work: Path, arms=None) ->
 
     from vae_keras.sampling import tip
     from vae_keras.evaluation.augmentation import classic_augment, score, train_classifier
-    from vae_keras.evaluation.detection import coco_map, train_detector
+    from vae_keras.errors import TrainingCollapsed
+    from vae_keras.evaluation.detection import coco_map
 
     x, y, rows = train_set
     x_test, y_test, boxes_test = test_set
@@ -305,24 +372,40 @@ def run_one(args, fraction, seed, train_set, test_set, work: Path, arms=None) ->
             ba = real_boxes + (list(extra[2][:n]) if extra[2] is not None else [])
         classic = name.startswith("classic")
         t0 = time.monotonic()
-        if model == "detector":
-            det = train_detector(xa, ba, steps=args.detector_steps, seed=seed, augment=classic, width=args.width)
-            s = coco_map(det.predict(x_test), boxes_test, x_test.shape[1])
-            del det
-        else:
-            clf = train_classifier(xa, ya, steps=args.classifier_steps, seed=seed, batch_size=args.batch_size,
-                                   augment=classic_augment if classic else None, width=args.width)
-            s = score(clf, x_test, y_test)
-            del clf
+        try:
+            if model == "detector":
+                det = train_det(args, xa, ba, seed, classic)
+                s = {**coco_map(det.predict(x_test), boxes_test, x_test.shape[1]), "train_info": det.info}
+                del det
+            else:
+                clf = train_classifier(xa, ya, steps=args.classifier_steps, seed=seed, batch_size=args.batch_size,
+                                       augment=classic_augment if classic else None, width=args.width)
+                s = score(clf, x_test, y_test)
+                del clf
+        except TrainingCollapsed as e:          # a row that says so, not a traceback, and not a score
+            s = {"collapsed": True, "note": str(e), **{key: float("nan") for key in SCORES[model]},
+                 **{key: {c: float("nan") for c in CLASSES} for key in PER_CLASS[model]}}
         rec = {"fraction": fraction, "seed": seed, "arm": arm, "model": model,
                "real_images": 0 if name == "cas" else int(k), "synthetic_images": int(len(xa) - (0 if name == "cas" else k)),
                "seconds": time.monotonic() - t0, **s, **timing}
         records.append(rec)
-        said = (f"mAP@0.5 {s['map50']:.3f}  mAP@0.5:0.95 {s['map']:.3f}" if model == "detector"
+        said = ("COLLAPSED (recorded, not scored)" if s.get("collapsed") else
+                f"mAP@0.5 {s['map50']:.3f}  mAP@0.5:0.95 {s['map']:.3f}" if model == "detector"
                 else f"mean AUROC {s['mean_auroc']:.3f}  mAP {s['mAP']:.3f}")
         print(f"  {tag} {arm:18s} {said}  ({rec['seconds']:.0f} s)", file=sys.stderr, flush=True)
         keras.backend.clear_session()
     return records
+
+
+def train_det(args, images, boxes, seed: int, augment: bool):
+    """One detector of ``--detector`` for ``--detector-steps`` steps: an object with ``predict`` and ``info``."""
+    if args.detector == "retinanet":
+        from vae_keras.evaluation.retinanet import train_retinanet
+
+        return train_retinanet(images, boxes, steps=args.detector_steps, seed=seed, augment=augment)
+    from vae_keras.evaluation.detection import train_detector
+
+    return train_detector(images, boxes, steps=args.detector_steps, seed=seed, augment=augment, width=args.width)
 
 
 class _Row:
@@ -355,22 +438,26 @@ def summarize(records) -> list:
     out = []
     keys = sorted({(r["fraction"], r["arm"]) for r in records}, key=lambda t: (t[0], arm_order(t[1])))
     for fraction, arm in keys:
-        rs = [r for r in records if r["fraction"] == fraction and r["arm"] == arm]
-        model = rs[0].get("model", "classifier")
-        d = {"fraction": fraction, "arm": arm, "model": model, "n": len(rs), "real_images": rs[0]["real_images"],
-             "synthetic_images": rs[0]["synthetic_images"], "seconds": float(np.mean([r["seconds"] for r in rs]))}
+        every = [r for r in records if r["fraction"] == fraction and r["arm"] == arm]
+        rs = [r for r in every if not r.get("collapsed")]               # collapsed runs have no score
+        model = every[0].get("model", "classifier")
+        d = {"fraction": fraction, "arm": arm, "model": model, "n": len(rs), "collapsed": len(every) - len(rs),
+             "real_images": every[0]["real_images"], "synthetic_images": every[0]["synthetic_images"],
+             "seconds": float(np.mean([r["seconds"] for r in every]))}
         for key in SCORES[model]:
             v = np.array([r[key] for r in rs])
-            d[key], d[key + "_std"] = float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+            d[key] = float(v.mean()) if len(v) else float("nan")
+            d[key + "_std"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
             for base_arm in BASELINES[model]:   # paired difference to a baseline arm of the same seed
-                by_seed = {r["seed"]: r[key] for r in records if r["fraction"] == fraction and r["arm"] == base_arm}
+                by_seed = {r["seed"]: r[key] for r in records if r["fraction"] == fraction and r["arm"] == base_arm
+                           and not r.get("collapsed")}
                 diff = np.array([r[key] - by_seed[r["seed"]] for r in rs if r["seed"] in by_seed])
                 if len(diff):
                     tag = "" if base_arm.endswith("real") else "_vs_classic"
                     d[key + tag + "_gain"] = float(diff.mean())
                     d[key + tag + "_gain_std"] = float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
         for key in PER_CLASS[model]:
-            d[key] = {c: float(np.nanmean([r[key][c] for r in rs])) for c in CLASSES}
+            d[key] = {c: float(np.nanmean([r[key][c] for r in rs])) if rs else float("nan") for c in CLASSES}
         out.append(d)
     real = {d["fraction"]: d for d in out if d["arm"] == "real"}
     for d in out:
@@ -383,8 +470,21 @@ def _pm(d, key) -> str:
     return f"{d.get(key, float('nan')):+.3f} ± {d.get(key + '_std', 0):.3f}" if key in d else ""
 
 
-def markdown_table(summary) -> str:
-    """The classifier's table, then the detector's (when it ran), then the CAS ratios (when ``cas`` ran)."""
+#: How the report names each ``--detector``.
+DETECTORS = {"centernet": "CenterNet from scratch", "retinanet": "KerasHub RetinaNet (narrow ResNet) from scratch"}
+
+
+def _seeds(d) -> str:
+    return f"{d['n']}" + (f" (+{d['collapsed']} collapsed)" if d.get("collapsed") else "")
+
+
+def _score(d, key) -> str:
+    return "collapsed" if d["n"] == 0 else f"{d[key]:.3f} ± {d[key + '_std']:.3f}"
+
+
+def markdown_table(summary, detector: str = "centernet") -> str:
+    """The classifier's table, then the detector's (when it ran), then the CAS ratios (when ``cas`` ran);
+    a run that collapsed (``TrainingCollapsed``) is counted beside the seeds and left out of the means."""
     head = ("| subset | seeds | arm | real + synthetic | mean AUROC | mAP | mAP gain vs real | vs classic | "
             + " | ".join(f"AP {c}" for c in CLASSES) + " |\n")
     head += "|" + " --- |" * (8 + len(CLASSES)) + "\n"
@@ -392,21 +492,21 @@ def markdown_table(summary) -> str:
     if not any(d["model"] == "classifier" for d in summary):      # detector arms only: no empty table
         head = ""
     for d in (d for d in summary if d["model"] == "classifier"):
-        lines.append(f"| {d['fraction']:.0%} | {d['n']} | {d['arm']} | {d['real_images']} + {d['synthetic_images']} | "
-                     f"{d['mean_auroc']:.3f} ± {d['mean_auroc_std']:.3f} | {d['mAP']:.3f} ± {d['mAP_std']:.3f} | "
+        lines.append(f"| {d['fraction']:.0%} | {_seeds(d)} | {d['arm']} | {d['real_images']} + {d['synthetic_images']} | "
+                     f"{_score(d, 'mean_auroc')} | {_score(d, 'mAP')} | "
                      f"{'' if d['arm'] == 'real' else _pm(d, 'mAP_gain')} | "
                      f"{'' if d['arm'] in ('real', 'classic') else _pm(d, 'mAP_vs_classic_gain')} | "
                      + " | ".join(f"{d['ap'][c]:.2f}" for c in CLASSES) + " |")
     text = head + "\n".join(lines) + "\n" if lines else ""
     det = [d for d in summary if d["model"] == "detector"]
     if det:
-        text += ("\n" if text else "") + ("Detector (CenterNet from scratch, COCO box mAP from pycocotools):\n\n"
+        text += ("\n" if text else "") + (f"Detector ({DETECTORS[detector]}, COCO box mAP from pycocotools):\n\n"
                  "| subset | seeds | arm | real + synthetic | mAP@0.5 | mAP@0.5:0.95 | mAP@0.5 gain vs det:classic | "
                  + " | ".join(f"AP50 {c}" for c in CLASSES) + " | s per run |\n"
                  + "|" + " --- |" * (8 + len(CLASSES)) + "\n")
         text += "\n".join(
-            f"| {d['fraction']:.0%} | {d['n']} | {d['arm']} | {d['real_images']} + {d['synthetic_images']} | "
-            f"{d['map50']:.3f} ± {d['map50_std']:.3f} | {d['map']:.3f} ± {d['map_std']:.3f} | "
+            f"| {d['fraction']:.0%} | {_seeds(d)} | {d['arm']} | {d['real_images']} + {d['synthetic_images']} | "
+            f"{_score(d, 'map50')} | {_score(d, 'map')} | "
             f"{'' if d['arm'] in ('det:real', 'det:classic') else _pm(d, 'map50_vs_classic_gain')} | "
             + " | ".join(f"{d['ap50'][c]:.2f}" for c in CLASSES) + f" | {d['seconds']:.0f} |" for d in det) + "\n"
     cas = [d for d in summary if "cas_ratio" in d]
@@ -418,7 +518,7 @@ def markdown_table(summary) -> str:
     return text
 
 
-def plot(summary, path: Path, records=()) -> Path:
+def plot(summary, path: Path, records=(), detector: str = "centernet") -> Path:
     """Bars of the mean score per arm and subset (± the std over seeds, one dot per seed): the
     classifier's mAP and, when detector arms ran, the detector's mAP@0.5 in a second panel."""
     import matplotlib
@@ -428,7 +528,7 @@ def plot(summary, path: Path, records=()) -> Path:
 
     panels = [(m, key, label) for m, key, label in (
         ("classifier", "mAP", "Threat classifier: test mAP"),
-        ("detector", "map50", "Detector (CenterNet from scratch): test mAP@0.5"))
+        ("detector", "map50", f"Detector ({DETECTORS[detector]}): test mAP@0.5"))
         if any(d["model"] == m for d in summary)]
     names = sorted({d["arm"].removeprefix("det:") for d in summary}, key=arm_order)    # one colour per arm in both
     colour = {name: f"C{i % 10}" for i, name in enumerate(names)}
@@ -444,9 +544,10 @@ def plot(summary, path: Path, records=()) -> Path:
                 if d is None:
                     continue
                 x = i + (j - (len(arms) - 1) / 2) * width
-                ax.bar(x, d[key], width, yerr=d[key + "_std"], capsize=2, color=colour[arm.removeprefix("det:")],
+                ax.bar(x, np.nan_to_num(d[key]), width, yerr=d[key + "_std"], capsize=2,
+                       color=colour[arm.removeprefix("det:")],
                        label=arm.removeprefix("det:") if i == 0 else None)
-                seeds = [r[key] for r in records if r["fraction"] == f and r["arm"] == arm]
+                seeds = [r[key] for r in records if r["fraction"] == f and r["arm"] == arm and not r.get("collapsed")]
                 ax.plot([x + width / 4] * len(seeds), seeds, "o", ms=3, mfc="white", mec="black", mew=0.8)
         ax.set_xticks(range(len(fractions)), [f"{f:.0%} of train" for f in fractions])
         ax.set_ylabel(f"{title.split(': test ')[1]} (mean ± std; o: seeds)")
@@ -475,13 +576,33 @@ def best_arms(summary) -> str:
     for model, (key, name, gain_key, base) in BEST.items():
         out = []
         for f in sorted({d["fraction"] for d in summary if d["model"] == model}):
-            best = max((d for d in summary if d["fraction"] == f and d["model"] == model), key=lambda d: d[key])
+            scored = [d for d in summary if d["fraction"] == f and d["model"] == model and np.isfinite(d[key])]
+            if not scored:
+                continue
+            best = max(scored, key=lambda d: d[key])
             gain = f" ({best[gain_key]:+.3f} ± {best[gain_key + '_std']:.3f} over `{base}`)" \
                 if gain_key in best and best["arm"] != base else ""
             out.append(f"{f:.0%} subset: `{best['arm']}`, {name} {best[key]:.3f}{gain}")
         if out:
             sentences.append(f"Best mean {name}: " + "; ".join(out) + ".\n")
     return "".join(sentences)
+
+
+def caveats(records, meta) -> str:
+    """Sentences the table needs: the sim arm is an oracle on phantom data; each collapsed run, with its note."""
+    out = ""
+    if any(split_arm(r["arm"])[2] == "sim" for r in records):
+        phantom = meta.get("phantom_data", False)
+        out += ("\nThe `sim` arms insert the phantom renderer's threats (" + str(meta.get("sim_bags", "?"))
+                + " phantom bags) into the subset's bags. " + ("**On this phantom data `sim` is an oracle**: its "
+                "threats come from the renderer that drew the test threats, so its gain is an upper bound, not a "
+                "result." if phantom else "On phantom data it would be an oracle (its threats come from the "
+                "renderer that drew the test threats); here the test scans are real.") + "\n")
+    for r in records:
+        if r.get("collapsed"):
+            out += (f"\nCollapsed: `{r['arm']}` at {r['fraction']:.0%}, seed {r['seed']} (left out of its row's "
+                    f"mean): {r.get('note', '')}\n")
+    return out
 
 
 def _without(argv, *flags) -> list:
@@ -504,7 +625,8 @@ def _budget(meta, model: str) -> str:
 
 def write_report(records, meta, path: Path) -> Path:
     summary = summarize(records)
-    png = plot(summary, path.with_suffix(".png"), records)
+    detector = meta.get("detector", "centernet")
+    png = plot(summary, path.with_suffix(".png"), records, detector)
     old = path.read_text(encoding="utf-8") if path.is_file() else ""
     notes = old[old.index(NOTES_MARKER):] if NOTES_MARKER in old else NOTES_MARKER + "\n"
     text = (f"# Augmentation benchmark\n\nMade by:\n\n```bash\n{meta['command']}\n```\n\n"
@@ -515,12 +637,14 @@ def write_report(records, meta, path: Path) -> Path:
             f"{meta['synthetic_ratio']:g} synthetic images per real one"
             + (f"; the object VAE (composite, ours, cas) trained {_budget(meta, 'object')} on the subset's threats"
                if "object_minutes" in meta else "")
-            + (f"; every detector {meta['detector_steps']} Adam steps of batch 16" if "detector_steps" in meta else "")
+            + (f"; every detector ({meta.get('detector', 'centernet')}) {meta['detector_steps']} Adam steps of batch 16"
+               if "detector_steps" in meta else "")
             + ". Scores on the whole test split; "
             f"± is the standard deviation over seeds; the gains are paired differences to `real` and to "
             f"`classic` (same seed, same subset); `ours` inserts the object VAE's threats into the subset's own "
             f"bags (vae_keras.sampling.insert), `ARM@R` is an arm at R synthetic images per real one. Wall time {meta['minutes']:.0f} min on {meta['machine']}.\n\n"
-            + markdown_table(summary) + "\n" + best_arms(summary) + f"\n![mAP per arm]({png.name})\n\n" + notes)
+            + markdown_table(summary, detector) + "\n" + best_arms(summary) + caveats(records, meta)
+            + f"\n![mAP per arm]({png.name})\n\n" + notes)
     atomic_write_text(path, text)
     return path
 
@@ -565,6 +689,10 @@ def main(argv=None) -> int:
             settings[key] = getattr(args, key)
     if any(a.startswith("det:") for a in args.arms):
         settings["detector_steps"] = args.detector_steps
+        if args.detector != "centernet":                 # (results of v2, all CenterNet, say nothing)
+            settings["detector"] = args.detector
+    if "sim" in {split_arm(a)[2] for a in args.arms}:
+        settings["sim_bags"] = args.sim_bags
     if args.limit:
         settings["limit"] = args.limit
     if args.report_only and state.get("settings"):
@@ -591,13 +719,14 @@ def main(argv=None) -> int:
             start = time.monotonic()
             atomic_write_text(results_path, json.dumps(state, indent=1))
     records = [r for r in state["records"] if r["fraction"] in args.fractions and r["arm"] in args.arms]
-    print(markdown_table(summarize(records)))
+    print(markdown_table(summarize(records), settings.get("detector", "centernet")))
     if args.report:
         flags = _without(sys.argv[1:] if argv is None else argv, "--report-only", "--only")
         command = "python " + " ".join(shlex.quote(a) for a in ["benchmarks/augmentation.py", *flags])
         meta = {**settings, "command": command, "train_images": len(x), "test_images": len(x_test),
                 "seeds": len({r["seed"] for r in records}),
-                "minutes": state.get("minutes", 0.0), "machine": f"{os.cpu_count()} CPU cores"}
+                "minutes": state.get("minutes", 0.0), "machine": f"{os.cpu_count()} CPU cores",
+                "phantom_data": bool(rows) and all(r.row.source.startswith("phantom") for r in rows)}
         print(f"wrote {write_report(records, meta, Path(args.report))}", file=sys.stderr)
     return 0
 

@@ -53,3 +53,26 @@ def tiny_model():
 
     keras.utils.set_random_seed(0)
     return build_model(get_config("seed", quick=False, image_size=32, latent_dim=2))
+
+
+@pytest.fixture(scope="session")
+def boxed_bags64(tmp_path_factory):
+    """A prepared set of 12 phantom bags at 64x64, every one holding threats with boxes (read-only)."""
+    from data_prep.phantoms import write_phantom_dataset
+
+    root = tmp_path_factory.mktemp("boxed_bags64")
+    write_phantom_dataset(root, n=12, size=64, seed=3, benign_fraction=0.0, progress=False, workers=1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def augmentation_bench():
+    """``benchmarks/augmentation.py`` imported as a module."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "augmentation.py"
+    spec = importlib.util.spec_from_file_location("bench_augmentation_fixture", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

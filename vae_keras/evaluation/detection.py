@@ -18,10 +18,10 @@ Decoding keeps the cells that are the maximum of their 3x3 neighbourhood (no NMS
 their top ``k`` scores. :func:`coco_map` scores the boxes with pycocotools (COCO mAP@0.5 and
 mAP@0.5:0.95 over the four threat classes), the reference implementation detectors report.
 
-keras-hub's RetinaNet was the other candidate: ``keras-hub==0.32.0`` installs beside the pinned
-TensorFlow 2.21 without changing it, but brings 14 packages (tensorflow-text, huggingface_hub,
-kagglehub, tokenizers, sentencepiece, ...) and expects a preset backbone; this file is the whole
-detector.
+The benchmark's default detector is now KerasHub's RetinaNet (:mod:`vae_keras.evaluation.retinanet`,
+``--detector retinanet``), the detector Keras users reach for; this CenterNet stays as
+``--detector centernet`` (no extra package; results of benchmark v2 were measured with it), and
+:func:`coco_map` here scores both. docs/augmentation.md compares them on the real scans.
 
 Example:
     >>> det = train_detector(x_train, boxes_train, steps=2000, augment=True)

@@ -166,6 +166,19 @@ def _place(region, t, rng, avoid: Sequence = (), max_iou: float = 0.0) -> Option
 
 
 # -- the images ------------------------------------------------------------------------------------
+def _draw_crops(crops, counts: Dict[str, int], seed: int) -> list:
+    """``counts[c]`` threats of each class ``c`` drawn at random (with replacement) from ``crops``."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in sorted(counts):
+        these = [cr for cr in crops if cr.label == c]
+        if not these:
+            raise DataError(f"no {c} among the {len(crops)} threats given to insert (they have: "
+                            f"{sorted({cr.label for cr in crops})})")
+        out += [these[int(k)] for k in rng.integers(len(these), size=int(counts[c]))]
+    return out
+
+
 def insert_threats(bags, object_model, labels_per_image: Sequence[Sequence[str]], seed: int = 0,
                    scales: Optional[Dict[str, np.ndarray]] = None, bag_boxes: Optional[Sequence[Sequence[dict]]] = None,
                    temperature: float = 1.0, sampler=None, batch_size: int = 64, rotate: bool = True,
@@ -176,7 +189,9 @@ def insert_threats(bags, object_model, labels_per_image: Sequence[Sequence[str]]
     Args:
         bags: (m, S, S[, 1]) bags, uint8 or float in [0, 1] (benign ones, unless ``bag_boxes`` says
             what they already hold). Each output image takes a bag drawn at random.
-        object_model: an object VAE's model (``open_objects(RUN).model``, :mod:`vae_keras.sampling.objects`).
+        object_model: an object VAE's model (``open_objects(RUN).model``, :mod:`vae_keras.sampling.objects`),
+            or a list of :class:`~vae_keras.sampling.tip.ThreatCrop` s to draw the threats from at
+            random (e.g. the phantom renderer's threats: the simulated-threats recipe of AXIS).
         labels_per_image: the classes of each output image, e.g. ``[["knife"], [], ["gun", "knife"]]``
             (an empty list gives the bag as it is: a negative).
         scales: per class, threat sizes as fractions of the bag's side (:func:`object_scales`); each
@@ -215,9 +230,11 @@ def insert_threats(bags, object_model, labels_per_image: Sequence[Sequence[str]]
     for names in labels_per_image:
         for c in names:
             counts[c] = counts.get(c, 0) + 1
-    # one new object per requested threat, on the canvas of bags of this size (its learned scale)
-    crops = generated_objects(object_model, counts, size, seed=seed, temperature=temperature, sampler=sampler,
-                              batch_size=batch_size, name=object_name, stats=stats) if counts else []
+    if isinstance(object_model, (list, tuple)):           # given threats: one drawn per request
+        crops = _draw_crops(object_model, counts, seed)
+    else:                     # one new object per requested threat, on the canvas of this bag size (its learned scale)
+        crops = generated_objects(object_model, counts, size, seed=seed, temperature=temperature, sampler=sampler,
+                                  batch_size=batch_size, name=object_name, stats=stats) if counts else []
     pool = {c: [cr for cr in crops if cr.label == c] for c in counts}
     used = {c: 0 for c in counts}
     regions = [bag_region(b) for b in floats]
