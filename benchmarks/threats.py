@@ -12,7 +12,12 @@ picture made from GDXray scans or from models trained on them).
     python benchmarks/threats.py --objects data/objects64 --minutes 10 --table figures/threats/threats.md --grid
 
 A configuration whose run folder already holds a finished run is scored again without training
-(``--runs``); so is one given as ``name=RUN`` (e.g. a fine-tuned run).
+(``--runs``); so is one given as ``name=RUN`` (e.g. a fine-tuned run). ``--init-from RUN`` starts each
+run trained here from RUN's weights (both stages): pre-trained on phantom threats, fine-tuned on
+a data set's own crops (the table says so in its title)::
+
+    python benchmarks/threats.py --objects data/gdxray_objects64 --configs threats --runs runs/threats_ft \
+        --init-from runs/threats/threats --table figures/threats/threats_gdxray_finetuned.md
 """
 from __future__ import annotations
 
@@ -48,7 +53,8 @@ def table(results: dict, args, command: str, started: str, conditions: str) -> s
     from vae_keras.evaluation.threats import goals_met
     from vae_keras.io.manifest import CLASSES
 
-    lines = [f"# Threat generators: {args.minutes:g} minutes of training on threat crops", "",
+    start = f", starting from {args.init_from}" if getattr(args, "init_from", None) else ""
+    lines = [f"# Threat generators: {args.minutes:g} minutes of training on threat crops{start}", "",
              f"Command (started {started} UTC): `{command}`", "", conditions, "",
              "Each generator draws crops of each class; a CNN trained on the real training crops judges them. "
              "`recognised` is its rate on generated crops, `recall` on held-out real crops, `ratio` the first "
@@ -82,6 +88,7 @@ def main(argv=None) -> int:
                    help="comma-separated configurations, or name=RUN for a run trained elsewhere")
     p.add_argument("--minutes", type=float, default=10.0, help="training budget per configuration (default 10)")
     p.add_argument("--n-per-class", type=int, default=100, help="generated crops per class (default 100)")
+    p.add_argument("--init-from", help="start every run trained here from this run's weights (fine-tuning)")
     p.add_argument("--runs", default="runs/threats", help="run folders (not committed)")
     p.add_argument("--table", default="figures/threats/threats.md", help="the table to write")
     p.add_argument("--grid", action="store_true", help="also write 8 crops per class per generator beside the table "
@@ -113,7 +120,8 @@ def main(argv=None) -> int:
             run = open_run(run_dir)
         else:
             config = get_config(name, quick=False, image_size=64, epochs=100_000)
-            run = Trainer(config, str(objects), str(run_dir), minutes=args.minutes, progress=False).fit()
+            run = Trainer(config, str(objects), str(run_dir), minutes=args.minutes, progress=False,
+                          init_from=args.init_from).fit()
             print(f"{name}: trained in {time.monotonic() - t0:.0f}s", file=sys.stderr)
         scores = score_threats(run, objects, n_per_class=args.n_per_class)
         prior_file = run_dir / "prior" / "history.json"

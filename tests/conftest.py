@@ -76,3 +76,26 @@ def augmentation_bench():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+#: a small latent configuration's settings: tests that count builds, follow options or start runs from
+#: others, not ones that judge samples
+TINY_LATENT = dict(quick=False, batch_size=8, epochs=1, prior_epochs=1, prior_widths=(8, 16, 16), seed=0)
+
+
+@pytest.fixture(scope="session")
+def run_handle_runs(tmp_path_factory):
+    """40 phantom bags at 32x32; a ``latent`` run on them; their threats cut out (16x16) and a ``latent``
+    run on those (a threat generator for ``--into``)."""
+    from data_prep.phantoms import write_phantom_dataset
+    from vae_keras.config import get_config
+    from vae_keras.sampling.objects import write_object_dataset
+    from vae_keras.training.trainer import Trainer
+
+    root = tmp_path_factory.mktemp("run_handle")
+    write_phantom_dataset(root / "bags", n=40, size=32, seed=0, progress=False, workers=1)
+    write_object_dataset(root / "bags", root / "objects", bag_size=32, progress=False)
+    Trainer(get_config("latent", image_size=32, **TINY_LATENT), str(root / "bags"), root / "run", progress=False).fit()
+    Trainer(get_config("latent", image_size=16, **TINY_LATENT), str(root / "objects"), root / "object_run",
+            progress=False).fit()
+    return root

@@ -9,26 +9,14 @@ import pytest
 from vae_keras.cli import main
 from vae_keras.config import get_config
 
-#: a small prior: these tests count builds and follow options, they do not judge samples
-TINY = dict(quick=False, batch_size=8, epochs=1, prior_epochs=1, prior_widths=(8, 16, 16), seed=0)
+from conftest import TINY_LATENT as TINY
 OPTIONS = ["--steps", "2", "--guidance", "1.5", "--clip", "2.5"]
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """40 phantom bags at 32x32; a ``latent`` run on them; their threats cut out (16x16) and a ``latent``
-    run on those (a threat generator for ``--into``)."""
-    from data_prep.phantoms import write_phantom_dataset
-    from vae_keras.sampling.objects import write_object_dataset
-    from vae_keras.training.trainer import Trainer
-
-    root = tmp_path_factory.mktemp("run_handle")
-    write_phantom_dataset(root / "bags", n=40, size=32, seed=0, progress=False, workers=1)
-    write_object_dataset(root / "bags", root / "objects", bag_size=32, progress=False)
-    Trainer(get_config("latent", image_size=32, **TINY), str(root / "bags"), root / "run", progress=False).fit()
-    Trainer(get_config("latent", image_size=16, **TINY), str(root / "objects"), root / "object_run",
-            progress=False).fit()
-    return root
+@pytest.fixture
+def runs(run_handle_runs):
+    """conftest's tiny bags, their ``latent`` run, their threats and a threat generator (read-only)."""
+    return run_handle_runs
 
 
 @pytest.fixture

@@ -72,12 +72,15 @@ class FitData:
         conditions: what a conditional model is conditioned on, when not ``labels`` (a layout
             model's (n, S/4, S/4, C) uint8 maps); None: the labels.
         boxes: a layout model's boxes, one list of ``{"label", "box"}`` per image; None otherwise.
+        init_from: a trained run whose fitted sampler starts this one (fine-tuning, ``train --init-from``):
+            a learned sampler starts from its weights rather than from scratch; None: from scratch.
     """
 
     images: np.ndarray
     labels: np.ndarray
     conditions: Optional[np.ndarray] = None
     boxes: Optional[list] = None
+    init_from: Optional[str] = None
 
 
 class Sampler:

@@ -101,11 +101,12 @@ class DiffusionSampler(Sampler):
     def fit(cls, model, data: FitData, run_dir, *, resume: bool = False, minutes: Optional[float] = None,
             progress: bool = True, strategy=None, label_prior=None) -> "DiffusionSampler":
         """Train the prior over ``data``'s training latents (:class:`PriorTrainer`, ``RUN/prior/``) for at most
-        ``minutes``, continuing an interrupted prior when ``resume``; the sampler uses the EMA network as trained."""
+        ``minutes``, continuing an interrupted prior when ``resume`` and starting from ``data.init_from``'s
+        prior when given; the sampler uses the EMA network as trained."""
         from vae_keras.samplers.diffusion_training import PriorTrainer
 
         trainer = PriorTrainer(model.config, model, data.images, data.labels, run_dir, resume=resume, minutes=minutes,
-                               progress=progress, strategy=strategy)
+                               progress=progress, strategy=strategy, init_from=data.init_from)
         history = trainer.fit()
         sampler = cls(model, run_dir, label_prior=label_prior, network=trainer.ema_network,
                       stats=(trainer.mean, trainer.std))

@@ -34,7 +34,7 @@ import tensorflow as tf
 import keras
 
 from vae_keras.config import VAEConfig
-from vae_keras.errors import TrainingDiverged
+from vae_keras.errors import ConfigError, TrainingDiverged
 from vae_keras.io.atomic import atomic_write_bytes, atomic_write_text
 from vae_keras.models import diffusion
 from vae_keras.models.encode import posterior_means
@@ -73,6 +73,10 @@ class PriorTrainer:
         progress: print a line per epoch.
         strategy: the ``tf.distribute.Strategy`` (default: the current one); each replica trains on
             its slice of every global batch.
+        init_from: a run whose prior starts this one (its networks' latest weights; a fresh optimizer and
+            epoch counter), unless ``resume`` finds a checkpoint of this prior: pre-train on phantom
+            threats, fine-tune on a data set's own. A run without a prior checkpoint leaves the
+            networks as initialised. The latents are standardised by this data's statistics.
 
     Example:
         >>> PriorTrainer(config, model, train_images, train_labels, "RUN").fit()   # the prior's history
@@ -80,7 +84,7 @@ class PriorTrainer:
 
     def __init__(self, config: VAEConfig, model, train_images, train_labels, run_dir, resume: bool = False,
                  minutes: Optional[float] = None, progress: bool = True,
-                 strategy: Optional[tf.distribute.Strategy] = None):
+                 strategy: Optional[tf.distribute.Strategy] = None, init_from=None):
         self.config = config
         self.strategy = strategy or tf.distribute.get_strategy()
         self.model = model
@@ -108,12 +112,32 @@ class PriorTrainer:
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.dir / "checkpoints"), max_to_keep=2)
         self.summary_writer = tf.summary.create_file_writer(str(self.dir / "logs"))
         self.history = []
+        self.init_from = None                              # the checkpoint this prior started from, if any
         if resume and self.manager.latest_checkpoint:
             self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
             path = self.dir / HISTORY_FILE
             saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
             self.history = [h for h in saved if h["epoch"] <= int(self.epoch.numpy())]
+        elif init_from is not None:
+            self.init_from = self._start_from(init_from)
         self._step = tf.function(self._train_step)
+
+    def _start_from(self, source_run) -> Optional[str]:
+        """Copy the latest prior weights of ``source_run`` into both networks; returns the checkpoint (None: none).
+
+        Raises:
+            ConfigError: the source's U-Net has another shape (latent shape, widths or classes).
+        """
+        latest = tf.train.latest_checkpoint(str(Path(source_run) / diffusion.PRIOR_DIR / "checkpoints"))
+        if latest is None:
+            return None
+        source = tf.train.Checkpoint(network=self.network, ema_network=self.ema_network)
+        try:
+            source.restore(latest).assert_existing_objects_matched().expect_partial()
+        except (ValueError, AssertionError) as err:
+            raise ConfigError(f"--init-from {source_run}: its diffusion prior does not fit this run's "
+                              f"(latent shape, prior widths and classes must match): {err}") from err
+        return latest
 
     def _train_step(self, x0, condition, seed):
         """One Adam step on the noise-prediction MSE of a global batch (b, h, w, c); returns the loss and the EMA decay.

@@ -91,7 +91,8 @@ class Trainer:
         on_epoch_end: called with each epoch's history record.
         callbacks: called as ``callback(trainer, record)`` after each epoch; default
             ``(SampleGrid(),)``, the per-epoch sample grid (:mod:`vae_keras.training.callbacks`).
-        init_from: a trained run whose latest weights start this run (fine-tuning; the
+        init_from: a trained run whose latest weights start this run, both stages (the model and a
+            learned sampler such as the diffusion prior; fine-tuning; the
             configurations must agree on the architecture, see
             :func:`~vae_keras.training.checkpoint.init_from_run`). The optimizer and epoch counter
             start fresh. Ignored when resuming a run that already has a checkpoint.
@@ -450,7 +451,8 @@ class Trainer:
                 return cls.load(self.run_dir, self.model, label_prior=self.label_prior)
             except FileNotFoundError:
                 return NormalSampler(self.model)
-        data = FitData(self.train_images, self.train_labels, conditions=self.train_conditions, boxes=self.train_boxes)
+        data = FitData(self.train_images, self.train_labels, conditions=self.train_conditions, boxes=self.train_boxes,
+                       init_from=None if self.init_from is None else str(self.init_from))
         self.sampler = cls.fit(self.model, data, self.run_dir, resume=self.resume, minutes=minutes,
                                progress=self.progress, strategy=self.strategy, label_prior=self.label_prior)
         self.prior_history = self.sampler.history           # a trained sampler's epochs (the diffusion prior's)
