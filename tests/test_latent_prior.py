@@ -18,7 +18,7 @@ from vae_keras.cli import main
 from vae_keras.config import get_config
 from vae_keras.errors import ConfigError
 from vae_keras.evaluation import evaluate as E
-from vae_keras.io.manifest import read_manifest
+from vae_keras.io.manifest import CLASSES, read_manifest
 from vae_keras.models import diffusion as D
 from vae_keras.models.cvae import build_model
 from vae_keras.samplers import DiffusionSampler, get_sampler, load_sampler
@@ -253,6 +253,9 @@ def test_demo_trains_the_default_latent_configuration_in_two_stages(tmp_path, ca
                  "--n-generate", "4", "--quick", "--quiet"]) == 0
     for name in ("samples_grid.png", "real_grid.png", "interpolations.png", "class_samples.png"):
         assert (out / name).stat().st_size > 0, name
+    printed = capsys.readouterr().out                         # the class rows: composites, each scored
+    assert "class_samples.png (composite, 8 images a row)" in printed
+    assert all(f"\n  {c:<12} " in printed for c in [*CLASSES, "benign"])
     assert (out / "run" / "prior" / "latent_stats.npz").is_file()                  # both stages trained
     assert len(json.loads((out / "run" / "prior" / "history.json").read_text())) == 3    # --prior-epochs
     assert len(read_manifest(out / "generated" / "manifest.csv")) == 4

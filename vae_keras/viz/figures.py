@@ -16,16 +16,19 @@ import io
 import math
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from vae_keras.evaluation.metrics import class_recognition
 from vae_keras.io.atomic import PathLike, atomic_write_bytes, save_png_atomic
 from vae_keras.io.images import tile_images
 from vae_keras.io.manifest import CLASSES
 from vae_keras.sampling.generate import decode_latents, interpolate, posterior_means, sample_images
+from vae_keras.sampling.tip import project_labels
 
 
 def _as_gray_batch(images, name="images") -> np.ndarray:
@@ -384,31 +387,108 @@ def interpolation_grid(model, images, path: Optional[PathLike] = None, pairs: in
     return image_grid(np.concatenate(tiles), path, ncols=int(steps) + 2)
 
 
-def class_samples(model, sampler=None, path: Optional[PathLike] = None, n: int = 8, seed: int = 0):
-    """One row of ``n`` generated images per threat class and one of benign bags, each row labelled.
+@dataclass
+class ClassRows:
+    """What :func:`class_samples` drew, row by row.
 
-    For a run that can be asked for a class (:attr:`vae_keras.training.run.Run.answers_labels`: a
-    conditional model, or a sampler conditioned on labels).
+    Attributes:
+        figure: the matplotlib ``Figure``.
+        images: per row name (the classes, then ``"benign"``), its ``(n, S, S, 1)`` float32 images in [0, 1].
+        boxes: per row name, one list of ``{"label", "box": [x1, y1, x2, y2]}`` per image: the exact box
+            of each inserted threat (pixels, end exclusive); empty lists for the label-prior figure.
+        kind: ``"composite"`` (threats multiplied into generated bags) or ``"label prior"``.
+        found: with a classifier, per row the share of its images in which it finds the row's class
+            (benign: in which it finds no threat); else None.
+        real_recall: the classifier's own recall per class on real test images (its ``info``), to
+            read ``found`` against; None when it has none.
+    """
+
+    figure: Any
+    images: Dict[str, np.ndarray]
+    boxes: Dict[str, list]
+    kind: str
+    found: Optional[Dict[str, float]] = None
+    real_recall: Optional[Dict[str, float]] = None
+
+
+def class_samples(model, sampler=None, path: Optional[PathLike] = None, n: int = 8, seed: int = 0,
+                  threats: Optional[Sequence] = None, classifier=None, threats_from: str = "the training set"):
+    """One row of ``n`` images per threat class and one of benign bags, each row labelled.
+
+    Two ways to fill the rows:
+
+    - **composite** (``threats`` given): ``n`` bags generated as benign (:func:`sample_images` with
+      ``sampler``) are the benign row, unchanged; each threat row is the *same* bags with one threat
+      of its class, drawn from ``threats``, multiplied in by Beer-Lambert
+      (:func:`vae_keras.sampling.tip.project_labels`: random flip, quarter turn and scale, placed on
+      the bag). Every class asked for is there by construction, its box is exact (the pixels the
+      threat darkens) and framed in red one pixel outside it, so the frame hides none of it.
+    - **label prior** (no ``threats``): each row asks the run for its class (a conditional model, or
+      a sampler conditioned on labels: :attr:`vae_keras.training.run.Run.answers_labels`). On the
+      quick demo's ``latent`` run its five rows were near copies (issue #23): the label did little.
+
+    Args:
+        model, sampler: the bag model and its latent sampler (default: the prior).
+        path: where to write the PNG; None: only return.
+        threats: :class:`~vae_keras.sampling.tip.ThreatCrop` s holding every class, e.g.
+            ``tip.crops_from_prepared(DATA, "train", image_size=S, clean=OBJECT_CLEAN)``.
+        classifier: a :class:`~vae_keras.evaluation.metrics.ThreatClassifier`: each row's label then
+            says in how many of its images it finds the row's class (benign: no threat).
+        threats_from: what ``threats`` are, for the figure's caption (e.g. "simulated threats cut
+            from the training phantoms").
 
     Returns:
-        the matplotlib ``Figure``.
+        :class:`ClassRows` (the figure, each row's images and boxes, the classifier's shares).
+
+    Example:
+        >>> crops = crops_from_prepared("data/phantoms", "train", image_size=64)
+        >>> rows = class_samples(run.model, run.sampler, "class_samples.png", threats=crops)
+        >>> rows.boxes["knife"][0]                      # [{"label": "knife", "box": [x1, y1, x2, y2]}]
     """
-    names = [*CLASSES, "benign"]
-    fig = _new_figure((1.2 * n + 1.0, 1.25 * len(names)))
+    names, n = [*CLASSES, "benign"], int(n)
+    images, boxes = {}, {}
+    if threats is not None:
+        have = {t.label for t in threats}
+        missing = [c for c in CLASSES if c not in have]
+        if missing:
+            raise ValueError(f"class_samples needs a threat of every class to insert, none of {missing} "
+                             f"(it has {sorted(have)})")
+        bags = sample_images(model, n, seed=seed, sampler=sampler, labels=[[] for _ in range(n)])  # (n, S, S, 1)
+        for k, name in enumerate(CLASSES):
+            images[name], _, boxes[name] = project_labels(bags, [[name]] * n, threats, seed=seed + 1 + k)
+        images["benign"], boxes["benign"] = bags, [[] for _ in range(n)]
+    else:
+        for name in names:
+            labels = [[] if name == "benign" else [name]] * n
+            images[name] = sample_images(model, n, seed=seed, sampler=sampler, labels=labels)
+            boxes[name] = [[] for _ in range(n)]
+    found = real_recall = None
+    if classifier is not None:
+        found = class_recognition(classifier, {c: images[c] for c in CLASSES})
+        found["benign"] = float(np.mean(np.all(classifier.predict(images["benign"]) < 0.5, axis=1)))
+        real_recall = getattr(classifier, "info", {}).get("test_recall_per_class")
+
+    fig = _new_figure((1.2 * n + 1.0, 1.25 * len(names) + (0.4 if threats is not None else 0.0)))
     axes = fig.subplots(len(names), 1, squeeze=False)[:, 0]
     for ax, name in zip(axes, names):
-        labels = [[] if name == "benign" else [name]] * int(n)
-        row = image_grid(sample_images(model, int(n), seed=seed, sampler=sampler, labels=labels), ncols=int(n))
-        ax.imshow(row, cmap="gray", vmin=0.0, vmax=1.0)
+        frames = [[{"box": [x1 - 1, y1 - 1, x2 + 1, y2 + 1]} for x1, y1, x2, y2 in (b["box"] for b in bs)]
+                  for bs in boxes[name]]                          # one pixel outside the exact box
+        ax.imshow(boxed_grid(images[name], frames, ncols=n))          # (S, n*(S+1)-1, 3) uint8
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_ylabel(name.replace("_", " "), rotation=0, ha="right", va="center", fontsize=10)
+        label = name.replace("_", " ")
+        if found is not None:
+            label += f"\n{found[name]:.0%} " + ("no threat" if name == "benign" else "found")
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
+    if threats is not None:
+        fig.suptitle(f"Benign: generated bags. Each class row: the same bags, one threat of its class multiplied in "
+                     f"(Beer-Lambert; {threats_from}), its exact box framed in red", fontsize=9)
     if path is not None:
         _save_figure(fig, path)
-    return fig
+    return ClassRows(fig, images, boxes, "composite" if threats is not None else "label prior", found, real_recall)
 
 
-def finish_run_figures(run, data_images=None, seed: int = 0) -> list:
+def finish_run_figures(run, data_images=None, seed: int = 0, class_rows: Optional[ClassRows] = None) -> list:
     """The figures every run ends with, written into its folder; returns the paths written.
 
     - ``training.gif``: the per-epoch sample grids of ``RUN/samples``;
@@ -416,11 +496,14 @@ def finish_run_figures(run, data_images=None, seed: int = 0) -> list:
     - ``latent_manifold.png`` for a 2-dimensional latent (the whole latent space on one grid);
       otherwise ``interpolations.png`` (:func:`interpolation_grid` over ``data_images``): a manifold
       over 2 of 64 dimensions decodes almost the same bag everywhere, so it would show nothing;
-    - ``class_samples.png`` (:func:`class_samples`) when the run can be asked for a class.
+    - ``class_samples.png``: ``class_rows`` when given (e.g. the composite one
+      :func:`vae_keras.viz.finish.finish_run` makes), else :func:`class_samples` from the label
+      prior when the run can be asked for a class.
 
     Args:
         run: a trained :class:`~vae_keras.training.run.Run` (its model, sampler and history).
         data_images: (m, S, S, 1) real images in [0, 1] (see :func:`vae_keras.viz.finish.figure_images`).
+        class_rows: a :class:`ClassRows` already drawn, saved as ``class_samples.png``.
     """
     run_dir, model, history = Path(run.run_dir), run.model, run.history
     written = []
@@ -436,7 +519,9 @@ def finish_run_figures(run, data_images=None, seed: int = 0) -> list:
     elif data_images is not None and len(data_images) >= 2:
         interpolation_grid(model, data_images, run_dir / "interpolations.png")
         written.append(run_dir / "interpolations.png")
-    if run.answers_labels:
+    if class_rows is not None:
+        written.append(_save_figure(class_rows.figure, run_dir / "class_samples.png"))
+    elif run.answers_labels:
         class_samples(model, run.sampler, run_dir / "class_samples.png", seed=seed)
         written.append(run_dir / "class_samples.png")
     return written

@@ -29,7 +29,8 @@ RUN_FIGURES = ("training.gif", "loss_curves.png", "interpolations.png", "class_s
 OUTPUTS = {
     "samples_grid.png": "64 generated bags (compare real_grid.png, 64 real ones)",
     "interpolations.png": "real test bags at both ends of each row, the decoded line between their codes between",
-    "class_samples.png": "a row of generated bags per threat class, and benign ones",
+    "class_samples.png": "generated bags (benign row) and the same bags with one simulated threat cut from the "
+                         "training phantoms multiplied in per class row, exact boxes framed",
     "latent_manifold.png": "the 2-D latent space decoded on a grid",
     "training.gif": "the same latents decoded after every epoch",
     "loss_curves.png": "reconstruction and KL per epoch, train and test",
@@ -81,12 +82,14 @@ def run(args):
     render_phantoms(data_dir, n, image_size, args.seed, progress=not args.quiet)
 
     print(f"[2/3] training the {args.config} VAE into {run_dir}", file=sys.stderr)
-    trainer = train_run(data_dir, run_dir, get_config(args.config, quick=quick, image_size=image_size,
-                                                      epochs=epochs, prior_epochs=prior_epochs, seed=args.seed),
-                        seed=args.seed, progress=not args.quiet)
+    trainer, finished = train_run(data_dir, run_dir, get_config(args.config, quick=quick, image_size=image_size,
+                                                                epochs=epochs, prior_epochs=prior_epochs,
+                                                                seed=args.seed),
+                                  seed=args.seed, progress=not args.quiet)
 
     print(f"[3/3] generating {args.n_generate} images into {gen_dir}", file=sys.stderr)
     write_outputs(out, trainer.run, trainer.train_images, args.n_generate, args.seed, progress=not args.quiet)
+    print_class_rows(finished.class_rows)
     print(f"\ndemo finished in {(time.monotonic() - t0) / 60:.1f} min. Open these:")
     for name, what in OUTPUTS.items():
         if (out / name).exists():
@@ -106,14 +109,30 @@ def render_phantoms(data_dir: Path, n: int, image_size: int, seed: int, progress
 
 
 def train_run(data_dir: Path, run_dir: Path, config, seed: int, progress: bool):
-    """Train (resuming a previous demo's run) and write the run's figures; returns the trainer (its ``run``:
-    the model and the sampler just fitted, used as they are)."""
+    """Train (resuming a previous demo's run) and write the run's figures, its class rows scored by the data
+    set's threat classifier (trained once, cached in ``data/.cache``); returns ``(trainer, finished)``: the
+    trainer (its ``run``: the model and the sampler just fitted, used as they are) and
+    :func:`~vae_keras.viz.finish.finish_run`'s result."""
     from vae_keras.training.trainer import train
     from vae_keras.viz.finish import finish_run
 
     trainer = train(config, data_dir, run_dir, resume=(run_dir / "config.json").is_file(), progress=progress)
-    finish_run(trainer.run, data_dir, seed=seed)
-    return trainer
+    return trainer, finish_run(trainer.run, data_dir, seed=seed, recognise=True, progress=progress)
+
+
+def print_class_rows(rows) -> None:
+    """One line per ``class_samples.png`` row: in how many of its images the threat classifier (``evaluate``'s)
+    finds the row's class, beside its recall on real test phantoms (the most a row can be expected to reach)."""
+    if rows is None or rows.found is None:
+        return
+    real = rows.real_recall or {}
+    print(f"\nclass_samples.png ({rows.kind}, {len(rows.images['benign'])} images a row): the threat classifier "
+          "finds the row's class in")
+    for c, share in rows.found.items():
+        if c == "benign":
+            print(f"  {'benign':<12} {share:4.0%} (no threat found)")
+        else:
+            print(f"  {c:<12} {share:4.0%}" + (f" (in real test phantoms: {real[c]:.0%})" if c in real else ""))
 
 
 def write_outputs(out: Path, run, train_images, n_generate: int, seed: int, progress: bool):
