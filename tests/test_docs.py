@@ -25,7 +25,7 @@ def _section(text: str, title: str) -> str:
 
 
 def package_map(text: str) -> set:
-    """Module paths of the indented tree in the fenced block of the README's Layout section.
+    """Module paths of the indented tree in the fenced block of a Layout section (docs/layout.md's).
 
     One entry per line, four spaces per level; ``name/`` is a package (its ``__init__.py``),
     ``name.py`` a module; what follows the name is its description.
@@ -61,10 +61,10 @@ def test_package_map_parser():
     assert package_map(text) == {"pkg/__init__.py", "pkg/a.py", "pkg/sub/__init__.py", "pkg/sub/b.py", "pkg/c.py"}
 
 
-def test_readme_package_map_lists_every_module():
-    listed, actual = package_map(README.read_text(encoding="utf-8")), existing_modules()
-    assert not actual - listed, f"modules missing from the README's package map: {sorted(actual - listed)}"
-    assert not listed - actual, f"the README's package map lists modules that do not exist: {sorted(listed - actual)}"
+def test_package_map_lists_every_module():
+    listed, actual = package_map((ROOT / "docs" / "layout.md").read_text(encoding="utf-8")), existing_modules()
+    assert not actual - listed, f"modules missing from docs/layout.md's package map: {sorted(actual - listed)}"
+    assert not listed - actual, f"docs/layout.md's package map lists modules that do not exist: {sorted(listed - actual)}"
 
 
 def test_readme_course_table_lists_every_notebook():

@@ -313,9 +313,14 @@ LATENT = SEED.replace(name="latent", architecture="latent", encoder_filters=(16,
 #: (4 rather than 3) and an even split of the budget between the stages. Measured: benchmarks/threats.py.
 THREATS = LATENT.replace(name="threats", image_size=64, guidance=4.0, vae_share=0.5)
 
+#: Bags laid out by boxes (issue #23): ``latent`` whose diffusion prior is also conditioned on a box map at the
+#: latent's side (:mod:`vae_keras.samplers.box_diffusion`), trained on the boxes the data set carries;
+#: ``generate --label knife`` then draws a training layout holding a knife and writes its boxes.
+BOXES = LATENT.replace(name="boxes", sampler="box_diffusion")
+
 NAMED_CONFIGS = {"seed": SEED, "resnet": RESNET, "sigma": SIGMA, "adversarial": ADVERSARIAL,
                  "conditional": CONDITIONAL, "layout": LAYOUT, "objects": OBJECTS, "latent": LATENT,
-                 "threats": THREATS}
+                 "threats": THREATS, "boxes": BOXES}
 
 #: The configuration recommended for new runs: the best measured at equal budgets (figures/quality_v3/quality.md,
 #: 20 CPU minutes at 64 px: Frechet 294 against adversarial's 472, reconstruction 28.9 against 19.1 dB, the

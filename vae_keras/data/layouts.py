@@ -45,18 +45,19 @@ def _coverage_1d(lo: float, hi: float, cells: int, cell: float) -> np.ndarray:
 
 
 def rasterize(boxes_per_image: Sequence[Sequence[dict]], labels, image_size: int,
-              classes: Sequence[str] = None) -> np.ndarray:
+              classes: Sequence[str] = None, side: int = None) -> np.ndarray:
     """Boxes in image pixels (at ``image_size``) -> layout maps (n, L, L, C) uint8.
 
     Args:
         boxes_per_image: one list of ``{"label": class, "box": [x1, y1, x2, y2]}`` per image.
         labels: (n, C) multi-hot; a class labelled but without a box fills its channel.
         image_size: side of the images the boxes refer to.
+        side: ``L``; default :func:`layout_side` (a box-conditioned prior uses its latent's side).
     """
 
     classes = tuple(classes or CLASSES)
     labels = np.asarray(labels, np.float32).reshape(len(boxes_per_image), len(classes))
-    side = layout_side(image_size)
+    side = int(side) if side else layout_side(image_size)
     cell = int(image_size) / side
     maps = np.zeros((len(boxes_per_image), side, side, len(classes)), np.float32)
     for i, boxes in enumerate(boxes_per_image):

@@ -114,13 +114,19 @@ def _block(x, emb, width: int):
     return keras.layers.Add()([skip, h])                               # (batch, h, w, width)
 
 
-def build_unet(latent_shape, widths=(48, 96, 160), condition_dim: int = 5) -> keras.Model:
-    """The noise-predicting U-Net: inputs ``[x_t (b, h, w, c), noise variance (b, 1), condition (b, condition_dim)]``.
+def build_unet(latent_shape, widths=(48, 96, 160), condition_dim: int = 5, map_channels: int = 0) -> keras.Model:
+    """The noise-predicting U-Net: inputs ``[x_t (b, h, w, c), noise variance (b, 1), condition (b, condition_dim)]``
+    and, with ``map_channels``, a box map ``(b, h, w, map_channels)``.
 
     Args:
         latent_shape: ``(h, w, c)``; ``h`` and ``w`` divisible by ``2 ** (len(widths) - 1)``.
         widths: channels per level, one residual block each (the deepest level is the middle).
         condition_dim: ``1 + classes`` (see :func:`condition_vectors`).
+        map_channels: 0, or the classes of a box map (one channel per class, the share of each latent
+            cell a box of that class covers) concatenated to the noisy latent: the layout-to-image
+            idea. A global label says *which* threats; the map says *where*, so each cell's
+            denoising is told locally whether it holds a threat (the box-conditioned prior,
+            :mod:`vae_keras.samplers.box_diffusion`). 0 builds the same network as before.
 
     Returns:
         a ``keras.Model`` predicting the noise, shape ``(b, h, w, c)``.
@@ -133,7 +139,13 @@ def build_unet(latent_shape, widths=(48, 96, 160), condition_dim: int = 5) -> ke
     emb = keras.layers.Concatenate()([SinusoidalEmbedding()(v_in), keras.layers.Dense(EMBEDDING_DIMS)(y_in)])
     emb = keras.layers.Dense(emb_dims, activation="silu")(emb)
     emb = keras.layers.Dense(emb_dims, activation="silu")(emb)        # (b, 4 * widths[0])
-    x = keras.layers.Conv2D(widths[0], 1)(x_in)                       # (b, h, w, 48)
+    inputs = [x_in, v_in, y_in]
+    if map_channels:
+        m_in = keras.Input((h, w, int(map_channels)), name="box_map")
+        inputs.append(m_in)
+        x = keras.layers.Conv2D(widths[0], 1)(keras.layers.Concatenate()([x_in, m_in]))   # (b, h, w, 48)
+    else:
+        x = keras.layers.Conv2D(widths[0], 1)(x_in)                   # (b, h, w, 48)
     skips = []
     for width in widths[:-1]:                                         # down: each halves the side
         x = _block(x, emb, width)
@@ -145,7 +157,7 @@ def build_unet(latent_shape, widths=(48, 96, 160), condition_dim: int = 5) -> ke
         x = keras.layers.Concatenate()([x, skips.pop()])
         x = _block(x, emb, width)
     out = keras.layers.Conv2D(c, 1, kernel_initializer="zeros", dtype="float32")(x)   # (b, h, w, c)
-    return keras.Model([x_in, v_in, y_in], out, name="latent_unet")
+    return keras.Model(inputs, out, name="latent_unet")
 
 
 def condition_vectors(labels, n: int, num_classes: int) -> np.ndarray:
@@ -156,24 +168,29 @@ def condition_vectors(labels, n: int, num_classes: int) -> np.ndarray:
     return np.concatenate([np.ones((int(n), 1), np.float32), y], axis=1)
 
 
-def guided_noise(network, x_t, noise_rate, condition, guidance: float):
+def guided_noise(network, x_t, noise_rate, condition, guidance: float, maps=None):
     """Classifier-free guidance: ``eps_u + guidance * (eps_c - eps_u)`` in one batched call of ``network``.
 
     Args:
         x_t: (b, h, w, c) noisy latents; noise_rate: a scalar (one time for the batch);
         condition: (b, 1 + C) condition vectors; guidance: 0 = the unconditional prediction,
             1 = the conditional one.
+        maps: a box-conditioned network's box maps (b, h, w, C); the unconditional half gets zeros.
     """
     b = tf.shape(x_t)[0]
     variance = tf.fill((2 * b, 1), tf.square(tf.cast(noise_rate, tf.float32)))
-    both = network([tf.concat([x_t, x_t], 0), variance,
-                    tf.concat([condition, tf.zeros_like(condition)], 0)], training=False)
+    inputs = [tf.concat([x_t, x_t], 0), variance, tf.concat([condition, tf.zeros_like(condition)], 0)]
+    if maps is not None:
+        inputs.append(tf.concat([maps, tf.zeros_like(maps)], 0))
+    both = network(inputs, training=False)
     eps_c, eps_u = both[:b], both[b:]
     return eps_u + guidance * (eps_c - eps_u)
 
 
-def ddim_sample(network, initial_noise, condition, steps: int, guidance: float, clip: float = 0.0):
+def ddim_sample(network, initial_noise, condition, steps: int, guidance: float, clip: float = 0.0, maps=None):
     """Denoise ``initial_noise`` (b, h, w, c) in ``steps`` DDIM steps from t = 1 to t = 0 -> predicted x0.
+
+    ``maps``: a box-conditioned network's box maps (b, h, w, C) (see :func:`build_unet`); None otherwise.
 
     Deterministic: the same noise, condition and network give the same latents. ``clip`` > 0 bounds
     each step's predicted x0 to ``[-clip, clip]`` (standardised units; 0 = off). Why: at t = 1 the
@@ -186,10 +203,11 @@ def ddim_sample(network, initial_noise, condition, steps: int, guidance: float, 
     step = _traced_step(network)
     x = tf.convert_to_tensor(initial_noise, tf.float32)
     condition = tf.convert_to_tensor(condition, tf.float32)
+    maps = None if maps is None else tf.convert_to_tensor(maps, tf.float32)
     pred_x0 = x
     for i in range(int(steps)):
         t = 1.0 - i / float(steps)
-        pred_x0, x = step(x, condition, tf.constant(t), tf.constant(t - 1.0 / float(steps)),
+        pred_x0, x = step(x, condition, maps, tf.constant(t), tf.constant(t - 1.0 / float(steps)),
                           tf.constant(float(guidance)), tf.constant(float(clip) if clip else float("inf")))
     return pred_x0
 
@@ -201,8 +219,8 @@ _STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 def _traced_step(network):
     """One traced DDIM step with guidance per network (traced once for any batch size)."""
     if network not in _STEPS:
-        def one(x, condition, t, t_next, guidance, clip):
+        def one(x, condition, maps, t, t_next, guidance, clip):
             noise_rate, _ = diffusion_schedule(t)
-            return ddim_step(x, guided_noise(network, x, noise_rate, condition, guidance), t, t_next, clip)
+            return ddim_step(x, guided_noise(network, x, noise_rate, condition, guidance, maps), t, t_next, clip)
         _STEPS[network] = tf.function(one, reduce_retracing=True)
     return _STEPS[network]

@@ -83,7 +83,8 @@ class DiffusionSampler(Sampler):
                                     "the end of `train` (rerun it with --resume)")
         with np.load(prior / diffusion.STATS_FILE, allow_pickle=False) as f:
             stats = f["mean"].astype(np.float32), f["std"].astype(np.float32)
-        network = diffusion.build_unet(self.latent_shape, cfg.prior_widths, 1 + self.num_classes)
+        network = diffusion.build_unet(self.latent_shape, cfg.prior_widths, 1 + self.num_classes,
+                                       self.num_classes if self.box_maps else 0)
         tf.train.Checkpoint(ema_network=network).restore(ckpt).expect_partial()
         return network, stats
 
@@ -106,12 +107,26 @@ class DiffusionSampler(Sampler):
         from vae_keras.samplers.diffusion_training import PriorTrainer
 
         trainer = PriorTrainer(model.config, model, data.images, data.labels, run_dir, resume=resume, minutes=minutes,
-                               progress=progress, strategy=strategy, init_from=data.init_from)
+                               progress=progress, strategy=strategy, init_from=data.init_from,
+                               maps=cls.training_maps(model.config, data))
         history = trainer.fit()
+        cls.save_training_layouts(run_dir, data)
         sampler = cls(model, run_dir, label_prior=label_prior, network=trainer.ema_network,
                       stats=(trainer.mean, trainer.std))
         sampler.history = history
         return sampler
+
+    #: whether the U-Net also takes a box map, one channel per class (:mod:`.box_diffusion`)
+    box_maps = False
+
+    @classmethod
+    def training_maps(cls, config, data: FitData):
+        """What the prior is conditioned on besides the labels, one map per training image: none here."""
+        return None
+
+    @classmethod
+    def save_training_layouts(cls, run_dir, data: FitData) -> None:
+        """Anything sampling needs from the training data besides the label mix: nothing here."""
 
     @classmethod
     def load(cls, run_dir, model, label_prior=None, **options) -> "DiffusionSampler":
@@ -121,17 +136,23 @@ class DiffusionSampler(Sampler):
         """``n`` latents (n, latent_dim) float32; ``labels`` (n, C) multi-hot; None: the training label mix
         (the run's label prior; the unconditional prior when it saved none). ``options``: ``steps``,
         ``guidance``, ``clip`` for this call (default: the sampler's)."""
-        from vae_keras.models import diffusion
-
-        s = self._call_settings(options)
         n = int(n)
         if labels is None and self.label_prior is not None:
             labels = self.label_prior.sample(n, seed)
+        return self._denoise(n, temperature, seed, labels, None, options)
+
+    def _denoise(self, n: int, temperature: float, seed: int, labels, maps, options: dict) -> np.ndarray:
+        """DDIM from ``temperature * eps`` (eps from ``default_rng(seed)``) under ``labels`` (n, C) or None and
+        box ``maps`` (n, h, w, C) or None -> un-standardised latents (n, latent_dim)."""
+        from vae_keras.models import diffusion
+
+        s = self._call_settings(options)
         condition = diffusion.condition_vectors(labels, n, self.num_classes)              # (n, 1 + C)
         noise = np.random.default_rng(seed).standard_normal((n,) + tuple(self.latent_shape)).astype(np.float32)
         noise *= temperature
-        out = [diffusion.ddim_sample(self.network, noise[i:i + self.batch_size], condition[i:i + self.batch_size],
-                                     s["steps"], s["guidance"], s["clip"]).numpy()
-               for i in range(0, n, self.batch_size)]
+        b = self.batch_size
+        out = [diffusion.ddim_sample(self.network, noise[i:i + b], condition[i:i + b], s["steps"], s["guidance"],
+                                     s["clip"], maps=None if maps is None else maps[i:i + b]).numpy()
+               for i in range(0, n, b)]
         x0 = np.concatenate(out) if out else np.zeros((0,) + tuple(self.latent_shape), np.float32)
         return (x0 * self.std + self.mean).reshape(n, self.latent_dim).astype(np.float32)

@@ -73,6 +73,9 @@ class PriorTrainer:
         progress: print a line per epoch.
         strategy: the ``tf.distribute.Strategy`` (default: the current one); each replica trains on
             its slice of every global batch.
+        maps: box maps (n, h, w, C) at the latent's side, uint8 coverage (x 255) or [0, 1] floats: the prior is
+            then conditioned on where the threats are as well (:mod:`vae_keras.samplers.box_diffusion`);
+            None: on the labels only.
         init_from: a run whose prior starts this one (its networks' latest weights; a fresh optimizer and
             epoch counter), unless ``resume`` finds a checkpoint of this prior: pre-train on phantom
             threats, fine-tune on a data set's own. A run without a prior checkpoint leaves the
@@ -84,7 +87,7 @@ class PriorTrainer:
 
     def __init__(self, config: VAEConfig, model, train_images, train_labels, run_dir, resume: bool = False,
                  minutes: Optional[float] = None, progress: bool = True,
-                 strategy: Optional[tf.distribute.Strategy] = None, init_from=None):
+                 strategy: Optional[tf.distribute.Strategy] = None, init_from=None, maps=None):
         self.config = config
         self.strategy = strategy or tf.distribute.get_strategy()
         self.model = model
@@ -96,13 +99,22 @@ class PriorTrainer:
         latents = posterior_latents(model, train_images, flip=config.flip)
         labels = np.asarray(train_labels, np.float32)
         self.labels = np.concatenate([labels, labels]) if config.flip else labels          # (n, C)
+        self.maps = None
+        if maps is not None:
+            maps = np.asarray(maps)
+            maps = maps.astype(np.float32) / 255.0 if maps.dtype == np.uint8 else maps.astype(np.float32)
+            if maps.shape[:3] != (len(labels),) + tuple(config.latent_shape()[:2]):
+                raise ValueError(f"maps must be (n, h, w, C) at the latent's side {config.latent_shape()[:2]}, "
+                                 f"one per image; got {maps.shape}")
+            self.maps = np.concatenate([maps, maps[:, :, ::-1]]) if config.flip else maps   # (n, h, w, C)
         self.mean, self.std = save_stats(self.dir / diffusion.STATS_FILE, latents)
         self.latents = ((latents - self.mean) / self.std).astype(np.float32)               # standardised
         keras.utils.set_random_seed(config.seed)
         widths, cond_dim = config.prior_widths, 1 + self.labels.shape[1]
         with self.strategy.scope():                      # variables mirrored on every replica
-            self.network = diffusion.build_unet(config.latent_shape(), widths, cond_dim)
-            self.ema_network = diffusion.build_unet(config.latent_shape(), widths, cond_dim)
+            map_channels = 0 if self.maps is None else self.maps.shape[-1]
+            self.network = diffusion.build_unet(config.latent_shape(), widths, cond_dim, map_channels)
+            self.ema_network = diffusion.build_unet(config.latent_shape(), widths, cond_dim, map_channels)
             self.ema_network.set_weights(self.network.get_weights())
             self.optimizer = keras.optimizers.Adam(config.prior_learning_rate)
             self.optimizer.build(self.network.trainable_variables)
@@ -139,8 +151,11 @@ class PriorTrainer:
                               f"(latent shape, prior widths and classes must match): {err}") from err
         return latest
 
-    def _train_step(self, x0, condition, seed):
+    def _train_step(self, x0, condition, maps, seed):
         """One Adam step on the noise-prediction MSE of a global batch (b, h, w, c); returns the loss and the EMA decay.
+
+        ``maps``: the batch's box maps (b, h, w, C), dropped with the labels (the null condition), or
+        None for a prior without them.
 
         The random draws are made here, once for the global batch; each replica then takes rows
         ``[i * b // n, (i + 1) * b // n)`` of it, and its loss is weighted by its share of the rows,
@@ -153,6 +168,8 @@ class PriorTrainer:
         noise = tf.random.stateless_normal(tf.shape(x0), seed=seeds[1])
         keep = tf.cast(tf.random.stateless_uniform((b, 1), seed=seeds[2]) >= cfg.label_dropout, tf.float32)
         condition = condition * keep                                                       # dropped: null
+        if maps is not None:
+            maps = maps * keep[:, :, None, None]                                           # (b, h, w, C)
         noise_rates, _ = diffusion.diffusion_schedule(t)
         x_t = diffusion.add_noise(x0, noise, t)
         levels = tf.square(noise_rates)[:, None]
@@ -162,8 +179,9 @@ class PriorTrainer:
             i, n = ctx.replica_id_in_sync_group, ctx.num_replicas_in_sync
             rows = slice(i * b // n, (i + 1) * b // n)                                     # this replica's share
             share = tf.cast((i + 1) * b // n - i * b // n, tf.float32) / tf.cast(b, tf.float32)
+            inputs = [x_t[rows], levels[rows], condition[rows]] + ([] if maps is None else [maps[rows]])
             with tf.GradientTape() as tape:
-                pred = self.network([x_t[rows], levels[rows], condition[rows]], training=True)
+                pred = self.network(inputs, training=True)
                 loss = tf.reduce_mean(tf.square(pred - noise[rows])) * share
             grads = tape.gradient(loss, self.network.trainable_variables)
             self.optimizer.apply_gradients(zip(grads, self.network.trainable_variables))
@@ -187,7 +205,8 @@ class PriorTrainer:
         losses, decay = [], 0.0
         for step, i in enumerate(range(0, n, cfg.prior_batch_size)):
             idx = order[i:i + cfg.prior_batch_size]
-            loss, decay = self._step(tf.constant(self.latents[idx]), tf.constant(conditions[idx]),
+            maps = None if self.maps is None else tf.constant(self.maps[idx])
+            loss, decay = self._step(tf.constant(self.latents[idx]), tf.constant(conditions[idx]), maps,
                                      tf.constant([cfg.seed * 100_003 + epoch, step], tf.int64))
             losses.append(float(loss))
             if not math.isfinite(losses[-1]):

@@ -38,7 +38,8 @@ def export_run(run, n: int, out_dir: PathLike, fmt: str = "yolo", labels=None,
             list per image; ``None``: benign.
         tip_data: a prepared, boxed data set (phantoms or ``prepare`` output): hybrid mode, real
             threats of its ``tip_split`` projected into generated benign bags, exact boxes.
-            Without it, images are pure VAE samples: a ``layout`` run's carry the boxes of their
+            Without it, images are pure VAE samples: those of a run whose sampler draws layouts (a
+            ``layout`` run's mixture, a ``boxes`` run's box-conditioned prior) carry the boxes of their
             layouts (any format); other runs' have image-level labels only (``csv``, unless benign).
         objects: a threat generator (an object run: a :class:`Run` or its folder,
             :mod:`vae_keras.sampling.objects`): composite mode, *generated* threats projected into
@@ -53,7 +54,7 @@ def export_run(run, n: int, out_dir: PathLike, fmt: str = "yolo", labels=None,
     if tip_data is not None and objects is not None:
         raise DataError("choose the real threats of tip_data or the generated ones of objects, not both")
     run = as_run(run)
-    if tip_data is None and objects is None and not run.config.layout:  # fail before any work
+    if tip_data is None and objects is None and run.sampler.conditions_on != "boxes":  # fail before any work
         check_boxes(per, [[] for _ in per], fmt)
     model, sampler, name = run.model, run.sampler, run.name
     if objects is not None:

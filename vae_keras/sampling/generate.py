@@ -138,12 +138,19 @@ def draw(model, n: int, temperature: float = 1.0, seed: int = 0, labels=None, sa
 
     A layout model with a sampler that kept its training layouts (:meth:`GMMSampler.sample_layouts`)
     gets, per sample, a training layout with the requested classes and a latent from the mixture
-    component of that training bag; the layout's boxes then label the sample. Otherwise ``z`` comes
-    from :func:`_latents` and ``y`` from :func:`_conditions` (no boxes).
+    component of that training bag; the layout's boxes then label the sample. A prior conditioned
+    on box maps (:class:`~vae_keras.samplers.BoxDiffusionSampler`) likewise draws each latent under
+    a training layout with the requested classes, whose boxes label the sample. Otherwise ``z``
+    comes from :func:`_latents` and ``y`` from :func:`_conditions` (no boxes).
     """
     check_classes(model)
     if labels is not None:
         per_sample_labels(labels, int(n))                       # unknown classes: an error, whatever the model
+    if sampler is not None and sampler.conditions_on == "boxes" and not getattr(model, "layout", False):
+        _check_draw(n, temperature)                              # a prior told where (box_diffusion)
+        vectors = None if labels is None else label_vectors(per_sample_labels(labels, int(n)))
+        z, boxes = sampler.sample_layouts(int(n), temperature=temperature, seed=seed, labels=vectors)
+        return z, _conditions(model, labels, len(z)), boxes
     if getattr(model, "layout", False) and sampler is not None and sampler.conditions_on == "boxes":
         _check_draw(n, temperature)
         vectors = label_vectors(per_sample_labels(labels, int(n)))

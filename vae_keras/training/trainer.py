@@ -47,7 +47,7 @@ import tensorflow as tf
 import keras
 
 from vae_keras.config import VAEConfig
-from vae_keras.data.layouts import load_layouts
+from vae_keras.data.layouts import load_boxes, load_layouts
 from vae_keras.data.pipeline import dataset_from_arrays, load_split
 from vae_keras.errors import DataError, RunExists, TrainingDiverged
 from vae_keras.io.atomic import atomic_write_text
@@ -178,6 +178,8 @@ class Trainer:
                                                                    self.train_labels)   # (n, L, L, C) uint8
             if self.test_images is not None:
                 self.test_conditions = load_layouts(self.data_dir, "test", cfg.image_size, self.test_labels)[0]
+        elif get_sampler(cfg.sampler).conditions_on == "boxes":           # a prior told where the threats are
+            self.train_boxes = load_boxes(self.data_dir, "train", cfg.image_size)
         self._steps_per_epoch = math.ceil(len(self.train_images) / cfg.batch_size)
 
     def build(self) -> None:
