@@ -55,6 +55,6 @@ def run(args):
                                 test_fraction=args.test_fraction, seed=args.seed, stats=stats)
     side = object_canvas(args.size)
     skipped = f" ({len(stats['skipped'])} bad files skipped)" if stats.get("skipped") else ""
-    print(f"wrote {len(rows)} threats ({side}x{side}) and manifest.csv to {args.out}{skipped}; train the object VAE "
-          f"with `python -m vae_keras train {args.out} --config objects --image-size {side} --epochs 200 --minutes 3 "
-          f"--out RUN`")
+    print(f"wrote {len(rows)} threats ({side}x{side}) and manifest.csv to {args.out}{skipped}; train the threat "
+          f"generator with `python -m vae_keras train {args.out} --config threats --image-size {side} --minutes 10 "
+          f"--out RUN` (add --init-from RUN to fine-tune one pre-trained on phantom threats)")
