@@ -631,12 +631,15 @@ def write_report(records, meta, path: Path) -> Path:
     png = plot(summary, path.with_suffix(".png"), records, detector)
     old = path.read_text(encoding="utf-8") if path.is_file() else ""
     notes = old[old.index(NOTES_MARKER):] if NOTES_MARKER in old else NOTES_MARKER + "\n"
+    classifiers = any(r.get("model", "classifier") == "classifier" for r in records)
+    vaes = any(split_arm(r["arm"])[2] in NEEDS_VAE for r in records)
     text = (f"# Augmentation benchmark\n\nMade by:\n\n```bash\n{meta['command']}\n```\n\n"
             f"Data `{meta['data']}` ({meta['train_images']} train / {meta['test_images']} test images at "
-            f"{meta['size']}x{meta['size']}); {meta['seeds']} seeds; every classifier "
-            f"{meta['classifier_steps']} Adam steps of batch {meta['batch_size']} (width {meta['width']}); "
-            f"each VAE `{meta['vae_config']}` trained {_budget(meta, 'vae')} on the subset only; "
-            f"{meta['synthetic_ratio']:g} synthetic images per real one"
+            f"{meta['size']}x{meta['size']}); {meta['seeds']} seed(s); "
+            + (f"every classifier {meta['classifier_steps']} Adam steps of batch {meta['batch_size']} "
+               f"(width {meta['width']}); " if classifiers else "")
+            + (f"each VAE `{meta['vae_config']}` trained {_budget(meta, 'vae')} on the subset only; " if vaes else "")
+            + f"{meta['synthetic_ratio']:g} synthetic images per real one"
             + (f"; the object VAE (composite, ours, cas) trained {_budget(meta, 'object')} on the subset's threats"
                if "object_minutes" in meta else "")
             + (f"; every detector ({meta.get('detector', 'centernet')}) {meta['detector_steps']} Adam steps of batch 16"
