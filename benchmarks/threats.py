@@ -57,17 +57,17 @@ def table(results: dict, args, command: str, started: str, conditions: str) -> s
     lines = [f"# Threat generators: {args.minutes:g} minutes of training on threat crops{start}", "",
              f"Command (started {started} UTC): `{command}`", "", conditions, "",
              "Each generator draws crops of each class; a CNN trained on the real training crops judges them. "
-             "`recognised` is its rate on generated crops, `recall` on held-out real crops, `ratio` the first "
+             "`found` is its rate on generated crops, `recall` on held-out real crops, `ratio` the first "
              "over the second (goal >= 0.9 for every class). Sharpness and memorisation: generated / real "
              "(1 is ideal); two-sample: 0.5 = indistinguishable.", "",
-             "| generator | epochs (AE + prior) | " + " | ".join(f"{c} recognised / recall / ratio" for c in CLASSES)
+             "| generator | epochs (AE + prior) | " + " | ".join(f"{c} found / recall / ratio" for c in CLASSES)
              + " | sharpness | two-sample | memorisation | crops/s |",
              "| --- | --- | " + " | ".join("---" for _ in CLASSES) + " | --- | --- | --- | --- |"]
     for name, r in results.items():
         cells = []
         for c in CLASSES:
             v = r["per_class"].get(c)
-            cells.append(f"{v['recognised']:.2f} / {v['recall']:.2f} / {v['ratio']:.2f}" if v else "-")
+            cells.append(f"{v['found']:.2f} / {v['recall']:.2f} / {v['ratio']:.2f}" if v else "-")
         lines.append(f"| {name} | {r.get('epochs', '-')} | " + " | ".join(cells)
                      + f" | {r['sharpness_ratio']:.2f} | {r['c2st_accuracy']:.2f} | {r['memorisation_ratio']:.2f} "
                      f"| {r['crops_per_second']:.0f} |")

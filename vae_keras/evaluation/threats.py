@@ -45,7 +45,7 @@ def score_threats(run, objects_dir: PathLike, n_per_class: int = 100, seed: int 
         n_per_class: crops generated for each class the object set's test split has.
 
     Returns:
-        per class ``recognised`` (share of generated crops the CNN calls that class), ``recall`` (the
+        per class ``found`` (share of generated crops the CNN calls that class), ``recall`` (the
         same on held-out real crops) and ``ratio``; the worst ratio (``recognition_ratio_min``);
         ``sharpness_ratio``, ``c2st_accuracy``, ``memorisation_ratio`` over all classes;
         ``crops_per_second``; the counts.
@@ -71,7 +71,7 @@ def score_threats(run, objects_dir: PathLike, n_per_class: int = 100, seed: int 
             continue
         has = test_y[:, i] > 0.5
         recall = float(np.mean(probs[has, i] > 0.5))
-        out["per_class"][c] = {"recognised": recognised[c], "recall": recall,
+        out["per_class"][c] = {"found": recognised[c], "recall": recall,
                                "ratio": recognised[c] / recall if recall > 0 else float("nan"),
                                "n_test": int(has.sum())}
     ratios = [v["ratio"] for v in out["per_class"].values()]
