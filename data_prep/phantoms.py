@@ -186,7 +186,7 @@ class PhantomSpec:
         benign: True when the bag carries no threat.
         bag: the bag's placement and type.
         clutter: benign objects (kinds from :data:`CLUTTER`).
-        threats: threat objects (kinds from :data:`~data_prep.manifest.CLASSES`).
+        threats: threat objects (kinds from :data:`~vae_keras.io.manifest.CLASSES`).
         scan: the scanned part of the field of view, ``(x0, y0, x1, y1)`` in cm; the image
             outside it is white padding.
         preset: the framing preset.
@@ -814,7 +814,7 @@ def draw_shuriken(canvas: Canvas, rng: np.random.Generator, p: Placement):
     return lay.commit(want_box=True)
 
 
-#: Threat classes and how to draw them (keys are :data:`~data_prep.manifest.CLASSES`).
+#: Threat classes and how to draw them (keys are :data:`~vae_keras.io.manifest.CLASSES`).
 THREATS: Dict[str, Callable] = {
     "handgun": draw_handgun, "knife": draw_knife, "razor_blade": draw_razor_blade, "shuriken": draw_shuriken,
 }

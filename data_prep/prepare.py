@@ -35,7 +35,7 @@ pseudo-colour JPEGs plus an optional labels CSV.
    name on the way to the image (``Handgun/B0046/...``), else those boxes are dropped with a warning
    in the report: guessing "handgun" would silently mislabel knives and shuriken.
 
-Class names go through :func:`data_prep.manifest.canonical_class`; objects of classes we do not
+Class names go through :func:`vae_keras.io.manifest.canonical_class`; objects of classes we do not
 model (wrench, pliers, ...) are dropped and counted in the report. Image-level labels from a
 ``labels_csv`` (SIXray: ``name,gun,knife,wrench,...``, a value > 0 means present) are added to the
 labels found from boxes.

@@ -46,7 +46,7 @@ class ThreatCrop:
     """One threat item as a transmission map.
 
     Attributes:
-        label: its class (one of :data:`data_prep.manifest.CLASSES`).
+        label: its class (one of :data:`vae_keras.io.manifest.CLASSES`).
         transmission: (h, w) float32 in (0, 1]: 1 = nothing there, 0.1 = 90% of the beam absorbed.
         source: where it was cut from (``train/phantom_000012.png#0``).
     """
