@@ -109,6 +109,20 @@ def unpack_boxes(packed, indices: Sequence[int], classes: Sequence[str] = None) 
             for i in indices]
 
 
+def boxes_per_class(packed, layout_labels, key, rng, classes: Sequence[str] = None) -> list:
+    """A layout for a label combination ``key`` (0/1 per class) that no training layout has: for each class
+    in it, that class's boxes from a random training image whose row of ``layout_labels`` (n, C) marks the
+    class (``rng.choice`` over those images in index order); a class no image has gets none."""
+    classes = tuple(classes or CLASSES)
+    boxes = []
+    for c in np.flatnonzero(key):
+        having = np.flatnonzero(np.asarray(layout_labels)[:, c])
+        if len(having):
+            i = int(rng.choice(having))
+            boxes += [b for b in unpack_boxes(packed, [i], classes)[0] if b["label"] == classes[c]]
+    return boxes
+
+
 def flip_boxes(boxes: Sequence[dict], image_size: int) -> list:
     """Boxes of the horizontally mirrored image."""
     s = float(image_size)

@@ -22,20 +22,18 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+
 import numpy as np
 
 from vae_keras.errors import ConfigError
 from vae_keras.io.atomic import atomic_write_bytes
+from vae_keras.io.manifest import CLASSES
 from vae_keras.samplers.base import FitData, register
 from vae_keras.samplers.diffusion import DiffusionSampler
+from vae_keras.samplers.labels import label_keys
 
 #: the training layouts of a box-conditioned prior, beside its checkpoints
 LAYOUTS_FILE = "layouts.npz"
-
-
-def label_keys(labels) -> list:
-    """Multi-hot rows (n, C) -> one hashable tuple of 0/1 per row."""
-    return [tuple(int(v > 0.5) for v in row) for row in np.asarray(labels, np.float32)]
 
 
 @register
@@ -92,7 +90,7 @@ class BoxDiffusionSampler(DiffusionSampler):
         class's boxes from a random training bag that holds the class (a class no bag has a box of
         is asked for by its label alone).
         """
-        from vae_keras.data.layouts import unpack_boxes
+        from vae_keras.data.layouts import boxes_per_class, unpack_boxes
 
         rng = np.random.default_rng([int(seed), 7919])
         train_keys = label_keys(self.layout_labels)
@@ -100,28 +98,20 @@ class BoxDiffusionSampler(DiffusionSampler):
             picks = rng.integers(len(train_keys), size=int(n))
             return self.layout_labels[picks].astype(np.float32), unpack_boxes(self.layout_boxes, picks)
         wanted = np.asarray(labels, np.float32).reshape(int(n), self.num_classes)
+        wanted_keys = label_keys(wanted)
+        boxed = np.zeros_like(self.layout_labels)                 # (n, C): the image has a box of the class
+        boxed[self.layout_boxes[:, 0].astype(int), self.layout_boxes[:, 1].astype(int)] = 1
         boxes: list = [None] * int(n)
-        for key in sorted(set(label_keys(wanted))):
-            draws = [j for j, k in enumerate(label_keys(wanted)) if k == key]
+        for key in sorted(set(wanted_keys)):
+            draws = [j for j, k in enumerate(wanted_keys) if k == key]
             same = [i for i, k in enumerate(train_keys) if k == key]
             if same:
                 for j, i in zip(draws, rng.choice(same, size=len(draws))):
                     boxes[j] = unpack_boxes(self.layout_boxes, [int(i)])[0]
                 continue
             for j in draws:
-                boxes[j] = []
-                for c in np.flatnonzero(key):
-                    holders = np.unique(self.layout_boxes[self.layout_boxes[:, 1] == c, 0]).astype(int)
-                    if len(holders):
-                        mine = unpack_boxes(self.layout_boxes, [int(rng.choice(holders))])[0]
-                        boxes[j] += [b for b in mine if b["label"] == self.classes[c]]
+                boxes[j] = boxes_per_class(self.layout_boxes, boxed, key, rng)
         return wanted, boxes
-
-    @property
-    def classes(self):
-        from vae_keras.io.manifest import CLASSES
-
-        return CLASSES
 
     def sample_layouts(self, n: int, temperature: float = 1.0, seed: int = 0, labels=None, boxes=None, **options):
         """``n`` latents and the layouts they were drawn under: ``(z (n, latent_dim), boxes: one list per draw)``.
@@ -137,7 +127,7 @@ class BoxDiffusionSampler(DiffusionSampler):
         elif len(boxes) != n:
             raise ValueError(f"boxes must hold one list per draw (n={n}), got {len(boxes)}")
         elif labels is None:
-            labels = np.array([[float(any(b["label"] == c for b in bs)) for c in self.classes] for bs in boxes],
+            labels = np.array([[float(any(b["label"] == c for b in bs)) for c in CLASSES] for bs in boxes],
                               np.float32)
         maps = rasterize(boxes, labels, self.image_size, side=self.latent_shape[0]).astype(np.float32) / 255.0
         return self._denoise(n, temperature, seed, labels, maps, options), boxes

@@ -25,7 +25,7 @@ from vae_keras.errors import DataError
 from vae_keras.io.atomic import PathLike, atomic_write_bytes
 from vae_keras.io.manifest import CLASSES
 from vae_keras.samplers.base import Sampler, register
-from vae_keras.samplers.labels import FALLBACK_NOTE
+from vae_keras.samplers.labels import FALLBACK_NOTE, label_keys
 
 GMM_FILE = "sampler_gmm.npz"
 
@@ -158,7 +158,7 @@ class GMMSampler(Sampler):
             z, self.n_components, seed=self.seed)
         self.by_labels = {}
         if labels is not None:
-            keys = _label_keys(labels)
+            keys = label_keys(labels)
             if len(set(keys)) > 1:                   # one combination only: the whole mixture is it
                 for key in sorted(set(keys)):
                     rows = np.array([k == key for k in keys])
@@ -171,7 +171,7 @@ class GMMSampler(Sampler):
 
             self.layout_boxes = pack_boxes(boxes)
             self.layout_labels = (np.asarray(labels) > 0.5).astype(np.int8)
-            self.layout_components = self._components_of(z, _label_keys(labels))
+            self.layout_components = self._components_of(z, label_keys(labels))
         return self
 
     def fallbacks(self, labels) -> np.ndarray:
@@ -183,9 +183,9 @@ class GMMSampler(Sampler):
         """
         if labels is None:
             return np.zeros(0, bool)
-        keys = _label_keys(labels)
+        keys = label_keys(labels)
         if self.layout_boxes is not None:
-            seen = set(_label_keys(self.layout_labels))
+            seen = set(label_keys(self.layout_labels))
             return np.array([k not in seen for k in keys], bool)
         if not self.by_labels:
             return np.zeros(len(keys), bool)
@@ -229,15 +229,15 @@ class GMMSampler(Sampler):
 
         if self.layout_boxes is None:
             raise ValueError("this sampler holds no layouts: it was not fitted on a layout model's boxes")
-        from vae_keras.data.layouts import unpack_boxes
+        from vae_keras.data.layouts import boxes_per_class, unpack_boxes
 
         rng = np.random.default_rng(seed)
         n = int(n)
-        train_keys = _label_keys(self.layout_labels)
+        train_keys = label_keys(self.layout_labels)
         if labels is None:
             keys = [train_keys[i] for i in rng.integers(len(train_keys), size=n)]
         else:
-            keys = _label_keys(labels)
+            keys = label_keys(labels)
             if len(keys) != n:
                 raise ValueError(f"labels must have n={n} rows, got {len(keys)}")
         z = np.empty((n, self.latent_dim))
@@ -258,13 +258,7 @@ class GMMSampler(Sampler):
             z[draws] = _draw(rng, self.weights, self.means, np.linalg.cholesky(self.covariances), len(draws),
                              temperature)
             for j in draws:                        # per class, that class's boxes of a random training image
-                boxes[j] = []
-                for c_idx in np.flatnonzero(key):
-                    having = np.flatnonzero(self.layout_labels[:, c_idx])
-                    if len(having):
-                        i = int(rng.choice(having))
-                        boxes[j] += [b for b in unpack_boxes(self.layout_boxes, [i])[0]
-                                     if b["label"] == _class_name(c_idx)]
+                boxes[j] = boxes_per_class(self.layout_boxes, self.layout_labels, key, rng)
         return z.astype(np.float32), boxes
 
     def sample(self, n: int, temperature: float = 1.0, seed: int = 0, labels=None, **options) -> np.ndarray:
@@ -275,7 +269,7 @@ class GMMSampler(Sampler):
         chols = np.linalg.cholesky(self.covariances)                      # (k, d, d)
         if labels is None or not self.by_labels:
             return _draw(rng, self.weights, self.means, chols, n, temperature).astype(np.float32)
-        keys = _label_keys(labels)
+        keys = label_keys(labels)
         if len(keys) != int(n):
             raise ValueError(f"labels must have n={n} rows, got {len(keys)}")
         z = np.empty((int(n), self.latent_dim))
@@ -323,10 +317,4 @@ class GMMSampler(Sampler):
         return sampler.configure(**options)
 
 
-def _class_name(index: int) -> str:
-    return CLASSES[int(index)]
 
-
-def _label_keys(labels) -> list:
-    """Multi-hot rows (n, C) -> n hashable keys (tuples of 0/1)."""
-    return [tuple(int(v > 0.5) for v in row) for row in np.asarray(labels)]

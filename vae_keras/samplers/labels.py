@@ -117,3 +117,8 @@ def fallback_notes(sampler, labels, n: int) -> List[str]:
         return [""] * int(n)
     flags = sampler.fallbacks(label_vectors(per_sample_labels(labels, int(n))))
     return [FALLBACK_NOTE if len(flags) and flags[i] else "" for i in range(int(n))]
+
+
+def label_keys(labels) -> list:
+    """Multi-hot rows (n, C) -> n hashable keys (tuples of 0/1): a label combination per row."""
+    return [tuple(int(v > 0.5) for v in row) for row in np.asarray(labels)]

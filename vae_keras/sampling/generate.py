@@ -146,15 +146,14 @@ def draw(model, n: int, temperature: float = 1.0, seed: int = 0, labels=None, sa
     check_classes(model)
     if labels is not None:
         per_sample_labels(labels, int(n))                       # unknown classes: an error, whatever the model
-    if sampler is not None and sampler.conditions_on == "boxes" and not getattr(model, "layout", False):
-        _check_draw(n, temperature)                              # a prior told where (box_diffusion)
-        vectors = None if labels is None else label_vectors(per_sample_labels(labels, int(n)))
-        z, boxes = sampler.sample_layouts(int(n), temperature=temperature, seed=seed, labels=vectors)
-        return z, _conditions(model, labels, len(z)), boxes
-    if getattr(model, "layout", False) and sampler is not None and sampler.conditions_on == "boxes":
+    if sampler is not None and sampler.conditions_on == "boxes":
         _check_draw(n, temperature)
-        vectors = label_vectors(per_sample_labels(labels, int(n)))
+        layout_model = getattr(model, "layout", False)
+        # a layout model's mixture reads no labels as benign; a box-conditioned prior as the training mix
+        vectors = None if labels is None and not layout_model else label_vectors(per_sample_labels(labels, int(n)))
         z, boxes = sampler.sample_layouts(int(n), temperature=temperature, seed=seed, labels=vectors)
+        if not layout_model:                                     # the decoder takes no map (box_diffusion)
+            return z, _conditions(model, labels, len(z)), boxes
         y = rasterize(boxes, vectors, model.config.image_size).astype(np.float32) / 255.0   # (n, L, L, C)
         return z, y, boxes
     z = _latents(model, n, temperature, seed, sampler, labels)
