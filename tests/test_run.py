@@ -37,9 +37,9 @@ def counted(monkeypatch):
         seen["unet"] += 1
         return build_unet(*a, **kw)
 
-    def record_ddim(network, noise, condition, steps, guidance, clip=0.0, maps=None):
+    def record_ddim(network, noise, condition, steps, guidance, clip=0.0, maps=None, target="eps"):
         seen["ddim"].append((steps, guidance, clip))
-        return ddim_sample(network, noise, condition, steps, guidance, clip, maps=maps)
+        return ddim_sample(network, noise, condition, steps, guidance, clip, maps=maps, target=target)
 
     monkeypatch.setattr(checkpoint, "build_model", count_model)
     monkeypatch.setattr(diffusion, "build_unet", count_unet)

@@ -78,7 +78,11 @@ class VAEConfig:
             configuration when a run is trained or opened.
         gmm_components: mixture components of the ``gmm`` sampler.
         prior_widths: widths of the levels of the ``diffusion`` sampler's U-Net
-            (:mod:`vae_keras.models.diffusion`; one residual block per level, no attention).
+            (:mod:`vae_keras.models.diffusion`; one residual block per level).
+        prior_attention: heads of a self-attention layer at the U-Net's lowest resolution (0 = none).
+        prior_target: what the U-Net predicts: ``eps`` (the noise) or ``v`` (the velocity
+            ``signal * eps - noise * x0``, Salimans & Ho 2022).
+        prior_min_snr: gamma of min-SNR loss weighting (Hang et al. 2023; 5 in the paper); 0 = plain MSE.
         prior_epochs: epochs of the prior stage over the training latents; 0 = 10 x ``epochs``.
         prior_batch_size, prior_learning_rate: the prior stage's batch size and Adam learning rate.
         prior_ema: decay of the prior's exponential moving average of weights (with warm-up); the
@@ -131,6 +135,9 @@ class VAEConfig:
     laplacian_weight: float = 0.0
     latent_kl_weight: float = 1e-4
     prior_widths: tuple = (48, 96, 160)
+    prior_attention: int = 0
+    prior_target: str = "eps"
+    prior_min_snr: float = 0.0
     prior_epochs: int = 0
     prior_batch_size: int = 64
     prior_learning_rate: float = 5e-4
@@ -210,6 +217,9 @@ class VAEConfig:
             raise ConfigError(f"prior_widths must be positive, prior_epochs >= 0, prior_batch_size >= 1 and "
                              f"prior_learning_rate > 0; got {self.prior_widths}, {self.prior_epochs}, "
                              f"{self.prior_batch_size}, {self.prior_learning_rate}")
+        if self.prior_attention < 0 or self.prior_min_snr < 0 or self.prior_target not in ("eps", "v"):
+            raise ConfigError(f"prior_attention and prior_min_snr must be >= 0 and prior_target 'eps' or 'v'; got "
+                             f"{self.prior_attention}, {self.prior_min_snr}, {self.prior_target!r}")
         if not (0 <= self.prior_ema < 1 and 0 <= self.label_dropout <= 1 and 0 < self.vae_share <= 1):
             raise ConfigError(f"prior_ema must be in [0, 1), label_dropout in [0, 1], vae_share in (0, 1]; got "
                              f"{self.prior_ema}, {self.label_dropout}, {self.vae_share}")

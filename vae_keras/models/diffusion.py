@@ -18,6 +18,14 @@ DDIM (Song et al. 2021) inverts it deterministically: given the predicted noise,
 ``x_0 = (x_t - noise_rate * eps) / signal_rate`` and the next, less noisy point is
 ``signal_next * x_0 + noise_next * eps`` (:func:`ddim_step`).
 
+What the network predicts (``prior_target``): the noise ``eps`` (keras-io's choice), or the
+velocity ``v = signal_rate * eps - noise_rate * x_0`` (Salimans & Ho 2022). Near t = 1 the signal
+rate is 0.02, so an eps-network's error is amplified 50 times in ``x_0``; a v-network reads ``x_0``
+off as ``signal_rate * x_t - noise_rate * v`` without that division. Both give the same clean
+estimate from their true targets (:func:`clean_and_noise`). Min-SNR weighting (Hang et al. 2023,
+``prior_min_snr``) caps each example's weight at ``gamma`` over its signal-to-noise ratio, so the
+nearly-clean times, easy and many, stop dominating the gradient (:func:`min_snr_weights`).
+
 Classifier-free guidance (Ho & Salimans 2022): one network sees the labels, or (with probability
 ``label_dropout`` in training) none; at sampling time
 ``eps = eps_uncond + guidance * (eps_cond - eps_uncond)`` (:func:`guided_noise`). The condition
@@ -25,10 +33,11 @@ is ``[1, multi-hot labels]``, and "no condition" is all zeros, so "benign" (a 1 
 is a condition of its own.
 
 The U-Net (widths 48/96/160 at 16x16x4: 1.1M parameters, as in the issue's experiment; one residual
-block per level, no attention, no normalisation, each residual branch's last conv starting at zero)::
+block per level, no normalisation, each residual branch's last conv starting at zero; optional
+self-attention over the positions of the lowest resolution, ``prior_attention`` heads)::
 
     (16, 16, 4) -> Conv2D(48, 1) -> Block(48) -> AvgPool -> Block(96) -> AvgPool    # (4, 4, 96)
-       -> Block(160)                                                                 # (4, 4, 160)
+       -> Block(160) [-> SpatialSelfAttention]                                       # (4, 4, 160)
        -> Up + concat(skip) + Block(96) -> Up + concat(skip) + Block(48)             # (16, 16, 48)
        -> Conv2D(4, 1, zeros)                                                        # predicted noise
     every Block adds Dense(embedding) per channel; embedding = MLP(sin/cos(noise variance), labels)
@@ -53,6 +62,8 @@ STATS_FILE = "latent_stats.npz"
 MAX_SIGNAL_RATE = 0.95
 MIN_SIGNAL_RATE = 0.02
 EMBEDDING_DIMS = 32
+#: What the U-Net can be trained to predict: the noise, or the velocity (see the module docstring).
+TARGETS = ("eps", "v")
 
 
 def diffusion_schedule(t):
@@ -70,15 +81,54 @@ def add_noise(x0, noise, t):
     return signal_rates * x0 + noise_rates * noise
 
 
-def ddim_step(x_t, pred_noise, t, t_next, clip=None):
+def training_target(x0, noise, noise_rates, signal_rates, target: str = "eps"):
+    """What the network should output for ``x_t = signal_rates * x0 + noise_rates * noise``: the noise, or
+    ``v = signal_rates * noise - noise_rates * x0``. Rates broadcast against ``x0`` (b, h, w, c)."""
+    if target == "eps":
+        return noise
+    if target == "v":
+        return signal_rates * noise - noise_rates * x0
+    raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+
+
+def clean_and_noise(x_t, prediction, noise_rate, signal_rate, target: str = "eps"):
+    """A network's output at ``x_t`` read as ``(pred_x0, pred_noise)``; ``target`` is what it predicts.
+
+    eps: ``x0 = (x_t - n * eps) / s``; v: ``x0 = s * x_t - n * v`` and ``eps = n * x_t + s * v``
+    (from ``x_t = s x0 + n eps``, ``v = s eps - n x0`` and ``s^2 + n^2 = 1``).
+    """
+    if target == "eps":
+        return (x_t - noise_rate * prediction) / signal_rate, prediction
+    if target == "v":
+        return signal_rate * x_t - noise_rate * prediction, noise_rate * x_t + signal_rate * prediction
+    raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+
+
+def min_snr_weights(noise_rates, signal_rates, gamma: float, target: str = "eps"):
+    """Per-example loss weights (b,) of min-SNR-gamma (Hang et al. 2023); ``gamma`` 0: all ones.
+
+    With SNR = s^2 / n^2 the x0-loss weight ``min(SNR, gamma)`` is, in the network's own target,
+    ``min(SNR, gamma) / SNR`` for eps and ``min(SNR, gamma) / (SNR + 1)`` for v.
+    """
+    noise_rates = tf.reshape(tf.cast(noise_rates, tf.float32), (-1,))
+    signal_rates = tf.reshape(tf.cast(signal_rates, tf.float32), (-1,))
+    if not gamma:
+        return tf.ones_like(noise_rates)
+    snr = tf.square(signal_rates) / tf.square(noise_rates)
+    clipped = tf.minimum(snr, float(gamma))
+    return clipped / snr if target == "eps" else clipped / (snr + 1.0)
+
+
+def ddim_step(x_t, prediction, t, t_next, clip=None, target: str = "eps"):
     """One deterministic DDIM step from time ``t`` to ``t_next`` (scalars): ``(pred_x0, x_next)``.
 
-    Given the *true* noise of ``x_t = add_noise(x0, noise, t)``, ``pred_x0`` is ``x0`` and
-    ``x_next`` is ``add_noise(x0, noise, t_next)`` (up to float rounding). ``clip`` (a scalar, or
-    None) bounds ``pred_x0`` to ``[-clip, clip]`` first, as DDPM's "clip denoised" does for images.
+    Given the *true* noise (or, with ``target="v"``, the true velocity) of ``x_t = add_noise(x0, noise, t)``,
+    ``pred_x0`` is ``x0`` and ``x_next`` is ``add_noise(x0, noise, t_next)`` (up to float rounding).
+    ``clip`` (a scalar, or None) bounds ``pred_x0`` to ``[-clip, clip]`` first, as DDPM's "clip
+    denoised" does for images.
     """
     noise_rate, signal_rate = diffusion_schedule(t)
-    pred_x0 = (x_t - noise_rate * pred_noise) / signal_rate
+    pred_x0, pred_noise = clean_and_noise(x_t, prediction, noise_rate, signal_rate, target)
     if clip is not None:
         pred_x0 = tf.clip_by_value(pred_x0, -clip, clip)
     next_noise_rate, next_signal_rate = diffusion_schedule(t_next)
@@ -105,6 +155,42 @@ class SinusoidalEmbedding(keras.layers.Layer):
         return {**super().get_config(), "dims": self.dims}
 
 
+class SpatialSelfAttention(keras.layers.Layer):
+    """Self-attention over the positions of a feature map (b, h, w, c) -> (b, h, w, c), residual.
+
+    A convolution sees 3x3 cells; at the U-Net's lowest resolution one attention layer lets every
+    cell see the whole bag (where its outline is, where the other threats lie). Pre-norm (a
+    LayerNormalization over channels per position), multi-head attention without positional
+    encoding (the convolutions around it know where things are), then a per-channel scale that
+    starts at zero, so the block is the identity at initialisation like the residual blocks. Being
+    position-free, it is permutation-equivariant over the h*w positions.
+    """
+
+    def __init__(self, heads: int = 4, **kwargs):
+        super().__init__(**kwargs)
+        self.heads = int(heads)
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        self.norm = keras.layers.LayerNormalization(epsilon=1e-5)
+        self.attention = keras.layers.MultiHeadAttention(self.heads, max(1, channels // self.heads))
+        self.norm.build((None, None, channels))
+        self.attention.build((None, None, channels), (None, None, channels))
+        self.scale = self.add_weight(shape=(channels,), initializer="zeros", name="scale")
+
+    def call(self, x):
+        shape = tf.shape(x)
+        seq = tf.reshape(x, (shape[0], shape[1] * shape[2], shape[3]))                   # (b, h*w, c)
+        h = self.norm(seq)
+        return x + self.scale * tf.reshape(self.attention(h, h), shape)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "heads": self.heads}
+
+
 def _block(x, emb, width: int):
     """Norm-free residual block with the embedding added per channel; the branch's last conv starts at zero."""
     skip = x if x.shape[-1] == width else keras.layers.Conv2D(width, 1)(x)
@@ -114,7 +200,8 @@ def _block(x, emb, width: int):
     return keras.layers.Add()([skip, h])                               # (batch, h, w, width)
 
 
-def build_unet(latent_shape, widths=(48, 96, 160), condition_dim: int = 5, map_channels: int = 0) -> keras.Model:
+def build_unet(latent_shape, widths=(48, 96, 160), condition_dim: int = 5, map_channels: int = 0,
+               attention_heads: int = 0) -> keras.Model:
     """The noise-predicting U-Net: inputs ``[x_t (b, h, w, c), noise variance (b, 1), condition (b, condition_dim)]``
     and, with ``map_channels``, a box map ``(b, h, w, map_channels)``.
 
@@ -127,6 +214,8 @@ def build_unet(latent_shape, widths=(48, 96, 160), condition_dim: int = 5, map_c
             idea. A global label says *which* threats; the map says *where*, so each cell's
             denoising is told locally whether it holds a threat (the box-conditioned prior,
             :mod:`vae_keras.samplers.box_diffusion`). 0 builds the same network as before.
+        attention_heads: 0, or the heads of a :class:`SpatialSelfAttention` after the middle block
+            (the lowest resolution); 0 builds the same network as before.
 
     Returns:
         a ``keras.Model`` predicting the noise, shape ``(b, h, w, c)``.
@@ -152,6 +241,8 @@ def build_unet(latent_shape, widths=(48, 96, 160), condition_dim: int = 5, map_c
         skips.append(x)
         x = keras.layers.AveragePooling2D(2)(x)
     x = _block(x, emb, widths[-1])                                    # the middle, (b, h/4, w/4, 160)
+    if attention_heads:
+        x = SpatialSelfAttention(attention_heads, name="middle_attention")(x)
     for width in reversed(widths[:-1]):                               # up: each doubles the side
         x = keras.layers.UpSampling2D(2, interpolation="bilinear")(x)
         x = keras.layers.Concatenate()([x, skips.pop()])
@@ -171,6 +262,9 @@ def condition_vectors(labels, n: int, num_classes: int) -> np.ndarray:
 def guided_noise(network, x_t, noise_rate, condition, guidance: float, maps=None):
     """Classifier-free guidance: ``eps_u + guidance * (eps_c - eps_u)`` in one batched call of ``network``.
 
+    A v-network's outputs are guided the same way (eps is affine in v at a fixed ``x_t``, so guiding
+    v and then converting equals converting and then guiding).
+
     Args:
         x_t: (b, h, w, c) noisy latents; noise_rate: a scalar (one time for the batch);
         condition: (b, 1 + C) condition vectors; guidance: 0 = the unconditional prediction,
@@ -187,10 +281,12 @@ def guided_noise(network, x_t, noise_rate, condition, guidance: float, maps=None
     return eps_u + guidance * (eps_c - eps_u)
 
 
-def ddim_sample(network, initial_noise, condition, steps: int, guidance: float, clip: float = 0.0, maps=None):
+def ddim_sample(network, initial_noise, condition, steps: int, guidance: float, clip: float = 0.0, maps=None,
+                target: str = "eps"):
     """Denoise ``initial_noise`` (b, h, w, c) in ``steps`` DDIM steps from t = 1 to t = 0 -> predicted x0.
 
     ``maps``: a box-conditioned network's box maps (b, h, w, C) (see :func:`build_unet`); None otherwise.
+    ``target``: what ``network`` predicts, ``eps`` or ``v`` (the run's ``prior_target``).
 
     Deterministic: the same noise, condition and network give the same latents. ``clip`` > 0 bounds
     each step's predicted x0 to ``[-clip, clip]`` (standardised units; 0 = off). Why: at t = 1 the
@@ -208,7 +304,7 @@ def ddim_sample(network, initial_noise, condition, steps: int, guidance: float, 
     for i in range(int(steps)):
         t = 1.0 - i / float(steps)
         pred_x0, x = step(x, condition, maps, tf.constant(t), tf.constant(t - 1.0 / float(steps)),
-                          tf.constant(float(guidance)), tf.constant(float(clip) if clip else float("inf")))
+                          tf.constant(float(guidance)), tf.constant(float(clip) if clip else float("inf")), target)
     return pred_x0
 
 
@@ -217,10 +313,11 @@ _STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _traced_step(network):
-    """One traced DDIM step with guidance per network (traced once for any batch size)."""
+    """One traced DDIM step with guidance per network (traced once for any batch size and per target)."""
     if network not in _STEPS:
-        def one(x, condition, maps, t, t_next, guidance, clip):
+        def one(x, condition, maps, t, t_next, guidance, clip, target):
             noise_rate, _ = diffusion_schedule(t)
-            return ddim_step(x, guided_noise(network, x, noise_rate, condition, guidance, maps), t, t_next, clip)
+            prediction = guided_noise(network, x, noise_rate, condition, guidance, maps)
+            return ddim_step(x, prediction, t, t_next, clip, target)
         _STEPS[network] = tf.function(one, reduce_retracing=True)
     return _STEPS[network]

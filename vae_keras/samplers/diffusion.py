@@ -62,6 +62,7 @@ class DiffusionSampler(Sampler):
         self.run_dir = Path(run_dir)
         self.latent_shape = cfg.latent_shape()
         self.num_classes = int(cfg.num_classes)
+        self.target = cfg.prior_target                                  # what the U-Net predicts: eps or v
         self._settings_from(cfg, dict(steps=steps, guidance=guidance, clip=clip))
         self.batch_size = int(batch_size)
         self.label_prior = LabelPrior.load(self.run_dir) if label_prior is None else label_prior
@@ -84,7 +85,7 @@ class DiffusionSampler(Sampler):
         with np.load(prior / diffusion.STATS_FILE, allow_pickle=False) as f:
             stats = f["mean"].astype(np.float32), f["std"].astype(np.float32)
         network = diffusion.build_unet(self.latent_shape, cfg.prior_widths, 1 + self.num_classes,
-                                       self.num_classes if self.box_maps else 0)
+                                       self.num_classes if self.box_maps else 0, cfg.prior_attention)
         tf.train.Checkpoint(ema_network=network).restore(ckpt).expect_partial()
         return network, stats
 
@@ -152,7 +153,8 @@ class DiffusionSampler(Sampler):
         noise *= temperature
         b = self.batch_size
         out = [diffusion.ddim_sample(self.network, noise[i:i + b], condition[i:i + b], s["steps"], s["guidance"],
-                                     s["clip"], maps=None if maps is None else maps[i:i + b]).numpy()
+                                     s["clip"], maps=None if maps is None else maps[i:i + b],
+                                     target=self.target).numpy()
                for i in range(0, n, b)]
         x0 = np.concatenate(out) if out else np.zeros((0,) + tuple(self.latent_shape), np.float32)
         return (x0 * self.std + self.mean).reshape(n, self.latent_dim).astype(np.float32)

@@ -13,7 +13,8 @@ when the configuration flips), standardised per channel. Each step draws its dif
 noise and label drop-outs statelessly from ``(seed, epoch, step)`` and each epoch's order from
 ``(seed, epoch)``, so, as in the first stage, a resumed prior takes exactly the steps the
 uninterrupted one would have taken (identical weights). The loss is the mean squared error of
-the predicted noise; the EMA decay rises as ``min(ema, (1 + k) / (10 + k))`` at step k (warm-up).
+the predicted noise (or velocity, ``prior_target``), each example weighted by min-SNR when
+``prior_min_snr`` is set; the EMA decay rises as ``min(ema, (1 + k) / (10 + k))`` at step k (warm-up).
 
 Runs under the first stage's ``tf.distribute`` strategy: the diffusion times, noise and label
 drop-outs are drawn once for the global batch, and each replica takes its slice of it, so a
@@ -113,8 +114,9 @@ class PriorTrainer:
         widths, cond_dim = config.prior_widths, 1 + self.labels.shape[1]
         with self.strategy.scope():                      # variables mirrored on every replica
             map_channels = 0 if self.maps is None else self.maps.shape[-1]
-            self.network = diffusion.build_unet(config.latent_shape(), widths, cond_dim, map_channels)
-            self.ema_network = diffusion.build_unet(config.latent_shape(), widths, cond_dim, map_channels)
+            heads = config.prior_attention
+            self.network = diffusion.build_unet(config.latent_shape(), widths, cond_dim, map_channels, heads)
+            self.ema_network = diffusion.build_unet(config.latent_shape(), widths, cond_dim, map_channels, heads)
             self.ema_network.set_weights(self.network.get_weights())
             self.optimizer = keras.optimizers.Adam(config.prior_learning_rate)
             self.optimizer.build(self.network.trainable_variables)
@@ -152,7 +154,8 @@ class PriorTrainer:
         return latest
 
     def _train_step(self, x0, condition, maps, seed):
-        """One Adam step on the noise-prediction MSE of a global batch (b, h, w, c); returns the loss and the EMA decay.
+        """One Adam step on the (min-SNR weighted) MSE of the predicted noise or velocity of a global batch
+        (b, h, w, c); returns the loss and the EMA decay.
 
         ``maps``: the batch's box maps (b, h, w, C), dropped with the labels (the null condition), or
         None for a prior without them.
@@ -170,11 +173,14 @@ class PriorTrainer:
         condition = condition * keep                                                       # dropped: null
         if maps is not None:
             maps = maps * keep[:, :, None, None]                                           # (b, h, w, C)
-        noise_rates, _ = diffusion.diffusion_schedule(t)
+        noise_rates, signal_rates = diffusion.diffusion_schedule(t)
         x_t = diffusion.add_noise(x0, noise, t)
         levels = tf.square(noise_rates)[:, None]
+        rates = noise_rates[:, None, None, None], signal_rates[:, None, None, None]
+        target = diffusion.training_target(x0, noise, *rates, cfg.prior_target)              # (b, h, w, c)
+        weights = diffusion.min_snr_weights(noise_rates, signal_rates, cfg.prior_min_snr, cfg.prior_target)
 
-        def replica_step(x_t, levels, condition, noise):
+        def replica_step(x_t, levels, condition, target):
             ctx = tf.distribute.get_replica_context()
             i, n = ctx.replica_id_in_sync_group, ctx.num_replicas_in_sync
             rows = slice(i * b // n, (i + 1) * b // n)                                     # this replica's share
@@ -182,13 +188,14 @@ class PriorTrainer:
             inputs = [x_t[rows], levels[rows], condition[rows]] + ([] if maps is None else [maps[rows]])
             with tf.GradientTape() as tape:
                 pred = self.network(inputs, training=True)
-                loss = tf.reduce_mean(tf.square(pred - noise[rows])) * share
+                per_example = tf.reduce_mean(tf.square(pred - target[rows]), axis=[1, 2, 3])     # (b / n,)
+                loss = tf.reduce_mean(weights[rows] * per_example) * share
             grads = tape.gradient(loss, self.network.trainable_variables)
             self.optimizer.apply_gradients(zip(grads, self.network.trainable_variables))
             return loss
 
         loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM,
-                                    self.strategy.run(replica_step, args=(x_t, levels, condition, noise)), axis=None)
+                                    self.strategy.run(replica_step, args=(x_t, levels, condition, target)), axis=None)
         k = tf.cast(self.optimizer.iterations, tf.float32)
         decay = tf.minimum(cfg.prior_ema, (1.0 + k) / (10.0 + k))
         for w, ema in zip(self.network.weights, self.ema_network.weights):                # cross-replica
