@@ -94,6 +94,23 @@ def prior_focal_loss(boxes: Sequence[Sequence[dict]], size: int) -> float:
     return float(best.sum() / centres) if centres else float("nan")
 
 
+def training_batch(x: np.ndarray, boxes: Sequence, batch_size: int, rng: np.random.Generator, augment: bool):
+    """One detector training batch: ``batch_size`` images drawn from ``x`` (n, S, S) floats in [0, 1], each
+    with :func:`augment_with_boxes` when ``augment``, quantised to 8 bits as a PNG would be.
+
+    Returns ``(images (b, S, S, 1) float32, [boxes of each image])``. Both detectors (the CenterNet here
+    and :mod:`vae_keras.evaluation.retinanet`) draw their batches with it, so an arm's images and
+    boxes depend on the seed alone, not on the detector.
+    """
+    idx = rng.choice(len(x), size=batch_size, replace=len(x) < batch_size)
+    xb, bb = [], []
+    for i in idx:
+        img, b = augment_with_boxes(x[i], boxes[i], rng) if augment else (x[i], boxes[i])
+        xb.append(img)
+        bb.append(b)
+    return quantize(np.stack(xb))[..., None], bb                                   # (b, S, S, 1)
+
+
 def augment_with_boxes(image: np.ndarray, boxes: Sequence[dict], rng: np.random.Generator):
     """Classic augmentation that moves the boxes too: flips, 90-degree rotations, thickness (``I ** g``),
     exposure and noise (:func:`vae_keras.evaluation.augmentation.classic_augment` without the crops)."""
@@ -216,14 +233,9 @@ def train_detector(images, boxes: Sequence[Sequence[dict]], steps: int = 1000, s
 
     heat_losses = []
     for _ in range(int(steps)):
-        idx = rng.choice(len(x), size=bs, replace=len(x) < bs)
-        xb, tb = [], []
-        for i in idx:
-            img, b = augment_with_boxes(x[i], boxes[i], rng) if augment else (x[i], boxes[i])
-            xb.append(img)
-            tb.append(targets(b, size))
-        heat, wh, off, mask = (np.stack(v) for v in zip(*tb))
-        heat_losses.append(step(quantize(np.stack(xb))[..., None], heat, wh, off, mask))   # 8-bit, as a PNG
+        xb, bb = training_batch(x, boxes, bs, rng, augment)
+        heat, wh, off, mask = (np.stack(v) for v in zip(*[targets(b, size) for b in bb]))
+        heat_losses.append(step(xb, heat, wh, off, mask))
     det = Detector(net, size)
     det.info = {"steps": int(steps), "heat_loss": tail_mean([float(v) for v in heat_losses]) if heat_losses else
                 float("nan"), "prior_heat_loss": prior_focal_loss(boxes, size)}

@@ -49,7 +49,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from vae_keras.evaluation.detection import augment_with_boxes
+from vae_keras.evaluation.detection import training_batch
 from vae_keras.evaluation.metrics import quantize
 from vae_keras.io.manifest import CLASSES
 
@@ -283,14 +283,9 @@ def train_retinanet(images, boxes: Sequence[Sequence[dict]], steps: int = 1000, 
 
     cls_losses, box_losses = [], []
     for _ in range(int(steps)):
-        idx = rng.choice(len(x), size=bs, replace=len(x) < bs)
-        xb, bb = [], []
-        for i in idx:
-            img, b = augment_with_boxes(x[i], boxes[i], rng) if augment else (x[i], boxes[i])
-            xb.append(img)
-            bb.append(b)
+        xb, bb = training_batch(x, boxes, bs, rng, augment)
         gt_boxes, gt_classes = _padded(bb)
-        c, b = step(quantize(np.stack(xb))[..., None], gt_boxes, gt_classes)       # 8-bit, as a PNG
+        c, b = step(xb, gt_boxes, gt_classes)
         cls_losses.append(float(c))
         box_losses.append(float(b))
     det = RetinaNetDetector(model, size, s)
