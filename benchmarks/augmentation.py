@@ -17,6 +17,14 @@ steps, on a small real training subset and on that subset plus each kind of extr
                          inserts generated ones (``vae_keras.sampling.insert``; the bags' boxes kept,
                          new boxes exact, inside the bag, not overlapping them). On phantom data this
                          arm is an oracle: its threats come from the renderer that drew the test threats
+    gen                + generated threats in the subset's own bags, inserted as ``ours`` inserts them, from
+                         the threat generator (``--config threats``: a latent diffusion model over threat
+                         crops at half the bag's side): pre-trained once per work folder on the ``sim``
+                         arm's phantom threats (``--gen-pretrain-epochs``, ``OUT/gen_pretrained``), then
+                         fine-tuned from those weights, both stages, on the subset's own threats
+                         (``--gen-epochs``, ``OUT/<subset>/gen``), the recipe of docs/own_scans.md
+    gen+tip            + generated and TIP images alternately (gen, tip, gen, ...): half each at the same
+                         total ratio, the first images of the ``gen`` and ``tip`` pools
     composite          + whole generated bags: VAE bags with the object VAE's threats (no real pixel)
     vae, hybrid        + conditional-VAE samples; + VAE bags with the subset's real threats
     classic+X          X with classic augmentation on every batch (the v2 arms all have it)
@@ -45,7 +53,7 @@ continues where it stopped; ``--report`` writes the markdown table and the plot.
     python benchmarks/augmentation.py --quick --out build/aug_quick     # every arm on 48 phantoms, ~45 s
 
 Any prepared folder works (``python -m vae_keras prepare SRC OUT``): boxes are needed for the
-tip, ours, composite, hybrid and detector arms (arms without boxes available are reported as skipped).
+tip, ours, gen, composite, hybrid and detector arms (arms without boxes available are reported as skipped).
 """
 from __future__ import annotations
 
@@ -67,21 +75,31 @@ from vae_keras.io.atomic import atomic_write_text  # noqa: E402
 from vae_keras.io.manifest import CLASSES, read_manifest  # noqa: E402
 
 ARMS = ("real", "classic", "vae", "tip", "hybrid", "ours", "sim", "classic+vae", "classic+tip", "classic+hybrid",
-        "classic+ours", "classic+sim", "composite", "classic+composite", "cas",
-        "det:real", "det:classic", "det:classic+tip", "det:classic+ours", "det:classic+sim", "det:classic+composite")
+        "classic+ours", "classic+sim", "gen", "classic+gen", "classic+gen+tip", "composite", "classic+composite", "cas",
+        "det:real", "det:classic", "det:classic+tip", "det:classic+ours", "det:classic+sim", "det:classic+gen",
+        "det:classic+gen+tip", "det:classic+composite")
 #: Issue #15's benchmark v2: the arms run by default.
 V2_ARMS = ("real", "classic", "classic+tip", "classic+ours", "classic+composite", "cas",
            "det:classic", "det:classic+tip", "det:classic+ours")
 NEEDS_VAE = {"vae", "hybrid", "composite", "cas"}                       # sources made by the bag VAE
 NEEDS_OBJECTS = {"ours", "composite", "cas"}                            # ... and by the object VAE
-NEEDS_BOXES = {"tip", "hybrid", "ours", "composite", "cas"}
+NEEDS_GEN = {"gen", "gen+tip"}                                          # ... and by the threat generator
+NEEDS_BOXES = {"tip", "hybrid", "ours", "composite", "cas"} | NEEDS_GEN
+#: Sources made of phantom threats: the sim arm's, and those the threat generator is pre-trained on.
+NEEDS_PHANTOMS = {"sim"} | NEEDS_GEN
+#: A mixed source: the pools whose images it takes alternately (half each, :func:`interleave`).
+MIXED = {"gen+tip": ("gen", "tip")}
+#: The threat generator's prior trains this many epochs per autoencoder epoch: about the split the
+#: 10-minute runs of docs/own_scans.md got at ``vae_share`` 0.5 (16-17 autoencoder, 30-33 prior epochs).
+GEN_PRIOR_PER_EPOCH = 2
 
 
 def split_arm(arm: str):
     """``"det:classic+ours@4"`` -> ``(model "detector"|"classifier", base "classic+ours", source "ours", ratio 4.0|None)``.
 
-    ``source`` is the pool of extra images (None: the real subset only); ``@R`` sets the
-    synthetic-to-real ratio of that arm (default ``--synthetic-ratio``). ``cas`` is the
+    ``source`` is the pool of extra images (None: the real subset only; ``"gen+tip"`` for
+    ``classic+gen+tip``, a pool mixed of two, :data:`MIXED`); ``@R`` sets the synthetic-to-real
+    ratio of that arm (default ``--synthetic-ratio``). ``cas`` is the
     Classification Accuracy Score arm: whole generated bags (composites) *only*, no real image.
     """
     model = "detector" if arm.startswith("det:") else "classifier"
@@ -130,7 +148,14 @@ def parse_args(argv=None):
                    help="the det: arms' detector: the CenterNet written here (default: 5x the RetinaNet's mAP@0.5 "
                         "on 10 real bags at comparable CPU time, docs/augmentation.md) or KerasHub's RetinaNet")
     p.add_argument("--sim-bags", type=int, default=300,
-                   help="phantom bags rendered for the sim arm's threats (once, in OUT/sim_threats)")
+                   help="phantom bags rendered for the sim arm's threats (once, in OUT/sim_threats); the gen arms' "
+                        "generator is pre-trained on the same threats")
+    p.add_argument("--gen-pretrain-epochs", type=int, default=60,
+                   help="autoencoder epochs of the gen arms' threat generator on the phantom threats (once, in "
+                        f"OUT/gen_pretrained; its diffusion prior trains {GEN_PRIOR_PER_EPOCH}x as many epochs)")
+    p.add_argument("--gen-epochs", type=int, default=100,
+                   help="autoencoder epochs of its fine-tuning on each subset's threats (OUT/<subset>/gen; prior "
+                        f"{GEN_PRIOR_PER_EPOCH}x as many)")
     p.add_argument("--batch-size", type=int, default=32, help="classifier batch size")
     p.add_argument("--width", type=int, default=16, help="classifier base width (metrics.small_cnn)")
     p.add_argument("--limit", type=int, default=0, help="use only the first N train and N test images (0: all)")
@@ -147,6 +172,7 @@ def parse_args(argv=None):
         args.vae_minutes = args.object_minutes = 0.0
         args.classifier_steps, args.detector_steps, args.width = 20, 20, 4
         args.sim_bags = min(args.sim_bags, 24)
+        args.gen_pretrain_epochs, args.gen_epochs = 1, 1
         args.ratios = args.ratios or "1,2"
     elif args.data is None:
         p.error("--data is required (or --quick)")
@@ -168,6 +194,8 @@ def parse_args(argv=None):
         p.error(f"--only {sorted(set(args.only) - set(args.arms))}: not among the arms {args.arms}")
     if not all(0 < f <= 1 for f in args.fractions):
         p.error("fractions must be in (0, 1]")
+    if args.gen_pretrain_epochs < 1 or args.gen_epochs < 1:
+        p.error("--gen-pretrain-epochs and --gen-epochs must be at least 1")
     return args
 
 
@@ -209,17 +237,17 @@ def names_of(y) -> list:
     return [[c for c, v in zip(CLASSES, row) if v > 0.5] for row in y]
 
 
-def phantom_threats(folder: Path, size: int, n_bags: int, seed: int = 7) -> list:
-    """The phantom renderer's threats as :class:`~vae_keras.sampling.tip.ThreatCrop` s (the sim arm's).
+def phantom_objects(folder: Path, size: int, n_bags: int, seed: int = 7) -> Path:
+    """The phantom renderer's threats as an object set, ``folder/objects`` (made once): the sim arm's
+    threats, and what the gen arms' threat generator is pre-trained on.
 
     ``n_bags`` phantom bags at ``size`` (every one with threats; rendered once into ``folder/bags``)
-    are cut into an object set (``folder/objects``, :func:`vae_keras.sampling.objects.write_object_dataset`:
-    each threat a transmission map at its size in the bag, faint clutter dropped), as
-    ``benchmarks/threats.py`` makes its object set. ``seed`` 7, not the phantom data sets' 0, so on
-    phantom data no sim threat is a copy of a test image's (the arm is still an oracle there).
+    are cut into an object set (:func:`vae_keras.sampling.objects.write_object_dataset`: each threat a
+    transmission map at its size in the bag, centred on a canvas of half the bag, faint clutter
+    dropped), as ``benchmarks/threats.py`` makes its object set. ``seed`` 7, not the phantom data
+    sets' 0, so on phantom data no sim threat is a copy of a test image's (the arm is still an oracle there).
     """
     from data_prep.phantoms import write_phantom_dataset
-    from vae_keras.sampling import tip
     from vae_keras.sampling.objects import write_object_dataset
 
     objects = folder / "objects"
@@ -227,6 +255,14 @@ def phantom_threats(folder: Path, size: int, n_bags: int, seed: int = 7) -> list
         write_phantom_dataset(folder / "bags", n=int(n_bags), size=int(size), seed=seed, benign_fraction=0.0,
                               progress=False, workers=1)
         write_object_dataset(folder / "bags", objects, int(size), progress=False)
+    return objects
+
+
+def phantom_threats(folder: Path, size: int, n_bags: int, seed: int = 7) -> list:
+    """The threats of :func:`phantom_objects` as :class:`~vae_keras.sampling.tip.ThreatCrop` s (the sim arm's)."""
+    from vae_keras.sampling import tip
+
+    objects = phantom_objects(folder, size, n_bags, seed)
     out = []
     for split in ("train", "test"):               # both: on real data the phantoms' split means nothing
         try:
@@ -234,6 +270,60 @@ def phantom_threats(folder: Path, size: int, n_bags: int, seed: int = 7) -> list
         except ValueError:                        # no such split
             pass
     return out
+
+
+def subset_objects(subset_dir: Path, work: Path, size: int) -> Path:
+    """The subset's own threats cut out into an object set, ``work/objects_data`` (made once; the one
+    :func:`train_objects` makes for the object VAE, so the ours and gen arms share it)."""
+    from vae_keras.sampling.objects import write_object_dataset
+
+    objects = work / "objects_data"
+    if not (objects / "manifest.csv").is_file():
+        write_object_dataset(subset_dir, objects, size, progress=False)
+    return objects
+
+
+def train_generator(objects: Path, run_dir: Path, size: int, epochs: int, seed: int, init_from=None) -> Path:
+    """The threat generator (``--config threats`` at the object canvas of ``size``-pixel bags) trained on
+    the object set ``objects`` into ``run_dir``; returns ``run_dir``.
+
+    Fixed work, not minutes (a benchmark's result must not depend on the machine's load): ``epochs``
+    autoencoder epochs, :data:`GEN_PRIOR_PER_EPOCH` times as many prior epochs. ``init_from``: a run
+    whose weights start both stages (fine-tuning). A finished run (``sampler_done``) is kept as it
+    is; an interrupted one continues from its last checkpoint (``resume``, which starts a new run
+    when there is none), so a killed benchmark loses at most an epoch.
+    """
+    from vae_keras.config import get_config
+    from vae_keras.sampling.objects import object_canvas
+    from vae_keras.training.trainer import Trainer
+
+    if not (run_dir / "sampler_done").is_file():
+        config = get_config("threats", quick=False, image_size=object_canvas(size), epochs=int(epochs),
+                            prior_epochs=GEN_PRIOR_PER_EPOCH * int(epochs), seed=seed)
+        Trainer(config, str(objects), run_dir, resume=True, progress=False, callbacks=(),     # no GIF frames
+                init_from=None if init_from is None else str(init_from)).fit()
+        atomic_write_text(run_dir / "sampler_done", "1\n")
+    return run_dir
+
+
+def threat_lists(classes, n: int, seed: int) -> list:
+    """``n`` lists of one or two classes drawn from ``classes`` (a class per threat of the subset, so
+    with the subset's class frequencies): what each image of an insertion pool gets."""
+    rng = np.random.default_rng(seed)
+    return [list(rng.choice(classes, size=int(rng.integers(1, 3)))) for _ in range(n)]
+
+
+def interleave(first: tuple, second: tuple, n: int) -> tuple:
+    """``n`` images of two pools ``(images, labels, boxes)`` taken alternately (``first[0], second[0],
+    first[1], ...``): any leading part holds half of each, so arms of a mixed source at lower ratios
+    take the first ones, as for any pool; ``first`` gets the odd one."""
+    images = np.empty((n,) + first[0].shape[1:], np.float32)                  # (n, S, S, 1)
+    labels = np.empty((n,) + first[1].shape[1:], np.float32)                  # (n, C)
+    boxes = [None] * n
+    for pool, start in ((first, 0), (second, 1)):
+        m = len(range(start, n, 2))
+        images[start::2], labels[start::2], boxes[start::2] = pool[0][:m], pool[1][:m], list(pool[2][:m])
+    return images, labels, boxes
 
 
 def subset_scales(bag_boxes, size: int, fallback: dict) -> dict:
@@ -253,7 +343,8 @@ def make_pools(args, seed, xs_u8, rows, idx, crops, work: Path, tag: str, n_pool
     """The extra images of every source the arms need: ``{source: (images, labels, boxes)}``, and timings.
 
     ``n_pool[source]`` images each (the largest ratio asked for it); an arm at a lower ratio takes
-    the first ones, so arms at different ratios share their images.
+    the first ones, so arms at different ratios share their images. A mixed source (:data:`MIXED`)
+    interleaves the first images of its parts, which ``n_pool`` must name too (:func:`pool_sizes`).
     """
     import keras
 
@@ -261,7 +352,7 @@ def make_pools(args, seed, xs_u8, rows, idx, crops, work: Path, tag: str, n_pool
     from vae_keras.sampling import tip
     from vae_keras.sampling.generate import sample_images
     from vae_keras.sampling.insert import insert_threats, object_scales
-    from vae_keras.sampling.objects import composite_samples
+    from vae_keras.sampling.objects import composite_samples, open_objects
 
     pools, timing = {}, {}
     bag_boxes = [rows[i].boxes_scaled for i in idx]
@@ -269,7 +360,7 @@ def make_pools(args, seed, xs_u8, rows, idx, crops, work: Path, tag: str, n_pool
     if not crops:                                                  # nothing boxed in the subset
         sources -= NEEDS_BOXES
     sub_dir = subset_dataset(args.data, [rows[i].row for i in idx], work / tag / "data") if sources & (
-        NEEDS_VAE | NEEDS_OBJECTS) else None
+        NEEDS_VAE | NEEDS_OBJECTS | NEEDS_GEN) else None
     objects = None
     if sources & NEEDS_OBJECTS:
         t0 = time.monotonic()
@@ -300,9 +391,7 @@ def make_pools(args, seed, xs_u8, rows, idx, crops, work: Path, tag: str, n_pool
         timing["tip_s"] = time.monotonic() - t0
     if "ours" in sources:                     # generated threats in the subset's own bags, TIP's recipe otherwise
         t0 = time.monotonic()
-        rng = np.random.default_rng(seed + 3)
-        classes = [c.label for c in crops]                                     # the subset's class frequencies
-        per = [list(rng.choice(classes, size=int(rng.integers(1, 3)))) for _ in range(n_pool["ours"])]
+        per = threat_lists([c.label for c in crops], n_pool["ours"], seed + 3)   # the subset's class frequencies
         images, labels, boxes, _ = insert_threats(xs_u8, objects, per, seed=seed + 3, bag_boxes=bag_boxes,
                                                   scales=object_scales(work / tag / "objects_data"),
                                                   sampler=object_sampler)
@@ -311,15 +400,63 @@ def make_pools(args, seed, xs_u8, rows, idx, crops, work: Path, tag: str, n_pool
     if "sim" in sources:                     # the phantom renderer's threats in the subset's own bags (AXIS)
         t0 = time.monotonic()
         sim = phantom_threats(work / "sim_threats", args.size, args.sim_bags)
-        rng = np.random.default_rng(seed + 4)
         classes = [c.label for c in crops] or sorted({c.label for c in sim})   # the subset's class frequencies
-        per = [list(rng.choice(classes, size=int(rng.integers(1, 3)))) for _ in range(n_pool["sim"])]
+        per = threat_lists(classes, n_pool["sim"], seed + 4)
         images, labels, boxes, _ = insert_threats(
             xs_u8, sim, per, seed=seed + 4, bag_boxes=bag_boxes,
             scales=subset_scales(bag_boxes, args.size, object_scales(work / "sim_threats" / "objects")))
         pools["sim"] = (images, labels, boxes)
         timing["sim_s"] = time.monotonic() - t0
+    if "gen" in sources:                      # the threat generator's threats in the subset's own bags
+        t0 = time.monotonic()
+        pretrained = train_generator(phantom_objects(work / "sim_threats", args.size, args.sim_bags),
+                                     work / "gen_pretrained", args.size, args.gen_pretrain_epochs, seed=0)
+        timing["gen_pretrain_s"] = time.monotonic() - t0                      # ~0 once made, for every subset
+        t0 = time.monotonic()
+        own = subset_objects(sub_dir, work / tag, args.size)
+        gen = open_objects(train_generator(own, work / tag / "gen", args.size, args.gen_epochs, seed=seed,
+                                           init_from=pretrained))
+        timing["gen_train_s"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        per = threat_lists([c.label for c in crops], n_pool["gen"], seed + 5)   # the subset's class frequencies
+        images, labels, boxes, _ = insert_threats(xs_u8, gen.model, per, seed=seed + 5, bag_boxes=bag_boxes,
+                                                  scales=object_scales(own), sampler=gen.sampler,
+                                                  object_name=gen.name)
+        pools["gen"] = (images, labels, boxes)
+        timing["gen_s"] = time.monotonic() - t0
+        del gen
+        keras.backend.clear_session()
+    for mixed, parts in MIXED.items():        # gen+tip: the first images of its parts, alternately
+        if mixed in sources and all(part in pools for part in parts):
+            pools[mixed] = interleave(*(pools[part] for part in parts), n_pool[mixed])
     return pools, timing
+
+
+def pool_sizes(arms, k: int, ratio: float) -> dict:
+    """``{source: images}`` the pools need for ``arms`` with ``k`` real images: the largest ratio asked
+    for each source (default ``ratio``), and for a mixed source (:data:`MIXED`) half of its own from
+    each of its parts (the odd one from the first)."""
+    n_pool: dict = {}
+    for arm in arms:
+        _, _, source, r = split_arm(arm)
+        if source is None:
+            continue
+        n = int(round((r or ratio) * k))
+        wants = [(source, n)] + [(part, (n + 1 - j) // 2) for j, part in enumerate(MIXED.get(source, ()))]
+        for s, m in wants:
+            n_pool[s] = max(n_pool.get(s, 0), m)
+    return n_pool
+
+
+def draw_subset(x, rows, fraction: float, seed: int) -> tuple:
+    """The real training subset of (``fraction``, ``seed``): its indices into the train split (sorted;
+    at least 4) and its boxed threats cut out as :class:`~vae_keras.sampling.tip.ThreatCrop` s."""
+    from vae_keras.sampling import tip
+
+    k = max(4, int(round(fraction * len(x))))
+    idx = np.sort(np.random.default_rng(1000 + seed).permutation(len(x))[:k])
+    crops = tip.crops_from_arrays(x[idx], [rows[i].boxes for i in idx], [rows[i].native for i in idx])
+    return idx, crops
 
 
 def run_one(args, fraction, seed, train_set, test_set, work: Path, arms=None) -> list:
@@ -331,25 +468,20 @@ def run_one(args, fraction, seed, train_set, test_set, work: Path, arms=None) ->
     arms = list(args.arms if arms is None else arms)
     import keras
 
-    from vae_keras.sampling import tip
     from vae_keras.evaluation.augmentation import classic_augment, score, train_classifier
     from vae_keras.errors import TrainingCollapsed
     from vae_keras.evaluation.detection import coco_map
 
     x, y, rows = train_set
     x_test, y_test, boxes_test = test_set
-    k = max(4, int(round(fraction * len(x))))
-    idx = np.sort(np.random.default_rng(1000 + seed).permutation(len(x))[:k])
+    idx, crops = draw_subset(x, rows, fraction, seed)
+    k = len(idx)
     xs, ys = x[idx].astype(np.float32) / 255.0, y[idx]                       # (k, S, S, 1) in [0, 1]
     real_boxes = [rows[i].boxes_scaled for i in idx]
-    crops = tip.crops_from_arrays(x[idx], [rows[i].boxes for i in idx], [rows[i].native for i in idx])
     tag = f"f{fraction:g}-s{seed}"
-    n_pool = {}
-    for arm in args.arms:
-        _, _, source, ratio = split_arm(arm)
-        if source is not None:
-            n_pool[source] = max(n_pool.get(source, 0), int(round((ratio or args.synthetic_ratio) * k)))
+    n_pool = pool_sizes(args.arms, k, args.synthetic_ratio)
     needed = {split_arm(a)[2] for a in arms}
+    needed |= {part for s in needed for part in MIXED.get(s, ())}        # a mixed pool is made of its parts
     pools, timing = make_pools(args, seed, x[idx], rows, idx, crops, work, tag,
                                {s: n for s, n in n_pool.items() if s in needed})
 
@@ -591,7 +723,8 @@ def best_arms(summary) -> str:
 
 
 def caveats(records, meta) -> str:
-    """Sentences the table needs: the sim arm is an oracle on phantom data; each collapsed run, with its note."""
+    """Sentences the table needs: the sim arm is an oracle on phantom data, the gen arms partly one (their
+    generator learnt from the phantom renderer first); each collapsed run, with its note."""
     out = ""
     if any(split_arm(r["arm"])[2] == "sim" for r in records):
         phantom = meta.get("phantom_data", False)
@@ -600,6 +733,10 @@ def caveats(records, meta) -> str:
                 "threats come from the renderer that drew the test threats, so its gain is an upper bound, not a "
                 "result." if phantom else "On phantom data it would be an oracle (its threats come from the "
                 "renderer that drew the test threats); here the test scans are real.") + "\n")
+    if meta.get("phantom_data", False) and any(split_arm(r["arm"])[2] in NEEDS_GEN for r in records):
+        out += ("\nThe `gen` arms' threat generator was pre-trained on the phantom renderer's threats before it "
+                "was fine-tuned on the subset's: on this phantom data it has seen the test threats' renderer, so "
+                "its gain is partly an oracle's.\n")
     for r in records:
         if r.get("collapsed"):
             out += (f"\nCollapsed: `{r['arm']}` at {r['fraction']:.0%}, seed {r['seed']} (left out of its row's "
@@ -625,6 +762,16 @@ def _budget(meta, model: str) -> str:
     return f"{meta[model + '_epochs']} epochs" if meta.get(model + "_epochs") else f"{meta[model + '_minutes']} min"
 
 
+def _generator_training(meta) -> str:
+    """The report's clause on the gen arms' threat generator (empty when none ran): its epochs, both stages."""
+    if "gen_epochs" not in meta:
+        return ""
+    pre, own = meta["gen_pretrain_epochs"], meta["gen_epochs"]
+    return (f"; the threat generator (`threats`, gen arms) pre-trained {pre} + {GEN_PRIOR_PER_EPOCH * pre} epochs "
+            f"(autoencoder + prior) on the threats of {meta.get('sim_bags', '?')} phantom bags, then fine-tuned "
+            f"{own} + {GEN_PRIOR_PER_EPOCH * own} epochs on the subset's threats")
+
+
 def write_report(records, meta, path: Path) -> Path:
     summary = summarize(records)
     detector = meta.get("detector", "centernet")
@@ -642,12 +789,15 @@ def write_report(records, meta, path: Path) -> Path:
             + f"{meta['synthetic_ratio']:g} synthetic images per real one"
             + (f"; the object VAE (composite, ours, cas) trained {_budget(meta, 'object')} on the subset's threats"
                if "object_minutes" in meta else "")
+            + _generator_training(meta)
             + (f"; every detector ({meta.get('detector', 'centernet')}) {meta['detector_steps']} Adam steps of batch 16"
                if "detector_steps" in meta else "")
             + ". Scores on the whole test split; "
             f"± is the standard deviation over seeds; the gains are paired differences to `real` and to "
             f"`classic` (same seed, same subset); `ours` inserts the object VAE's threats into the subset's own "
-            f"bags (vae_keras.sampling.insert), `ARM@R` is an arm at R synthetic images per real one. Wall time {meta['minutes']:.0f} min on {meta['machine']}.\n\n"
+            f"bags (vae_keras.sampling.insert), `gen` the threat generator's, `gen+tip` half generated and half TIP "
+            f"images, `ARM@R` is an arm at R synthetic images per real one. "
+            f"Wall time {meta['minutes']:.0f} min on {meta['machine']}.\n\n"
             + markdown_table(summary, detector) + "\n" + best_arms(summary) + caveats(records, meta)
             + f"\n![mAP per arm]({png.name})\n\n" + notes)
     atomic_write_text(path, text)
@@ -696,8 +846,11 @@ def main(argv=None) -> int:
         settings["detector_steps"] = args.detector_steps
         if args.detector != "centernet":                 # (results of v2, all CenterNet, say nothing)
             settings["detector"] = args.detector
-    if "sim" in {split_arm(a)[2] for a in args.arms}:
+    sources = {split_arm(a)[2] for a in args.arms}
+    if sources & NEEDS_PHANTOMS:
         settings["sim_bags"] = args.sim_bags
+    if sources & NEEDS_GEN:
+        settings["gen_pretrain_epochs"], settings["gen_epochs"] = args.gen_pretrain_epochs, args.gen_epochs
     if args.limit:
         settings["limit"] = args.limit
     if args.report_only and state.get("settings"):

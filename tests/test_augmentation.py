@@ -162,19 +162,64 @@ def test_detector_trains_and_finds_boxes():
     assert det.info["heat_loss"] < 0.5 * det.info["prior_heat_loss"]    # the collapse guard passed it by far
 
 
+def _inserted_into_the_bags(images, boxes, bags, bag_boxes):
+    """Each image is a bag of ``bags`` (uint8) with its own boxes first, kept, and its pixels unchanged
+    outside the new boxes, which lie inside the image (one or two threats inserted)."""
+    size = bags.shape[1]
+    for image, these in zip(images, boxes):
+        def outside(new):                                           # pixels outside every new box
+            keep = np.ones((size, size), bool)
+            for b in new:
+                x1, y1, x2, y2 = b["box"]
+                keep[int(np.floor(y1)):int(np.ceil(y2)), int(np.floor(x1)):int(np.ceil(x2))] = False
+            return keep
+
+        own = [j for j in range(len(bags)) if these[:len(bag_boxes[j])] == bag_boxes[j] and np.allclose(
+            image[..., 0][outside(these[len(bag_boxes[j]):])],
+            bags[j][..., 0][outside(these[len(bag_boxes[j]):])] / 255.0, atol=1e-6)]
+        assert own, "an image is no bag of the subset with threats added"
+        new = these[len(bag_boxes[own[0]]):]
+        assert 1 <= len(new) <= 2
+        assert all(0 <= b["box"][0] < b["box"][2] <= size and 0 <= b["box"][1] < b["box"][3] <= size for b in new)
+
+
 def test_benchmark_quick_runs_every_v2_arm(tmp_path):
-    """--quick: 48 phantoms at 32x32, every arm of issue #15 end to end (classifier, CAS, detector, ratios)."""
+    """--quick: 48 phantoms at 32x32, every arm of issue #15 end to end (classifier, CAS, detector, ratios),
+    and issue #24's generated threats: the threat generator pre-trained once on phantom threats, fine-tuned
+    on the subset's, its threats inserted into the subset's own bags (alone, and alternately with TIP)."""
     bench = _load_benchmark()
+    made = []
+    make_pools = bench.make_pools
+
+    def spy(args, seed, xs_u8, rows, idx, *rest):                 # keeps what the gen pools were made from
+        pools, timing = make_pools(args, seed, xs_u8, rows, idx, *rest)
+        made.append((xs_u8, [rows[i].boxes_scaled for i in idx], pools))
+        return pools, timing
+
+    bench.make_pools = spy                                         # (a module of this test's own)
     report = tmp_path / "fig" / "v2.md"
-    assert bench.main(["--quick", "--out", str(tmp_path / "work"), "--report", str(report)]) == 0
+    gen_arms = ("classic+gen", "det:classic+gen+tip")
+    assert bench.main(["--quick", "--out", str(tmp_path / "work"), "--report", str(report),
+                       "--arms", ",".join(bench.V2_ARMS + gen_arms)]) == 0
     records = json.loads((tmp_path / "work" / "results.json").read_text())["records"]
     arms = {r["arm"]: r for r in records}
-    assert set(arms) == set(bench.V2_ARMS) | {"classic+tip@1", "classic+ours@1"}
+    assert set(arms) == set(bench.V2_ARMS) | set(gen_arms) | {"classic+tip@1", "classic+ours@1"}
     k = arms["real"]["real_images"]
     assert arms["cas"]["real_images"] == 0 and arms["cas"]["synthetic_images"] == 2 * k      # generated only
     assert arms["classic+ours@1"]["synthetic_images"] == k and arms["classic+ours"]["synthetic_images"] == 2 * k
-    for arm in ("det:classic", "det:classic+tip", "det:classic+ours"):
+    for arm in ("det:classic", "det:classic+tip", "det:classic+ours", "det:classic+gen+tip"):
         assert arms[arm]["model"] == "detector" and 0 <= arms[arm]["map"] <= arms[arm]["map50"] <= 1
+    for arm in gen_arms:
+        assert arms[arm]["synthetic_images"] == 2 * k and arms[arm]["gen_s"] > 0
+        assert all(np.isfinite(arms[arm][key]) for key in bench.SCORES[arms[arm]["model"]])
+    for run in (tmp_path / "work" / "gen_pretrained", tmp_path / "work" / "f0.5-s0" / "gen"):   # 1 epoch each
+        assert (run / "sampler_done").is_file() and len(json.loads((run / "history.json").read_text())) == 1
+    (bags, bag_boxes, pools), = made
+    _inserted_into_the_bags(pools["gen"][0], pools["gen"][2], bags, bag_boxes)
+    mixed = pools["gen+tip"]                                        # half each, alternately
+    np.testing.assert_array_equal(mixed[0][0::2], pools["gen"][0][:k])
+    np.testing.assert_array_equal(mixed[0][1::2], pools["tip"][0][:k])
     text = report.read_text()
     assert "| 50% | 1 | classic+ours |" in text and "| 50% | 1 | det:classic+ours |" in text
+    assert "| 50% | 1 | classic+gen |" in text and "| 50% | 1 | det:classic+gen+tip |" in text
     assert "Classification Accuracy Score" in text and "--quick" in text
