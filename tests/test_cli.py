@@ -161,3 +161,17 @@ def test_a_2d_latent_run_gets_its_manifold(tmp_path):
     assert main(["train", str(data), "--out", str(run), "--config", "seed", "--latent-dim", "2",
                  "--image-size", "32", "--batch-size", "8", "--epochs", "1", "--quiet"]) == 0
     assert (run / "latent_manifold.png").is_file() and not (run / "interpolations.png").exists()
+
+
+def test_train_set_reaches_the_configuration_and_a_bad_one_is_one_error_line(tmp_path, capsys):
+    from vae_keras.cli.common import config_from_args
+
+    args = build_parser().parse_args(["train", "DATA", "--out", "RUN", "--image-size", "64", "--set", "prior_target=v",
+                                      "--set", "prior-widths=64,128,256", "--set", "prior_attention=4"])
+    config = config_from_args(args)
+    assert (config.prior_target, config.prior_widths, config.prior_attention) == ("v", (64, 128, 256), 4)
+    assert config.image_size == 64 and config.name == DEFAULT_CONFIG             # the flags still apply
+    assert main(["train", str(tmp_path), "--out", str(tmp_path / "run"), "--set", "prior_target=x0"]) == 2
+    assert main(["train", str(tmp_path), "--out", str(tmp_path / "run"), "--set", "no_such_field=1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: --set expects KEY=VALUE") and not (tmp_path / "run").exists()

@@ -274,6 +274,38 @@ class VAEConfig:
         """A copy with ``changes`` applied (``None`` values are ignored, handy for CLI flags)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+    @classmethod
+    def parse_settings(cls, pairs) -> dict:
+        """``["prior_target=v", "prior_widths=64,128,256", "flip=false"]`` -> field values, each typed as
+        the field's default (``train --set``: any field without a flag of its own).
+
+        Raises:
+            ConfigError: not ``KEY=VALUE``, an unknown field, or a value that does not parse.
+        """
+        defaults = cls()
+        out = {}
+        for pair in pairs or ():
+            key, sep, text = str(pair).partition("=")
+            key = key.strip().replace("-", "_")
+            if not sep or not hasattr(defaults, key):
+                known = ", ".join(f.name for f in dataclasses.fields(cls))
+                raise ConfigError(f"--set expects KEY=VALUE with KEY a configuration field ({known}); got {pair!r}")
+            kind = type(getattr(defaults, key))
+            try:
+                if kind is tuple:
+                    value = tuple(int(v) for v in text.split(",") if v.strip())
+                elif kind is bool:
+                    if text.strip().lower() not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                        raise ValueError(text)
+                    value = text.strip().lower() in {"1", "true", "yes", "on"}
+                else:
+                    value = kind(text)
+            except ValueError:
+                raise ConfigError(f"--set {key}: {text!r} is not a {kind.__name__} "
+                                  f"(default {getattr(defaults, key)!r})") from None
+            out[key] = value
+        return out
+
 
 #: The seed project's network: Conv2D 32, 64 (3x3, stride 2) + Dense(2*latent); Dense +
 #: Conv2DTranspose 64, 32 (stride 2) and 1; Bernoulli logits; Adam 1e-4; single-sample ELBO.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from vae_keras.config import NAMED_CONFIGS, QUICK_ENV, get_config
+from vae_keras.config import NAMED_CONFIGS, QUICK_ENV, VAEConfig, get_config
 from vae_keras.errors import ConfigError
 
 QUICK_HELP = f"shrink everything to run in minutes on 2 CPU cores (same as {QUICK_ENV}=1)"
@@ -27,9 +27,12 @@ def config_from_args(args):
     if args.latent_dim is not None and NAMED_CONFIGS[args.config].architecture == "latent":
         raise ConfigError(f"--latent-dim does not apply to --config {args.config}: its latent is a (S/f, S/f, 4) map "
                           "whose size follows from --image-size (64 px: 16x16x4)")
-    return get_config(args.config, quick=args.quick or None, image_size=args.image_size,
-                      latent_dim=args.latent_dim, batch_size=args.batch_size, epochs=args.epochs,
-                      learning_rate=args.learning_rate, seed=args.seed, jit_compile=args.jit_compile or None)
+    settings = VAEConfig.parse_settings(getattr(args, "set", None))
+    return get_config(args.config, quick=args.quick or None, **{
+        **settings, **{k: v for k, v in dict(
+            image_size=args.image_size, latent_dim=args.latent_dim, batch_size=args.batch_size, epochs=args.epochs,
+            learning_rate=args.learning_rate, seed=args.seed, jit_compile=args.jit_compile or None).items()
+            if v is not None}})
 
 
 def add_sampler_options(parser) -> None:

@@ -33,6 +33,9 @@ def add_parser(sub):
                    help="start from the weights of another run (fine-tuning, e.g. on a few hundred real scans after "
                         "pre-training on phantoms); it must have the same architecture, image size, latent size, "
                         "likelihood and conditioning. The optimizer and epoch count start fresh")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                   help="any other configuration field (vae_keras.config.VAEConfig), repeatable: e.g. --set "
+                        "prior_target=v --set prior_attention=4 --set prior_widths=64,128,256 (docs/quality.md)")
     s.add_argument("--jit-compile", action="store_true", help="compile the step with XLA (faster on GPU, slower on CPU)")
     s.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker", "tpu"),
                    help="tf.distribute strategy: auto = a TPU if attached, else all GPUs when there are several, "
