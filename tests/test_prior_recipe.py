@@ -4,7 +4,8 @@ Known answers: the true noise and the true velocity of a noisy sample give back 
 latent and the same noise; DDIM with a v-predicting oracle lands on its x0; min-SNR weights
 against hand-computed ones; the attention block keeps shapes, is the identity at initialisation
 and permutation-equivariant over positions. Then a tiny two-stage run with every part switched on:
-its resumed prior takes the uninterrupted one's steps.
+its resumed prior takes the uninterrupted one's steps (the only resume test of the prior stage: the
+default recipe differs from it in the loss weights and target alone, pinned above).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from vae_keras.config import get_config
 from vae_keras.errors import ConfigError
 from vae_keras.models import diffusion as D
 from vae_keras.samplers import DiffusionSampler
+from vae_keras.samplers.diffusion_training import prior_started
 from vae_keras.training.trainer import train
 
 pytestmark = pytest.mark.filterwarnings("ignore:label combination")
@@ -117,8 +119,11 @@ def recipe(**kw):
 def test_a_resumed_prior_with_the_whole_recipe_equals_the_uninterrupted_one(tiny_dataset, tmp_path):
     tf.config.experimental.enable_op_determinism()
     full = train(recipe(), tiny_dataset, tmp_path / "full", progress=False, callbacks=())
-    train(recipe(prior_epochs=1), tiny_dataset, tmp_path / "cut", progress=False, callbacks=())
+    cut = train(recipe(prior_epochs=1), tiny_dataset, tmp_path / "cut", progress=False, callbacks=())
+    assert prior_started(tmp_path / "cut") and len(cut.prior_history) == 1
+    after_one = [w.numpy() for w in DiffusionSampler(cut.model, tmp_path / "cut").network.weights]
     resumed = train(recipe(), tiny_dataset, tmp_path / "cut", resume=True, progress=False, callbacks=())
+    assert [h["epoch"] for h in resumed.history] == [1]                 # the autoencoder was final
     assert [h["epoch"] for h in resumed.prior_history] == [1, 2, 3]
     a = DiffusionSampler(full.model, tmp_path / "full", steps=3)
     b = DiffusionSampler(resumed.model, tmp_path / "cut", steps=3)
@@ -126,5 +131,7 @@ def test_a_resumed_prior_with_the_whole_recipe_equals_the_uninterrupted_one(tiny
     for wa, wb in zip(a.network.weights, b.network.weights):
         np.testing.assert_allclose(wa.numpy(), wb.numpy(), rtol=1e-5, atol=1e-7, err_msg=wa.path)
     np.testing.assert_allclose(a.sample(4, seed=5), b.sample(4, seed=5), atol=1e-5)
+    # the control: after one epoch the weights were measurably elsewhere
+    assert max(np.abs(w.numpy() - w1).max() for w, w1 in zip(a.network.weights, after_one)) > 1e-4
     scale = next(w for w in a.network.weights if w.path.endswith("middle_attention/scale"))
     assert np.abs(scale.numpy()).max() > 0                          # the attention took part in training
