@@ -27,12 +27,12 @@ def config_from_args(args):
     if args.latent_dim is not None and NAMED_CONFIGS[args.config].architecture == "latent":
         raise ConfigError(f"--latent-dim does not apply to --config {args.config}: its latent is a (S/f, S/f, 4) map "
                           "whose size follows from --image-size (64 px: 16x16x4)")
+    flags = dict(image_size=args.image_size, latent_dim=args.latent_dim, batch_size=args.batch_size,
+                 epochs=args.epochs, learning_rate=args.learning_rate, seed=args.seed,
+                 jit_compile=args.jit_compile or None)
+    given = {k: v for k, v in flags.items() if v is not None}           # a flag that was given wins over --set
     settings = VAEConfig.parse_settings(getattr(args, "set", None))
-    return get_config(args.config, quick=args.quick or None, **{
-        **settings, **{k: v for k, v in dict(
-            image_size=args.image_size, latent_dim=args.latent_dim, batch_size=args.batch_size, epochs=args.epochs,
-            learning_rate=args.learning_rate, seed=args.seed, jit_compile=args.jit_compile or None).items()
-            if v is not None}})
+    return get_config(args.config, quick=args.quick or None, **{**settings, **given})
 
 
 def add_sampler_options(parser) -> None:
