@@ -402,10 +402,12 @@ def make_pools(args, seed, xs_u8, rows, idx, crops, work: Path, tag: str, n_pool
         sim = phantom_threats(work / "sim_threats", args.size, args.sim_bags)
         classes = [c.label for c in crops] or sorted({c.label for c in sim})   # the subset's class frequencies
         per = threat_lists(classes, n_pool["sim"], seed + 4)
+        stats: dict = {}
         images, labels, boxes, _ = insert_threats(
-            xs_u8, sim, per, seed=seed + 4, bag_boxes=bag_boxes,
+            xs_u8, sim, per, seed=seed + 4, bag_boxes=bag_boxes, fewer_if_no_room=True, stats=stats,
             scales=subset_scales(bag_boxes, args.size, object_scales(work / "sim_threats" / "objects")))
         pools["sim"] = (images, labels, boxes)
+        timing["sim_dropped"] = stats.get("dropped", 0)       # threats no bag had room for (real bags hold some)
         timing["sim_s"] = time.monotonic() - t0
     if "gen" in sources:                      # the threat generator's threats in the subset's own bags
         t0 = time.monotonic()
@@ -419,10 +421,12 @@ def make_pools(args, seed, xs_u8, rows, idx, crops, work: Path, tag: str, n_pool
         timing["gen_train_s"] = time.monotonic() - t0
         t0 = time.monotonic()
         per = threat_lists([c.label for c in crops], n_pool["gen"], seed + 5)   # the subset's class frequencies
+        stats = {}
         images, labels, boxes, _ = insert_threats(xs_u8, gen.model, per, seed=seed + 5, bag_boxes=bag_boxes,
                                                   scales=object_scales(own), sampler=gen.sampler,
-                                                  object_name=gen.name)
+                                                  object_name=gen.name, fewer_if_no_room=True, stats=stats)
         pools["gen"] = (images, labels, boxes)
+        timing["gen_dropped"] = stats.get("dropped", 0)
         timing["gen_s"] = time.monotonic() - t0
         del gen
         keras.backend.clear_session()

@@ -108,6 +108,26 @@ def test_no_room_in_any_bag_is_an_error(object_model):
         insert.insert_threats(_bags(), object_model, [["spoon"]])
 
 
+def test_an_image_gets_fewer_threats_only_when_asked_and_no_bag_has_room():
+    """Two 18-pixel squares cannot share a 24x20 bag (threats shrink to half their side at most):
+    by default that is an error; with fewer_if_no_room the image keeps the first, labelled as such."""
+    from vae_keras.sampling.tip import ThreatCrop
+
+    square = np.full((12, 12), 0.3, np.float32)
+    crops = [ThreatCrop("knife", square), ThreatCrop("handgun", square)]
+    scales = {c: np.array([30 / 32]) for c in ("knife", "handgun")}
+    asked = [["knife", "handgun"], ["handgun"]]
+    with pytest.raises(DataError, match="no room"):
+        insert.insert_threats(_bags(), crops, asked, seed=0, scales=scales, rotate=False, tries=5)
+    stats = {}
+    images, labels, boxes, _ = insert.insert_threats(_bags(), crops, asked, seed=0, scales=scales, rotate=False,
+                                                     tries=5, fewer_if_no_room=True, stats=stats)
+    assert stats["dropped"] == 1
+    assert [[b["label"] for b in bs] for bs in boxes] == [["knife"], ["handgun"]]
+    np.testing.assert_array_equal(labels, [[float(c == "knife") for c in CLASSES],
+                                           [float(c == "handgun") for c in CLASSES]])
+
+
 @pytest.fixture(scope="module")
 def object_run(tmp_path_factory):
     """40 phantoms at 32x32, their threats cut out (16x16 canvas), an object run of one epoch."""

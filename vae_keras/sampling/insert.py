@@ -165,6 +165,29 @@ def _place(region, t, rng, avoid: Sequence = (), max_iou: float = 0.0) -> Option
     return None
 
 
+def _place_threats(floats, regions, bag_boxes, threats, rng, tries: int, max_iou: float) -> Optional[tuple]:
+    """All of ``threats`` (``(class, transmission)`` pairs) in one bag, tried in up to ``tries`` random
+    bags: ``(image (S, S), its boxes, bag index)``, or None when no bag tried had room for them all."""
+    for _ in range(max(1, int(tries))):
+        j = int(rng.integers(len(floats)))
+        img, region = floats[j].copy(), regions[j].copy()
+        these = [dict(b) for b in bag_boxes[j]] if bag_boxes is not None else []
+        if max_iou == 0:                                      # not a pixel over the bag's own (a fast pre-filter)
+            for x1, y1, x2, y2 in (b["box"] for b in these):
+                region[max(0, int(np.floor(y1))):int(np.ceil(y2)), max(0, int(np.floor(x1))):int(np.ceil(x2))] = False
+        for c, t in threats:
+            spot = _place(region, t, rng, avoid=[b["box"] for b in these], max_iou=max_iou)
+            if spot is None:
+                break
+            tt, x, y = spot
+            img = composite(img, tt, x, y)
+            these.append({"label": c, "box": footprint_box(tt, x, y)})
+            region[max(0, y - 1):y + tt.shape[0] + 1, max(0, x - 1):x + tt.shape[1] + 1] = False  # no overlap
+        else:
+            return img, these, j
+    return None
+
+
 # -- the images ------------------------------------------------------------------------------------
 def _draw_crops(crops, counts: Dict[str, int], seed: int) -> list:
     """``counts[c]`` threats of each class ``c`` drawn at random (with replacement) from ``crops``."""
@@ -183,7 +206,7 @@ def insert_threats(bags, object_model, labels_per_image: Sequence[Sequence[str]]
                    scales: Optional[Dict[str, np.ndarray]] = None, bag_boxes: Optional[Sequence[Sequence[dict]]] = None,
                    temperature: float = 1.0, sampler=None, batch_size: int = 64, rotate: bool = True,
                    object_name: str = "objects", tries: int = 20, stats: Optional[dict] = None,
-                   max_iou: float = 0.0):
+                   max_iou: float = 0.0, fewer_if_no_room: bool = False):
     """Images made of a bag from ``bags`` with one generated threat per class named for it.
 
     Args:
@@ -204,6 +227,10 @@ def insert_threats(bags, object_model, labels_per_image: Sequence[Sequence[str]]
             then darkens no pixel inside a box the bag holds). New threats never darken the same pixel.
         rotate: flip and rotate each threat by a random angle (else it is inserted as drawn).
         tries: bags to try for one image before giving up (a bag too small for its threats).
+        fewer_if_no_room: when no bag of ``tries`` has room for all of an image's threats, drop its
+            last threat and try again (down to one) instead of raising: for a few small real bags
+            that already hold large threats, where one unlucky pair would stop a whole pool. The
+            image's labels and boxes are those of the threats it got. Counted in ``stats["dropped"]``.
         stats: updated in place with the object VAE's ``drawn``/``rejected`` counts.
 
     Returns:
@@ -256,27 +283,17 @@ def insert_threats(bags, object_model, labels_per_image: Sequence[Sequence[str]]
             if rotate and posed is not None:
                 posed = rotate_transmission(posed, float(rng.uniform(0, 360)), flip=bool(rng.random() < 0.5))
             threats.append((c, t if posed is None else posed))    # faded away when resized: as drawn
-        for _ in range(max(1, int(tries))):
-            j = int(rng.integers(len(floats)))
-            img, region = floats[j].copy(), regions[j].copy()
-            these = [dict(b) for b in bag_boxes[j]] if bag_boxes is not None else []
-            if max_iou == 0:                                  # not a pixel over the bag's own (a fast pre-filter)
-                for x1, y1, x2, y2 in (b["box"] for b in these):
-                    region[max(0, int(np.floor(y1))):int(np.ceil(y2)), max(0, int(np.floor(x1))):int(np.ceil(x2))] = False
-            for c, t in threats:
-                spot = _place(region, t, rng, avoid=[b["box"] for b in these], max_iou=float(max_iou))
-                if spot is None:
-                    break
-                tt, x, y = spot
-                img = composite(img, tt, x, y)
-                these.append({"label": c, "box": footprint_box(tt, x, y)})
-                region[max(0, y - 1):y + tt.shape[0] + 1, max(0, x - 1):x + tt.shape[1] + 1] = False  # no overlap
-            else:
-                break
-        else:
+        placed = _place_threats(floats, regions, bag_boxes, threats, rng, tries, float(max_iou))
+        while placed is None and fewer_if_no_room and len(threats) > 1:
+            threats = threats[:-1]                            # no bag had room for all: one threat fewer
+            if stats is not None:
+                stats["dropped"] = stats.get("dropped", 0) + 1
+            placed = _place_threats(floats, regions, bag_boxes, threats, rng, tries, float(max_iou))
+        if placed is None:
             raise DataError(f"no room for {names} inside any of {tries} bags tried (threats go only where every "
                             f"pixel they darken lies on the bag, their boxes overlapping others by an IoU of at most "
                             f"{max_iou:g}): use larger bags, fewer threats per image or a larger max_iou")
+        img, these, j = placed
         images[i, ..., 0] = img
         for b in these:
             labels[i, CLASSES.index(b["label"])] = 1.0
