@@ -76,9 +76,9 @@ MIXED = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("config", ["seed", "sigma"])
-def test_mixed_precision_trains_with_float32_outputs(config, tiny_dataset, tmp_path):
-    out = subprocess.run([sys.executable, "-c", MIXED, str(tiny_dataset), str(tmp_path / "run"), config],
+def test_mixed_precision_trains_with_float32_outputs(tiny_dataset, tmp_path):
+    """A learned-variance likelihood (``sigma``) under bfloat16; the conditional one runs mirrored below."""
+    out = subprocess.run([sys.executable, "-c", MIXED, str(tiny_dataset), str(tmp_path / "run"), "sigma"],
                          capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
