@@ -99,3 +99,24 @@ def run_handle_runs(tmp_path_factory):
     Trainer(get_config("latent", image_size=16, **TINY_LATENT), str(root / "objects"), root / "object_run",
             progress=False).fit()
     return root
+
+
+class OracleDenoiser:
+    """A denoiser that knows ``x0``: it answers any ``x_t`` with its exact noise (``target="eps"``) or
+    velocity (``"v"``), from the noise variance it is given. Guided sampling calls it on a batch of two
+    halves (conditional, unconditional), both of which get ``x0``."""
+
+    def __init__(self, x0, target: str = "eps"):
+        import tensorflow as tf
+
+        self.x0, self.target = tf.constant(x0, tf.float32), target
+
+    def __call__(self, inputs, training=False):
+        import tensorflow as tf
+
+        x_t, variance, _ = inputs
+        n = tf.sqrt(variance)[:, :, None, None]
+        s = tf.sqrt(1.0 - variance)[:, :, None, None]
+        x0 = tf.concat([self.x0, self.x0], 0)[:tf.shape(x_t)[0]]
+        noise = (x_t - s * x0) / n
+        return noise if self.target == "eps" else s * noise - n * x0

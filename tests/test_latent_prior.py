@@ -13,6 +13,7 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import OracleDenoiser
 
 from vae_keras.cli import main
 from vae_keras.config import get_config
@@ -85,23 +86,10 @@ def test_ddim_step_with_the_true_noise_recovers_x0_and_lands_on_the_next_noise_l
     np.testing.assert_array_equal(clipped.numpy(), np.clip(wrong.numpy(), -1.0, 1.0))
 
 
-class Oracle:
-    """A denoiser that knows x0: it predicts the exact noise of any ``x_t`` from its noise variance."""
-
-    def __init__(self, x0):
-        self.x0 = tf.constant(x0, tf.float32)
-
-    def __call__(self, inputs, training=False):
-        x_t, variance, _ = inputs
-        noise_rate = tf.sqrt(variance)[:, :, None, None]
-        signal_rate = tf.sqrt(1.0 - variance)[:, :, None, None]
-        return (x_t - signal_rate * tf.concat([self.x0, self.x0], 0)[:tf.shape(x_t)[0]]) / noise_rate
-
-
 def test_ddim_sampling_with_an_oracle_denoiser_returns_its_x0():
     rng = np.random.default_rng(1)
     x0 = rng.standard_normal((2, 4, 4, 3)).astype(np.float32)
-    out = D.ddim_sample(Oracle(x0), rng.standard_normal((2, 4, 4, 3)), np.zeros((2, 5), np.float32),
+    out = D.ddim_sample(OracleDenoiser(x0), rng.standard_normal((2, 4, 4, 3)), np.zeros((2, 5), np.float32),
                         steps=7, guidance=3.0)
     np.testing.assert_allclose(out.numpy(), x0, atol=1e-4)
 

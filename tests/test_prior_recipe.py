@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import OracleDenoiser
 
 from vae_keras.config import get_config
 from vae_keras.errors import ConfigError
@@ -46,29 +47,14 @@ def test_v_and_eps_give_the_same_clean_estimate_of_a_known_noisy_sample(t):
         D.clean_and_noise(x_t, noise, n, s, "x0")
 
 
-class VOracle:
-    """A denoiser that knows x0 and answers with the true velocity of any ``x_t``."""
-
-    def __init__(self, x0):
-        self.x0 = tf.constant(x0, tf.float32)
-
-    def __call__(self, inputs, training=False):
-        x_t, variance, _ = inputs
-        n = tf.sqrt(variance)[:, :, None, None]
-        s = tf.sqrt(1.0 - variance)[:, :, None, None]
-        x0 = tf.concat([self.x0, self.x0], 0)[:tf.shape(x_t)[0]]
-        noise = (x_t - s * x0) / n
-        return s * noise - n * x0
-
-
 def test_ddim_with_a_v_predicting_oracle_returns_its_x0_and_misreading_it_does_not():
     rng = np.random.default_rng(1)
     x0 = rng.standard_normal((2, 4, 4, 3)).astype(np.float32)
     noise = rng.standard_normal((2, 4, 4, 3)).astype(np.float32)
     condition = np.zeros((2, 5), np.float32)
-    out = D.ddim_sample(VOracle(x0), noise, condition, steps=7, guidance=3.0, target="v")
+    out = D.ddim_sample(OracleDenoiser(x0, target="v"), noise, condition, steps=7, guidance=3.0, target="v")
     np.testing.assert_allclose(out.numpy(), x0, atol=1e-4)
-    wrong = D.ddim_sample(VOracle(x0), noise, condition, steps=7, guidance=3.0, target="eps")
+    wrong = D.ddim_sample(OracleDenoiser(x0, target="v"), noise, condition, steps=7, guidance=3.0, target="eps")
     assert np.abs(wrong.numpy() - x0).max() > 0.1
 
 
