@@ -231,7 +231,8 @@ def insert_threats(bags, object_model, labels_per_image: Sequence[Sequence[str]]
             last threat and try again (down to one) instead of raising: for a few small real bags
             that already hold large threats, where one unlucky pair would stop a whole pool. The
             image's labels and boxes are those of the threats it got. Counted in ``stats["dropped"]``.
-        stats: updated in place with the object VAE's ``drawn``/``rejected`` counts.
+        stats: updated in place with the object VAE's ``drawn``/``rejected`` counts and, with
+            ``fewer_if_no_room``, the ``dropped`` threats.
 
     Returns:
         ``(images (n, S, S, 1) float32 in [0, 1], labels (n, C) float32, boxes: n lists of
