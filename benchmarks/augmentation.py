@@ -156,6 +156,11 @@ def parse_args(argv=None):
     p.add_argument("--gen-epochs", type=int, default=100,
                    help="autoencoder epochs of its fine-tuning on each subset's threats (OUT/<subset>/gen; prior "
                         f"{GEN_PRIOR_PER_EPOCH}x as many)")
+    p.add_argument("--cut", choices=("box", "alone"), default="box",
+                   help="how the subset's boxed threats are cut from their bags for TIP and for the gen arms' "
+                        "fine-tuning (vae_keras.sampling.tip.CUTS): box (default) keeps the box with the bag's clutter "
+                        "in it (the generator's object set drops transmissions above 0.6), alone divides out the bag "
+                        "behind the threat and drops what stays above 0.85; the ours arm keeps box")
     p.add_argument("--batch-size", type=int, default=32, help="classifier batch size")
     p.add_argument("--width", type=int, default=16, help="classifier base width (metrics.small_cnn)")
     p.add_argument("--limit", type=int, default=0, help="use only the first N train and N test images (0: all)")
@@ -272,14 +277,15 @@ def phantom_threats(folder: Path, size: int, n_bags: int, seed: int = 7) -> list
     return out
 
 
-def subset_objects(subset_dir: Path, work: Path, size: int) -> Path:
-    """The subset's own threats cut out into an object set, ``work/objects_data`` (made once; the one
-    :func:`train_objects` makes for the object VAE, so the ours and gen arms share it)."""
+def subset_objects(subset_dir: Path, work: Path, size: int, cut: str = "box") -> Path:
+    """The subset's own threats cut out (``cut``: :data:`~vae_keras.sampling.objects.OBJECT_CUTS`) into an
+    object set, ``work/objects_data`` (made once; with the box cut the one :func:`train_objects` makes
+    for the object VAE, so the ours and gen arms share it), ``work/objects_data_<cut>`` for another cut."""
     from vae_keras.sampling.objects import write_object_dataset
 
-    objects = work / "objects_data"
+    objects = work / ("objects_data" if cut == "box" else f"objects_data_{cut}")
     if not (objects / "manifest.csv").is_file():
-        write_object_dataset(subset_dir, objects, size, progress=False)
+        write_object_dataset(subset_dir, objects, size, progress=False, cut=cut)
     return objects
 
 
@@ -415,8 +421,8 @@ def make_pools(args, seed, xs_u8, rows, idx, crops, work: Path, tag: str, n_pool
                                      work / "gen_pretrained", args.size, args.gen_pretrain_epochs, seed=0)
         timing["gen_pretrain_s"] = time.monotonic() - t0                      # ~0 once made, for every subset
         t0 = time.monotonic()
-        own = subset_objects(sub_dir, work / tag, args.size)
-        gen = open_objects(train_generator(own, work / tag / "gen", args.size, args.gen_epochs, seed=seed,
+        own = subset_objects(sub_dir, work / tag, args.size, args.cut)
+        gen = open_objects(train_generator(own, work / tag / ("gen" if args.cut == "box" else f"gen_{args.cut}"), args.size, args.gen_epochs, seed=seed,
                                            init_from=pretrained))
         timing["gen_train_s"] = time.monotonic() - t0
         t0 = time.monotonic()
@@ -452,14 +458,16 @@ def pool_sizes(arms, k: int, ratio: float) -> dict:
     return n_pool
 
 
-def draw_subset(x, rows, fraction: float, seed: int) -> tuple:
+def draw_subset(x, rows, fraction: float, seed: int, cut: str = "box") -> tuple:
     """The real training subset of (``fraction``, ``seed``): its indices into the train split (sorted;
-    at least 4) and its boxed threats cut out as :class:`~vae_keras.sampling.tip.ThreatCrop` s."""
+    at least 4) and its boxed threats cut out (``cut``: :data:`~vae_keras.sampling.tip.CUTS`) as
+    :class:`~vae_keras.sampling.tip.ThreatCrop` s."""
     from vae_keras.sampling import tip
 
     k = max(4, int(round(fraction * len(x))))
     idx = np.sort(np.random.default_rng(1000 + seed).permutation(len(x))[:k])
-    crops = tip.crops_from_arrays(x[idx], [rows[i].boxes for i in idx], [rows[i].native for i in idx])
+    crops = tip.crops_from_arrays(x[idx], [rows[i].boxes for i in idx], [rows[i].native for i in idx],
+                                  **tip.CUTS[cut])
     return idx, crops
 
 
@@ -478,7 +486,7 @@ def run_one(args, fraction, seed, train_set, test_set, work: Path, arms=None) ->
 
     x, y, rows = train_set
     x_test, y_test, boxes_test = test_set
-    idx, crops = draw_subset(x, rows, fraction, seed)
+    idx, crops = draw_subset(x, rows, fraction, seed, args.cut)
     k = len(idx)
     xs, ys = x[idx].astype(np.float32) / 255.0, y[idx]                       # (k, S, S, 1) in [0, 1]
     real_boxes = [rows[i].boxes_scaled for i in idx]
@@ -794,6 +802,8 @@ def write_report(records, meta, path: Path) -> Path:
             + (f"; the object VAE (composite, ours, cas) trained {_budget(meta, 'object')} on the subset's threats"
                if "object_minutes" in meta else "")
             + _generator_training(meta)
+            + ("; threats cut from their bags with the `alone` cut (the bag behind them divided out, "
+               "vae_keras.sampling.tip.CUTS) for TIP and the generator's fine-tuning" if meta.get("cut") == "alone" else "")
             + (f"; every detector ({meta.get('detector', 'centernet')}) {meta['detector_steps']} Adam steps of batch 16"
                if "detector_steps" in meta else "")
             + ". Scores on the whole test split; "
@@ -857,6 +867,8 @@ def main(argv=None) -> int:
         settings["gen_pretrain_epochs"], settings["gen_epochs"] = args.gen_pretrain_epochs, args.gen_epochs
     if args.limit:
         settings["limit"] = args.limit
+    if args.cut != "box":
+        settings["cut"] = args.cut
     if args.report_only and state.get("settings"):
         settings = state["settings"]                 # report what was run, whatever the flags say now
     elif state.get("settings") not in (None, settings):

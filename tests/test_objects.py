@@ -48,6 +48,14 @@ def test_object_dataset_refuses_other_data_and_needs_boxes(object_runs, tiny_dat
         write_object_dataset(tiny_dataset, tmp_path / "o", bag_size=32, progress=False)   # labels, no boxes
 
 
+def test_object_dataset_alone_cut_keeps_the_same_threats(object_runs, tmp_path):
+    root, rows = object_runs
+    alone = write_object_dataset(root / "bags", tmp_path / "alone", bag_size=32, progress=False, cut="alone")
+    assert {r.source for r in alone} <= {r.source for r in rows} and len(alone) >= 0.8 * len(rows)
+    with pytest.raises(ValueError, match="unknown cut"):
+        write_object_dataset(root / "bags", tmp_path / "x", bag_size=32, progress=False, cut="tight")
+
+
 def test_object_dataset_rewrite_leaves_only_listed_files(object_runs, tmp_path):
     root, rows = object_runs
     out = tmp_path / "objects"

@@ -163,4 +163,6 @@ def test_cli_objects_imports_crops_and_refuses_crop_options_for_a_prepared_set(c
     assert main(["objects", str(tiny_dataset), str(tmp_path / "x"), "--crop-fraction", "0.3"]) == 2
     assert "--crop-fraction only apply to a folder of threat crops" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+    assert main(["objects", str(crops), str(tmp_path / "y"), "--cut", "alone", "--quiet"]) == 2
+    assert "only applies to a prepared set" in capsys.readouterr().err
     assert objects.source_kind(crops) == "crops" and objects.source_kind(tiny_dataset) == "prepared"

@@ -35,6 +35,31 @@ def test_transmission_is_relative_to_the_border():
     np.testing.assert_allclose(t[2, 2], 50 / 200, rtol=1e-6)
 
 
+def test_the_alone_cut_divides_out_a_bag_that_darkens_across_the_box():
+    """A faint bar (transmission 0.8) in a bag that darkens from 0.9 to 0.6 left to right: one border
+    level leaves a grey wedge; the alone cut gives the bar back and empty bag elsewhere."""
+    bag = np.tile(np.linspace(0.9, 0.6, 20, dtype=np.float32), (16, 1))            # (16, 20)
+    crop = bag.copy()
+    crop[6:10, 4:16] *= 0.8
+    alone = tip.transmission_of(crop, **tip.CUTS["alone"])
+    bar = np.zeros_like(crop, bool)
+    bar[6:10, 4:16] = True
+    np.testing.assert_allclose(alone[bar], 0.8, atol=0.05)
+    assert (alone[~bar] == 1.0).all()
+    box = tip.transmission_of(crop, **tip.CUTS["box"])
+    assert box[~bar].min() < 0.75                                # the bag's own darkening came along
+    with pytest.raises(ValueError, match="not both"):
+        tip.transmission_of(crop, background=0.9, field=True)
+
+
+def test_the_alone_cut_steps_over_a_threat_touching_the_border():
+    crop = np.full((12, 12), 0.7, np.float32)
+    crop[0:12, 5:7] = 0.2                                        # a blade from edge to edge
+    t = tip.transmission_of(crop, **tip.CUTS["alone"])
+    np.testing.assert_allclose(t[:, 5:7], 0.2 / 0.7, rtol=1e-5)
+    assert (np.delete(t, [5, 6], axis=1) == 1.0).all()
+
+
 def test_into_a_blank_white_image_reproduces_the_transmission():
     rng = np.random.default_rng(0)
     white = np.ones((32, 32), np.float32)

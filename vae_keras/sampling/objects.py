@@ -58,6 +58,11 @@ OBJECT_LEVEL = 0.92
 #: Transmissions above ``1 - OBJECT_CLEAN`` in a cut-out threat are set to 1: the faint bag clutter
 #: inside its box is dropped, so the object VAE learns the threat, not a grey rectangle around it.
 OBJECT_CLEAN = 0.4
+#: How :func:`write_object_dataset` cuts a prepared set's boxed threats (``cut=``): ``"box"`` drops
+#: every transmission above ``1 - OBJECT_CLEAN`` of one background level (phantom threats are dense,
+#: and it keeps them whole; a faint real razor blade vanishes with the clutter), ``"alone"`` is
+#: :data:`vae_keras.sampling.tip.CUTS`' (the bag behind the threat divided out as it varies).
+OBJECT_CUTS = {"box": {"clean": OBJECT_CLEAN}, "alone": tip.CUTS["alone"]}
 _SOURCE_PREFIX = "crop:"
 #: An object set's folder: train/ and test/, every row cut from a boxed threat (source ``crop:...``).
 OBJECT_SET = FolderKind(name="an object set", ours=lambda rows: all(r.source.startswith(_SOURCE_PREFIX) for r in rows),
@@ -100,7 +105,7 @@ def source_kind(path: PathLike) -> str:
 
 
 def write_object_dataset(data_dir: PathLike, out_dir: PathLike, bag_size: int, progress: bool = True,
-                         stats: Optional[dict] = None, **crop_options) -> list:
+                         stats: Optional[dict] = None, cut: str = "box", **crop_options) -> list:
     """Cut every boxed threat of a prepared data set into a prepared data set of objects.
 
     Each threat of ``data_dir`` (images loaded at ``bag_size``) becomes a transmission map
@@ -110,6 +115,7 @@ def write_object_dataset(data_dir: PathLike, out_dir: PathLike, bag_size: int, p
 
     When ``data_dir`` is a folder of threat crops rather than a prepared set (:func:`source_kind`),
     this is :func:`write_crop_dataset` (``stats`` and ``crop_options`` are its keyword arguments).
+    ``cut`` (one of :data:`OBJECT_CUTS`) is how a prepared set's threats are cut from their bags.
 
     ``out_dir`` is the one safe output folder (:mod:`vae_keras.io.folder`): an earlier object set
     there is replaced, any other data set refused; a killed run leaves only listed, complete PNGs.
@@ -122,7 +128,12 @@ def write_object_dataset(data_dir: PathLike, out_dir: PathLike, bag_size: int, p
         DataError: ``data_dir`` has no boxed threat; crop options given for a prepared set.
     """
 
+    if cut not in OBJECT_CUTS:
+        raise DataError(f"unknown cut {cut!r}: one of {', '.join(OBJECT_CUTS)}")
     if source_kind(data_dir) == "crops":
+        if cut != "box":
+            raise DataError(f"{data_dir} is a folder of threat crops: a cut ({cut}) only applies to a prepared set's "
+                            "boxed threats (a crop is divided by its own background level)")
         return write_crop_dataset(data_dir, out_dir, bag_size, progress=progress, stats=stats, **crop_options)
     given = [_CROP_OPTIONS.get(k, k) for k, v in sorted(crop_options.items()) if v is not None]
     if given:
@@ -133,7 +144,7 @@ def write_object_dataset(data_dir: PathLike, out_dir: PathLike, bag_size: int, p
     rows: list = []
     for split in ("train", "test"):
         try:
-            crops = tip.crops_from_prepared(data_dir, split, image_size=int(bag_size), clean=OBJECT_CLEAN)
+            crops = tip.crops_from_prepared(data_dir, split, image_size=int(bag_size), **OBJECT_CUTS[cut])
         except ValueError:                      # no such split
             continue
         if progress:
