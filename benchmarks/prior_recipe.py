@@ -55,7 +55,7 @@ VARIANTS = {
 }
 #: The table's columns (keys of ``evaluate_run``'s metrics) and the curve's panels.
 COLUMNS = ("c2st_accuracy", "sharpness_ratio", "frechet_distance", "memorisation_ratio", "dense_mass_ratio",
-           "precision", "recall", "class_recognition_mean", "benign_no_threat_found")
+           "precision", "recall", "class_recognition_mean", "benign_no_threat_found", "recon_psnr")
 CURVE_PANELS = ("c2st_accuracy", "sharpness_ratio", "frechet_distance", "class_recognition_mean")
 
 
@@ -65,6 +65,9 @@ def parse_args(argv=None):
     p.add_argument("--data", required=True, help="a prepared data set (phantoms or prepared scans)")
     p.add_argument("--size", type=int, default=64, help="image side")
     p.add_argument("--ae-epochs", type=int, default=60, help="epochs of the shared autoencoder")
+    p.add_argument("--ae-kl-weight", type=float, default=None,
+                   help="the autoencoder's latent_kl_weight (default: the latent default's): a larger weight gives "
+                        "the prior a latent nearer a unit Gaussian, easier to model, at some reconstruction cost")
     p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=[],
                    help="recipe variants to train for --prior-epochs each")
     p.add_argument("--prior-epochs", type=int, default=60, help="prior epochs of each variant")
@@ -88,8 +91,9 @@ def autoencoder(args) -> Path:
 
     run = Path(args.out) / "autoencoder"
     if not (run / "prior" / "checkpoints").is_dir():
+        kl = {} if args.ae_kl_weight is None else {"latent_kl_weight": args.ae_kl_weight}
         config = get_config("latent", quick=False, image_size=args.size, epochs=args.ae_epochs, prior_epochs=1,
-                            seed=args.seed)
+                            seed=args.seed, **kl)
         print(f"training the shared autoencoder: {args.ae_epochs} epochs -> {run}", file=sys.stderr)
         train(config, args.data, run, resume=run.is_dir(), progress=False, callbacks=())
     return run
@@ -154,7 +158,9 @@ def write_report(path: Path, results: dict, args, command: str, started: str, st
              f"Made by `{command}` (started {started} UTC). "
              + describe_conditions(detect_gpus(), os.cpu_count(), platform.machine(), (start_load, load_average()),
                                    {k: tuple(r["load"]) for k, r in results.items()})
-             + f" One autoencoder ({args.ae_epochs} epochs at {args.size} px on `{args.data}`) shared by every row; "
+             + f" One autoencoder ({args.ae_epochs} epochs at {args.size} px on `{args.data}`"
+             + ("" if args.ae_kl_weight is None else f", latent_kl_weight {args.ae_kl_weight:g}")
+             + ") shared by every row; "
              "each row trains only the prior, for a fixed number of epochs, so load changes its time and not its "
              f"result. Measures on {args.n} generated images against the test split (`evaluate_run`).", "",
              "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
