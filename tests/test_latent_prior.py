@@ -129,6 +129,23 @@ def test_time_budget_splits_the_stages(tiny_dataset, tmp_path):
     assert len(trainer.history) == 1 and len(trainer.prior_history) == 1   # one epoch each, then out of time
 
 
+def test_a_prior_trained_on_another_autoencoder_is_not_resumed(tiny_dataset, tmp_path, capsys):
+    from vae_keras.data.pipeline import load_split
+    from vae_keras.samplers.diffusion_training import PriorTrainer
+
+    config = tiny(prior_epochs=1)
+    x, y = load_split(tiny_dataset, "train", image_size=32)
+    first, other = build_model(config), build_model(config.replace(seed=2))     # two untrained autoencoders
+    PriorTrainer(config, first, x, y, tmp_path, progress=False).fit()
+    longer = config.replace(prior_epochs=2)
+    same = PriorTrainer(longer, first, x, y, tmp_path, resume=True)
+    assert not same.stale and [h["epoch"] for h in same.history] == [1]        # resumed where it stopped
+    assert "another autoencoder" not in capsys.readouterr().err
+    changed = PriorTrainer(longer, other, x, y, tmp_path, resume=True)
+    assert changed.stale and changed.history == [] and int(changed.epoch.numpy()) == 0   # trained afresh
+    assert "another autoencoder's latents" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def cli_run(tiny_dataset, tmp_path_factory):
     root = tmp_path_factory.mktemp("latent_cli")

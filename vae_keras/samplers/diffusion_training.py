@@ -52,14 +52,33 @@ def posterior_latents(model, images: np.ndarray, flip: bool = False, batch_size:
     return np.concatenate(parts).reshape((-1,) + tuple(shape))      # (n, h, w, c)
 
 
-def save_stats(path: Path, latents: np.ndarray) -> tuple:
-    """Per-channel mean and std of latent maps (n, h, w, c), written to ``path`` -> ``(mean, std)``, (c,) each."""
+def latent_stats(latents: np.ndarray) -> tuple:
+    """Per-channel mean and std of latent maps (n, h, w, c) -> ``(mean, std)``, (c,) float32 each."""
     mean = latents.mean(axis=(0, 1, 2)).astype(np.float32)
     std = np.maximum(latents.std(axis=(0, 1, 2)), 1e-6).astype(np.float32)
+    return mean, std
+
+
+def save_stats(path: Path, mean: np.ndarray, std: np.ndarray) -> tuple:
+    """``(mean, std)`` written to ``path`` (atomically); returns them."""
     buf = io.BytesIO()
     np.savez(buf, mean=mean, std=std)
     atomic_write_bytes(path, buf.getvalue())
     return mean, std
+
+
+def same_stats(path: Path, mean: np.ndarray, std: np.ndarray, tol: float = 1e-2) -> bool:
+    """Whether the latent statistics stored at ``path`` are ``(mean, std)`` (within ``tol`` of the std):
+    the prior stored beside them was trained on these latents. An autoencoder that changed since (a
+    new run in an old folder) encodes the same images elsewhere, far beyond ``tol``."""
+    if not path.is_file():
+        return False
+    with np.load(path) as f:
+        old_mean, old_std = f["mean"], f["std"]
+    if old_mean.shape != mean.shape:
+        return False
+    scale = np.maximum(std, 1e-6)
+    return bool(np.all(np.abs(old_mean - mean) <= tol * scale) and np.all(np.abs(old_std - std) <= tol * scale))
 
 
 class PriorTrainer:
@@ -108,7 +127,16 @@ class PriorTrainer:
                 raise ValueError(f"maps must be (n, h, w, C) at the latent's side {config.latent_shape()[:2]}, "
                                  f"one per image; got {maps.shape}")
             self.maps = np.concatenate([maps, maps[:, :, ::-1]]) if config.flip else maps   # (n, h, w, C)
-        self.mean, self.std = save_stats(self.dir / diffusion.STATS_FILE, latents)
+        stats_path = self.dir / diffusion.STATS_FILE
+        mean, std = latent_stats(latents)
+        #: a prior in this folder trained on another autoencoder's latents: not resumed (issue #25's notes:
+        #: a notebook's box prior resumed over an autoencoder retrained since, and drew nonsense)
+        self.stale = bool(resume and (self.dir / "checkpoints").is_dir()
+                          and not same_stats(stats_path, mean, std))
+        if self.stale and progress:
+            print(f"note: {self.dir} holds a prior trained on another autoencoder's latents (their statistics "
+                  "differ): training it afresh", file=sys.stderr)
+        self.mean, self.std = save_stats(stats_path, mean, std)
         self.latents = ((latents - self.mean) / self.std).astype(np.float32)               # standardised
         keras.utils.set_random_seed(config.seed)
         widths, cond_dim = config.prior_widths, 1 + self.labels.shape[1]
@@ -127,7 +155,7 @@ class PriorTrainer:
         self.summary_writer = tf.summary.create_file_writer(str(self.dir / "logs"))
         self.history = []
         self.init_from = None                              # the checkpoint this prior started from, if any
-        if resume and self.manager.latest_checkpoint:
+        if resume and self.manager.latest_checkpoint and not self.stale:
             self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
             path = self.dir / HISTORY_FILE
             saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
