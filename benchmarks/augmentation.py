@@ -65,6 +65,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -572,9 +573,28 @@ def load_train_rows(data_dir: Path, size: int):
 
 
 # -- the report ------------------------------------------------------------------------------------
-SCORES = {"classifier": ("mean_auroc", "mAP"), "detector": ("map50", "map")}
+SCORES = {"classifier": ("mean_auroc", "mAP"), "detector": ("map50", "map", "map50_well")}
+#: A class's AP50 counts in ``map50_well`` when the test split holds at least this many of its boxes.
+#: Why: GDXray's test split (by bag series) holds 3 knives; one knife found or missed moves that
+#: class's AP by about 0.3, the four-class mAP by 0.08, more than any arm's gain, so a mean over the
+#: classes the test split can measure says what an arm does.
+MIN_TEST_BOXES = 20
 PER_CLASS = {"classifier": ("auroc", "ap"), "detector": ("ap50",)}
 BASELINES = {"classifier": ("real", "classic"), "detector": ("det:real", "det:classic")}
+
+
+def well_tested(test_boxes: dict) -> list:
+    """The classes with at least :data:`MIN_TEST_BOXES` boxes in the test split (``{class: count}``)."""
+    return [c for c in CLASSES if test_boxes.get(c, 0) >= MIN_TEST_BOXES]
+
+
+def with_well_tested(records, classes) -> list:
+    """The records, each detector record given ``map50_well``: its mean AP50 over ``classes`` (the
+    :func:`well_tested` ones); unchanged when every class is well tested or none is."""
+    if not classes or len(classes) == len(CLASSES):
+        return list(records)
+    return [dict(r, map50_well=float(np.mean([r["ap50"][c] for c in classes])))
+            if r.get("model") == "detector" and "ap50" in r else r for r in records]
 
 
 def summarize(records) -> list:
@@ -591,6 +611,8 @@ def summarize(records) -> list:
              "real_images": every[0]["real_images"], "synthetic_images": every[0]["synthetic_images"],
              "seconds": float(np.mean([r["seconds"] for r in every]))}
         for key in SCORES[model]:
+            if any(key not in r for r in rs):                           # map50_well: only with well_tested
+                continue
             v = np.array([r[key] for r in rs])
             d[key] = float(v.mean()) if len(v) else float("nan")
             d[key + "_std"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
@@ -628,7 +650,7 @@ def _score(d, key) -> str:
     return "collapsed" if d["n"] == 0 else f"{d[key]:.3f} ± {d[key + '_std']:.3f}"
 
 
-def markdown_table(summary, detector: str = "centernet") -> str:
+def markdown_table(summary, detector: str = "centernet", well: Sequence[str] = ()) -> str:
     """The classifier's table, then the detector's (when it ran), then the CAS ratios (when ``cas`` ran);
     a run that collapsed (``TrainingCollapsed``) is counted beside the seeds and left out of the means."""
     head = ("| subset | seeds | arm | real + synthetic | mean AUROC | mAP | mAP gain vs real | vs classic | "
@@ -646,14 +668,20 @@ def markdown_table(summary, detector: str = "centernet") -> str:
     text = head + "\n".join(lines) + "\n" if lines else ""
     det = [d for d in summary if d["model"] == "detector"]
     if det:
+        wells = all("map50_well" in d or d["n"] == 0 for d in det)
+        name = f"mAP@0.5 of {', '.join(well)}" if well else ""
         text += ("\n" if text else "") + (f"Detector ({DETECTORS[detector]}, COCO box mAP from pycocotools):\n\n"
                  "| subset | seeds | arm | real + synthetic | mAP@0.5 | mAP@0.5:0.95 | mAP@0.5 gain vs det:classic | "
+                 + (f"{name} | its gain vs det:classic | " if wells else "")
                  + " | ".join(f"AP50 {c}" for c in CLASSES) + " | s per run |\n"
-                 + "|" + " --- |" * (8 + len(CLASSES)) + "\n")
+                 + "|" + " --- |" * (8 + 2 * wells + len(CLASSES)) + "\n")
         text += "\n".join(
             f"| {d['fraction']:.0%} | {_seeds(d)} | {d['arm']} | {d['real_images']} + {d['synthetic_images']} | "
             f"{_score(d, 'map50')} | {_score(d, 'map')} | "
             f"{'' if d['arm'] in ('det:real', 'det:classic') else _pm(d, 'map50_vs_classic_gain')} | "
+            + (f"{_score(d, 'map50_well')} | "
+               f"{'' if d['arm'] in ('det:real', 'det:classic') else _pm(d, 'map50_well_vs_classic_gain')} | "
+               if wells else "")
             + " | ".join(f"{d['ap50'][c]:.2f}" for c in CLASSES) + f" | {d['seconds']:.0f} |" for d in det) + "\n"
     cas = [d for d in summary if "cas_ratio" in d]
     if cas:
@@ -784,8 +812,20 @@ def _generator_training(meta) -> str:
             f"{own} + {GEN_PRIOR_PER_EPOCH * own} epochs on the subset's threats")
 
 
+def _well_tested_note(meta) -> str:
+    """Why the table has a second mAP@0.5 column (when a class has few test boxes)."""
+    counts, well = meta.get("test_boxes", {}), meta.get("well_tested", [])
+    few = [c for c in CLASSES if c not in well]
+    if not well or not few:
+        return ""
+    return (f"The test split holds {', '.join(f'{counts.get(c, 0)} {c}' for c in CLASSES)} boxes: the AP50 of "
+            f"{' and '.join(few)} (fewer than {MIN_TEST_BOXES}) moves by a large step with one box found or "
+            f"missed, so the table also gives mAP@0.5 over {', '.join(well)}, and the gains on it.\n\n")
+
+
 def write_report(records, meta, path: Path) -> Path:
-    summary = summarize(records)
+    well = meta.get("well_tested", [])
+    summary = summarize(with_well_tested(records, well))
     detector = meta.get("detector", "centernet")
     png = plot(summary, path.with_suffix(".png"), records, detector)
     old = path.read_text(encoding="utf-8") if path.is_file() else ""
@@ -812,7 +852,8 @@ def write_report(records, meta, path: Path) -> Path:
             f"bags (vae_keras.sampling.insert), `gen` the threat generator's, `gen+tip` half generated and half TIP "
             f"images, `ARM@R` is an arm at R synthetic images per real one. "
             f"Wall time {meta['minutes']:.0f} min on {meta['machine']}.\n\n"
-            + markdown_table(summary, detector) + "\n" + best_arms(summary) + caveats(records, meta)
+            + _well_tested_note(meta) + markdown_table(summary, detector, well) + "\n" + best_arms(summary)
+            + caveats(records, meta)
             + f"\n![mAP per arm]({png.name})\n\n" + notes)
     atomic_write_text(path, text)
     return path
@@ -893,14 +934,17 @@ def main(argv=None) -> int:
             start = time.monotonic()
             atomic_write_text(results_path, json.dumps(state, indent=1))
     records = [r for r in state["records"] if r["fraction"] in args.fractions and r["arm"] in args.arms]
-    print(markdown_table(summarize(records), settings.get("detector", "centernet")))
+    test_boxes = {c: sum(b["label"] == c for bs in boxes_test for b in bs) for c in CLASSES}
+    well = well_tested(test_boxes)
+    print(markdown_table(summarize(with_well_tested(records, well)), settings.get("detector", "centernet"), well))
     if args.report:
         flags = _without(sys.argv[1:] if argv is None else argv, "--report-only", "--only")
         command = "python " + " ".join(shlex.quote(a) for a in ["benchmarks/augmentation.py", *flags])
         meta = {**settings, "command": command, "train_images": len(x), "test_images": len(x_test),
                 "seeds": len({r["seed"] for r in records}),
                 "minutes": state.get("minutes", 0.0), "machine": f"{os.cpu_count()} CPU cores",
-                "phantom_data": bool(rows) and all(r.row.source.startswith("phantom") for r in rows)}
+                "phantom_data": bool(rows) and all(r.row.source.startswith("phantom") for r in rows),
+                "test_boxes": test_boxes, "well_tested": well}
         print(f"wrote {write_report(records, meta, Path(args.report))}", file=sys.stderr)
     return 0
 

@@ -61,3 +61,21 @@ def test_report_with_classifier_arms_only_and_both(bench, tmp_path):
     assert bench.best_arms([]) == ""
     text = bench.write_report(CLF + DET, META, tmp_path / "both.md").read_text()
     assert "| 10% | 2 | classic |" in text and "| 10% | 2 | det:classic+tip |" in text
+
+
+def test_a_class_with_few_test_boxes_gets_a_second_map_without_it(bench, tmp_path):
+    boxes = {"handgun": 81, "knife": 3, "razor_blade": 150, "shuriken": 50}
+    well = bench.well_tested(boxes)
+    assert well == ["handgun", "razor_blade", "shuriken"]
+    classic = _record("det:classic", 0, 0.40)
+    tip = _record("det:classic+tip", 0, 0.40)
+    tip["ap50"] = {**tip["ap50"], "knife": 0.0, "handgun": 0.52}      # one knife missed, handguns better
+    tip["map50"] = sum(tip["ap50"].values()) / 4
+    summary = {d["arm"]: d for d in bench.summarize(bench.with_well_tested([classic, tip], well))}
+    assert summary["det:classic+tip"]["map50_vs_classic_gain"] == pytest.approx(-0.07)   # (0.12 - 0.40) / 4
+    assert summary["det:classic+tip"]["map50_well_vs_classic_gain"] == pytest.approx(0.04)   # 0.12 / 3
+    text = bench.write_report([classic, tip], {**META, "seeds": 1, "test_boxes": boxes, "well_tested": well},
+                              tmp_path / "r.md").read_text()
+    assert "3 knife" in text and "mAP@0.5 of handgun, razor_blade, shuriken | its gain vs det:classic" in text
+    assert "+0.040" in text
+    assert bench.with_well_tested([classic], list(CLASSES)) == [classic]             # every class well tested
