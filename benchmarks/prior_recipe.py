@@ -33,6 +33,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -74,6 +75,9 @@ def parse_args(argv=None):
     p.add_argument("--curve", nargs="+", type=int, default=[],
                    help="prior epochs at which --curve-variant is measured (one run, trained on and on)")
     p.add_argument("--curve-variant", choices=sorted(VARIANTS), default="eps", help="the recipe the curve trains")
+    p.add_argument("--prior-seed", type=int, default=None,
+                   help="the priors' training seed (initialisation, noise, batches; default: the autoencoder's): "
+                        "rerun a row with another to see the spread between seeds; rows are then named ROW/seedN")
     p.add_argument("--n", type=int, default=500, help="generated images per measurement")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="build/prior_recipe", help="runs and results.json")
@@ -99,15 +103,17 @@ def autoencoder(args) -> Path:
     return run
 
 
-def variant_run(base: Path, run: Path, variant: str) -> Path:
-    """A copy of the shared autoencoder run whose configuration has the variant's prior and no prior yet."""
+def variant_run(base: Path, run: Path, variant: str, prior_seed: Optional[int] = None) -> Path:
+    """A copy of the shared autoencoder run whose configuration has the variant's prior (trained with
+    ``prior_seed``, default the autoencoder's seed) and no prior yet."""
     from vae_keras.training import checkpoint as ckpt_io
 
     if not (run / ckpt_io.CONFIG_FILE).is_file():
         tmp = run.with_name(run.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(base, tmp, ignore=shutil.ignore_patterns("prior", "samples", "logs", "metrics*.json"))
-        config = ckpt_io.load_config(tmp).replace(**VARIANTS[variant])
+        seed = {} if prior_seed is None else {"seed": int(prior_seed)}
+        config = ckpt_io.load_config(tmp).replace(**VARIANTS[variant], **seed)
         config.save(tmp / ckpt_io.CONFIG_FILE)
         tmp.rename(run)
     return run
@@ -217,14 +223,17 @@ def main(argv=None) -> None:
         write_report(report, results, args, command, started, start_load)
 
     base = autoencoder(args)
+    tag = "" if args.prior_seed is None else f"/seed{args.prior_seed}"     # a row's name; "_seedN" its folder's
     for variant in args.variants:
-        point(results, f"{variant}@{args.prior_epochs}", variant_run(base, out / variant, variant),
+        point(results, f"{variant}@{args.prior_epochs}{tag}",
+              variant_run(base, out / (variant + tag.replace("/", "_")), variant, args.prior_seed),
               args.prior_epochs, variant, args)
         save()
     if args.curve:
-        run = variant_run(base, out / f"curve_{args.curve_variant}", args.curve_variant)
+        run = variant_run(base, out / (f"curve_{args.curve_variant}" + tag.replace("/", "_")), args.curve_variant,
+                          args.prior_seed)
         for epochs in sorted(args.curve):
-            point(results, f"curve:{args.curve_variant}@{epochs}", run, epochs, args.curve_variant, args)
+            point(results, f"curve:{args.curve_variant}@{epochs}{tag}", run, epochs, args.curve_variant, args)
             save()
 
 
