@@ -278,13 +278,19 @@ def phantom_threats(folder: Path, size: int, n_bags: int, seed: int = 7) -> list
     return out
 
 
+def for_cut(name: str, cut: str) -> str:
+    """A work folder's name for threats cut with ``cut``: ``name`` for the default box cut (the folders
+    of earlier runs), ``name_<cut>`` for another."""
+    return name if cut == "box" else f"{name}_{cut}"
+
+
 def subset_objects(subset_dir: Path, work: Path, size: int, cut: str = "box") -> Path:
     """The subset's own threats cut out (``cut``: :data:`~vae_keras.sampling.objects.OBJECT_CUTS`) into an
     object set, ``work/objects_data`` (made once; with the box cut the one :func:`train_objects` makes
     for the object VAE, so the ours and gen arms share it), ``work/objects_data_<cut>`` for another cut."""
     from vae_keras.sampling.objects import write_object_dataset
 
-    objects = work / ("objects_data" if cut == "box" else f"objects_data_{cut}")
+    objects = work / for_cut("objects_data", cut)
     if not (objects / "manifest.csv").is_file():
         write_object_dataset(subset_dir, objects, size, progress=False, cut=cut)
     return objects
@@ -423,8 +429,8 @@ def make_pools(args, seed, xs_u8, rows, idx, crops, work: Path, tag: str, n_pool
         timing["gen_pretrain_s"] = time.monotonic() - t0                      # ~0 once made, for every subset
         t0 = time.monotonic()
         own = subset_objects(sub_dir, work / tag, args.size, args.cut)
-        gen = open_objects(train_generator(own, work / tag / ("gen" if args.cut == "box" else f"gen_{args.cut}"), args.size, args.gen_epochs, seed=seed,
-                                           init_from=pretrained))
+        gen = open_objects(train_generator(own, work / tag / for_cut("gen", args.cut), args.size, args.gen_epochs,
+                                           seed=seed, init_from=pretrained))
         timing["gen_train_s"] = time.monotonic() - t0
         t0 = time.monotonic()
         per = threat_lists([c.label for c in crops], n_pool["gen"], seed + 5)   # the subset's class frequencies

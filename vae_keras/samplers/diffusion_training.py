@@ -73,7 +73,7 @@ def same_stats(path: Path, mean: np.ndarray, std: np.ndarray, tol: float = 1e-2)
     new run in an old folder) encodes the same images elsewhere, far beyond ``tol``."""
     if not path.is_file():
         return False
-    with np.load(path) as f:
+    with np.load(path, allow_pickle=False) as f:                       # as DiffusionSampler reads them
         old_mean, old_std = f["mean"], f["std"]
     if old_mean.shape != mean.shape:
         return False
