@@ -49,6 +49,23 @@ def make_objects(objects: Path, n_bags: int, bag_size: int) -> None:
     write_object_dataset(bags, objects, bag_size, progress=False)
 
 
+def parse_spec(spec: str):
+    """One ``--configs`` entry -> ``(label, name, run, overrides)``.
+
+    ``threats`` trains a named configuration; ``threats=RUN`` scores a run trained elsewhere (RUN may hold
+    slashes); ``threats/batch_size=32/learning_rate=5e-4`` trains it with those fields changed, in a row
+    labelled by the whole entry.
+    """
+    from vae_keras.config import VAEConfig
+
+    first = spec.split("/")[0]
+    if "=" in first:                                       # name=RUN
+        name, _, run = spec.partition("=")
+        return name, name, run, {}
+    name, *settings = spec.split("/")
+    return spec, name, "", VAEConfig.parse_settings(settings)
+
+
 def table(results: dict, args, command: str, started: str, conditions: str) -> str:
     from vae_keras.evaluation.threats import goals_met
     from vae_keras.io.manifest import CLASSES
@@ -85,7 +102,9 @@ def main(argv=None) -> int:
     p.add_argument("--n-bags", type=int, default=1877, help="phantom bags to cut threats from, when made here")
     p.add_argument("--bag-size", type=int, default=128, help="bag side when made here (crops: half of it)")
     p.add_argument("--configs", default="latent,threats",
-                   help="comma-separated configurations, or name=RUN for a run trained elsewhere")
+                   help="comma-separated configurations, or name=RUN for a run trained elsewhere; "
+                        "name/KEY=VALUE/... trains the configuration with those fields changed (a row of its "
+                        "own, e.g. threats/pixel_l2_weight=0/batch_size=32 for an earlier recipe)")
     p.add_argument("--minutes", type=float, default=10.0, help="training budget per configuration (default 10)")
     p.add_argument("--n-per-class", type=int, default=100, help="generated crops per class (default 100)")
     p.add_argument("--init-from", help="start every run trained here from this run's weights (fine-tuning)")
@@ -113,23 +132,23 @@ def main(argv=None) -> int:
         make_objects(objects, args.n_bags, args.bag_size)
     load_start, gpus, loads, results = load_average(), detect_gpus(), {}, {}
     for spec in args.configs.split(","):
-        name, _, given = spec.partition("=")
-        run_dir = Path(given) if given else Path(args.runs) / name
+        label, name, given, overrides = parse_spec(spec)
+        run_dir = Path(given) if given else Path(args.runs) / label.replace("/", "_")
         load0, t0 = load_average(), time.monotonic()
         if (run_dir / "history.json").is_file():
             run = open_run(run_dir)
         else:
-            config = get_config(name, quick=False, image_size=64, epochs=100_000)
+            config = get_config(name, quick=False, image_size=64, epochs=100_000).replace(**overrides)
             run = Trainer(config, str(objects), str(run_dir), minutes=args.minutes, progress=False,
                           init_from=args.init_from).fit()
-            print(f"{name}: trained in {time.monotonic() - t0:.0f}s", file=sys.stderr)
+            print(f"{label}: trained in {time.monotonic() - t0:.0f}s", file=sys.stderr)
         scores = score_threats(run, objects, n_per_class=args.n_per_class)
         prior_file = run_dir / "prior" / "history.json"
         prior_epochs = len(json.loads(prior_file.read_text())) if prior_file.is_file() else 0
         scores["epochs"] = f"{len(run.history)} + {prior_epochs}"
-        results[name] = scores
-        loads[name] = (load0, load_average())
-        print(f"== {name}: {json.dumps(scores, default=float)}", file=sys.stderr, flush=True)
+        results[label] = scores
+        loads[label] = (load0, load_average())
+        print(f"== {label}: {json.dumps(scores, default=float)}", file=sys.stderr, flush=True)
         atomic_write_text(table_path.with_suffix(".json"), json.dumps(results, indent=1, default=float) + "\n")
         conditions = describe_conditions(gpus, os.cpu_count(), platform.processor() or platform.machine(),
                                          (load_start, load_average()), loads)
@@ -137,7 +156,7 @@ def main(argv=None) -> int:
         if args.grid:
             crops = np.concatenate([sample_images(run.model, 8, seed=1, labels=[c], sampler=run.sampler)
                                     for c in CLASSES])
-            image_grid(crops, table_path.with_name(f"{table_path.stem}_{name}.png"), ncols=8)
+            image_grid(crops, table_path.with_name(f"{table_path.stem}_{label.replace('/', '_')}.png"), ncols=8)
     print(f"wrote {table_path}", file=sys.stderr)
     return 0
 

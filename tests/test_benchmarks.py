@@ -110,3 +110,18 @@ def test_quality_budget_tabulates_and_plots_runs_in_budget_order(tmp_path):
     assert "| clip0 | 10 | - | 25 / 3 / 0 | 0.450 |" in measures and "| clip3 | 10 | 10 | - / - / - | 0.300 |" in measures
     with pytest.raises(SystemExit, match="metrics.json is missing"):
         budget.main([f"40={tmp_path / 'nowhere'}", "--out", str(out)])
+
+
+def test_threats_benchmark_rows_name_a_config_a_trained_run_or_changed_fields():
+    """``--configs`` rows: a named configuration, ``name=RUN`` (a run trained elsewhere, slashes and all),
+    or ``name/KEY=VALUE/...`` (an earlier recipe as a row of its own); a field that does not exist is refused."""
+    from vae_keras.config import ConfigError
+
+    threats = _load("threats")
+    assert threats.parse_spec("threats") == ("threats", "threats", "", {})
+    assert threats.parse_spec("threats=runs/a/b") == ("threats", "threats", "runs/a/b", {})
+    label, name, run, overrides = threats.parse_spec("threats/pixel_l2_weight=0/batch_size=32")
+    assert (label, name, run) == ("threats/pixel_l2_weight=0/batch_size=32", "threats", "")
+    assert overrides == {"pixel_l2_weight": 0.0, "batch_size": 32}
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        threats.parse_spec("threats/no_such_field=1")

@@ -61,6 +61,20 @@ def test_spatial_latent_is_a_map_flattened_row_major():
     np.testing.assert_array_equal(blocks[0](y).numpy(), y.numpy())
 
 
+def test_the_squared_error_term_is_added_only_when_weighted():
+    from vae_keras.models.latent import edge_l1
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.uniform(size=(3, 8, 8, 1)), tf.float32)
+    x_hat = tf.constant(rng.uniform(size=(3, 8, 8, 1)), tf.float32)
+    plain = edge_l1(x, x_hat, 1.0).numpy()                                 # (3,)
+    mse = np.mean((x.numpy() - x_hat.numpy()) ** 2, axis=(1, 2, 3))
+    np.testing.assert_allclose(edge_l1(x, x_hat, 1.0, 2.5).numpy(), plain + 2.5 * mse, rtol=1e-5)
+    np.testing.assert_array_equal(edge_l1(x, x, 1.0, 2.5).numpy(), 0.0)
+    with pytest.raises(ConfigError, match="pixel_l2_weight"):
+        tiny(pixel_l2_weight=-1.0)
+
+
 # -- the schedule, DDIM, guidance ---------------------------------------------------------------
 def test_schedule_ends_and_unit_norm():
     t = tf.linspace(0.0, 1.0, 11)
