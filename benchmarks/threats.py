@@ -53,8 +53,9 @@ def parse_spec(spec: str):
     """One ``--configs`` entry -> ``(label, name, run, overrides)``.
 
     ``threats`` trains a named configuration; ``threats=RUN`` scores a run trained elsewhere (RUN may hold
-    slashes); ``threats/batch_size=32/learning_rate=5e-4`` trains it with those fields changed, in a row
-    labelled by the whole entry.
+    slashes; its own configuration is used, so the name before ``=`` is then only the row's label, and any
+    label will do: ``v1=runs/old``); ``threats/batch_size=32/learning_rate=5e-4`` trains it with those fields
+    changed, in a row labelled by the whole entry.
     """
     from vae_keras.config import VAEConfig
 
@@ -64,6 +65,13 @@ def parse_spec(spec: str):
         return name, name, run, {}
     name, *settings = spec.split("/")
     return spec, name, "", VAEConfig.parse_settings(settings)
+
+
+def recon_cell(scores: dict) -> str:
+    """``sharpness / PSNR`` of the autoencoder's reconstructions, or ``-`` for a result scored before they were."""
+    if "recon_sharpness_ratio" not in scores:
+        return "-"
+    return f"{scores['recon_sharpness_ratio']:.2f} / {scores['recon_psnr']:.1f}"
 
 
 def table(results: dict, args, command: str, started: str, conditions: str) -> str:
@@ -76,10 +84,12 @@ def table(results: dict, args, command: str, started: str, conditions: str) -> s
              "Each generator draws crops of each class; a CNN trained on the real training crops judges them. "
              "`found` is its rate on generated crops, `recall` on held-out real crops, `ratio` the first "
              "over the second (goal >= 0.9 for every class). Sharpness and memorisation: generated / real "
-             "(1 is ideal); two-sample: 0.5 = indistinguishable.", "",
+             "(1 is ideal); two-sample: 0.5 = indistinguishable. `AE recon`: the autoencoder's reconstructions of the "
+             "held-out crops (sharpness ratio / PSNR dB), the sharpest the prior could draw: when it is low the "
+             "autoencoder limits the generator, when it is high and `sharpness` low, the prior does.", "",
              "| generator | epochs (AE + prior) | " + " | ".join(f"{c} found / recall / ratio" for c in CLASSES)
-             + " | sharpness | two-sample | memorisation | crops/s |",
-             "| --- | --- | " + " | ".join("---" for _ in CLASSES) + " | --- | --- | --- | --- |"]
+             + " | sharpness | two-sample | memorisation | crops/s | AE recon |",
+             "| --- | --- | " + " | ".join("---" for _ in CLASSES) + " | --- | --- | --- | --- | --- |"]
     for name, r in results.items():
         cells = []
         for c in CLASSES:
@@ -87,7 +97,7 @@ def table(results: dict, args, command: str, started: str, conditions: str) -> s
             cells.append(f"{v['found']:.2f} / {v['recall']:.2f} / {v['ratio']:.2f}" if v else "-")
         lines.append(f"| {name} | {r.get('epochs', '-')} | " + " | ".join(cells)
                      + f" | {r['sharpness_ratio']:.2f} | {r['c2st_accuracy']:.2f} | {r['memorisation_ratio']:.2f} "
-                     f"| {r['crops_per_second']:.0f} |")
+                     f"| {r['crops_per_second']:.0f} | {recon_cell(r)} |")
     lines += ["", "Goals (issue #23, 64 px, 10 CPU minutes):", ""]
     lines += ["| generator | " + " | ".join(goals_met(next(iter(results.values())))) + " |",
               "| --- | " + " | ".join("---" for _ in goals_met(next(iter(results.values())))) + " |"]
@@ -102,7 +112,7 @@ def main(argv=None) -> int:
     p.add_argument("--n-bags", type=int, default=1877, help="phantom bags to cut threats from, when made here")
     p.add_argument("--bag-size", type=int, default=128, help="bag side when made here (crops: half of it)")
     p.add_argument("--configs", default="latent,threats",
-                   help="comma-separated configurations, or name=RUN for a run trained elsewhere; "
+                   help="comma-separated configurations, or LABEL=RUN to score a run trained elsewhere; "
                         "name/KEY=VALUE/... trains the configuration with those fields changed (a row of its "
                         "own, e.g. threats/pixel_l2_weight=0/batch_size=32 for an earlier recipe)")
     p.add_argument("--minutes", type=float, default=10.0, help="training budget per configuration (default 10)")

@@ -51,6 +51,7 @@ def test_score_threats_measures_every_test_class_of_the_object_set(run_handle_ru
     assert scores["recognition_ratio_min"] == 1.0 and scores["n_per_class"] == 3
     assert 0.0 <= scores["c2st_accuracy"] <= 1.0 and scores["sharpness_ratio"] > 0
     assert scores["memorisation_ratio"] > 0 and scores["crops_per_second"] > 0
+    assert scores["recon_sharpness_ratio"] > 0 and 0 < scores["recon_psnr"] < 100
     assert goals_met(scores)["class recognised >= 90% of real recall, every class"] is True
 
 
@@ -76,12 +77,15 @@ def test_the_benchmark_table_has_a_row_and_a_goal_row_per_generator():
     good = {"per_class": {"knife": {"found": 0.9, "recall": 0.95, "ratio": 0.9 / 0.95}},
             "recognition_ratio_min": 0.9 / 0.95, "sharpness_ratio": 1.0, "memorisation_ratio": 1.1,
             "c2st_accuracy": 0.6, "crops_per_second": 250.0, "epochs": "3 + 5"}
-    bad = dict(good, recognition_ratio_min=0.2, c2st_accuracy=0.99, crops_per_second=20.0, epochs="1 + 2")
+    bad = dict(good, recognition_ratio_min=0.2, c2st_accuracy=0.99, crops_per_second=20.0, epochs="1 + 2",
+               recon_sharpness_ratio=0.456, recon_psnr=24.81)   # good: scored before the AE columns
     args = SimpleNamespace(minutes=10.0, init_from="runs/phantom_threats")
     text = bench.table({"scratch": bad, "tuned": good}, args, "python benchmarks/threats.py", "2026-12-06 01:00", "CPU")
     assert "starting from runs/phantom_threats" in text.splitlines()[0]
     rows = [line for line in text.splitlines() if line.startswith("| tuned |")]
     assert len(rows) == 2 and "0.90 / 0.95 / 0.95" in rows[0] and "| - |" in rows[0]   # other classes: no crops
+    assert rows[0].endswith("| 250 | - |")                   # a result scored before the AE's columns existed
+    assert "| 0.46 / 24.8 |" in [line for line in text.splitlines() if line.startswith("| scratch |")][0]
     assert set(rows[1].strip("| ").split(" | ")[1:]) == {"met"}
     scratch_goals = [line for line in text.splitlines() if line.startswith("| scratch |")][1]
     assert scratch_goals.count("missed") == 3

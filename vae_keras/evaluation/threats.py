@@ -27,7 +27,7 @@ from vae_keras.evaluation import metrics as M
 from vae_keras.evaluation.evaluate import threat_classifier
 from vae_keras.io.atomic import PathLike
 from vae_keras.io.manifest import CLASSES
-from vae_keras.sampling.generate import sample_images
+from vae_keras.sampling.generate import reconstruct, sample_images
 from vae_keras.training.run import as_run
 
 #: issue #23's goals for a threat generator at 64 px after 10 CPU minutes
@@ -48,7 +48,9 @@ def score_threats(run, objects_dir: PathLike, n_per_class: int = 100, seed: int 
         per class ``found`` (share of generated crops the CNN calls that class), ``recall`` (the
         same on held-out real crops) and ``ratio``; the worst ratio (``recognition_ratio_min``);
         ``sharpness_ratio``, ``c2st_accuracy``, ``memorisation_ratio`` over all classes;
-        ``crops_per_second``; the counts.
+        ``crops_per_second``; the counts; and the autoencoder's reconstructions of the held-out crops
+        (``recon_sharpness_ratio``, ``recon_psnr``): the sharpest crops the prior could ever draw, so
+        they say which stage limits a generator.
     """
     run = as_run(run)
     size = int(run.config.image_size)
@@ -83,6 +85,9 @@ def score_threats(run, objects_dir: PathLike, n_per_class: int = 100, seed: int 
     out["memorisation_ratio"] = M.memorisation_ratio(gen, train_x, real)
     out["c2st_accuracy"] = M.classifier_two_sample_test(real, gen, folds=folds, seed=seed)
     out["crops_per_second"] = len(gen) / max(seconds, 1e-9)
+    recon = reconstruct(run.model, test_x)                                        # (n, S, S, 1) in [0, 1]
+    out["recon_sharpness_ratio"] = M.sharpness_ratio(M.quantize(recon), real)
+    out["recon_psnr"] = M.psnr(recon, real)
     return out
 
 
