@@ -147,16 +147,18 @@ def main(argv=None) -> int:
     sampling = {"steps": args.steps} if args.steps else {}
     for spec in args.configs.split(","):
         label, name, given, overrides = parse_spec(spec)
-        run_dir = Path(given) if given else Path(args.runs) / label.replace("/", "_")
+        slug = label.replace("/", "_")                     # the row's run folder and grid file name
+        run_dir = Path(given) if given else Path(args.runs) / slug
         load0, t0 = load_average(), time.monotonic()
         if (run_dir / "history.json").is_file():
-            run = open_run(run_dir, **sampling)
+            run = open_run(run_dir)
         else:
             config = get_config(name, quick=False, image_size=64, epochs=100_000).replace(**overrides)
             run = Trainer(config, str(objects), str(run_dir), minutes=args.minutes, progress=False,
                           init_from=args.init_from).fit()
             print(f"{label}: trained in {time.monotonic() - t0:.0f}s", file=sys.stderr)
-            run = open_run(run_dir, **sampling) if sampling else run
+        if sampling:
+            run = run.with_sampler(**sampling)             # the same model, its sampler reconfigured in memory
         scores = score_threats(run, objects, n_per_class=args.n_per_class)
         prior_file = run_dir / "prior" / "history.json"
         prior_epochs = len(json.loads(prior_file.read_text())) if prior_file.is_file() else 0
@@ -171,7 +173,7 @@ def main(argv=None) -> int:
         if args.grid:
             crops = np.concatenate([sample_images(run.model, 8, seed=1, labels=[c], sampler=run.sampler)
                                     for c in CLASSES])
-            image_grid(crops, table_path.with_name(f"{table_path.stem}_{label.replace('/', '_')}.png"), ncols=8)
+            image_grid(crops, table_path.with_name(f"{table_path.stem}_{slug}.png"), ncols=8)
     print(f"wrote {table_path}", file=sys.stderr)
     return 0
 
