@@ -21,7 +21,7 @@ from vae_keras.io.manifest import CLASSES
 
 pytestmark = pytest.mark.filterwarnings("ignore:label combination")   # 16 images: every combination is rare
 
-SMALL = dict(n=8, k=4, n_likelihood=4, n_per_class=4, folds=2, progress=False)
+SMALL = dict(n=8, k=4, n_likelihood=4, n_per_class=4, folds=2, two_sample_steps=20, progress=False)
 
 
 def _train(name, data, run, **overrides):
@@ -67,7 +67,7 @@ class HandgunEverywhere:
 def stubbed(monkeypatch):
     """The stub classifier, and a two-sample test that is not trained (it has its own tests)."""
     monkeypatch.setattr(E, "threat_classifier", lambda data_dir, size, progress=True: HandgunEverywhere())
-    monkeypatch.setattr(M, "classifier_two_sample_test", lambda real, gen, folds=5, seed=0: 0.5)
+    monkeypatch.setattr(M, "classifier_two_sample_test", lambda real, gen, folds=5, steps=300, seed=0: 0.5)
 
 
 # -- known answers -------------------------------------------------------------------------------

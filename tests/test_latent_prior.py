@@ -181,8 +181,8 @@ def test_train_generate_evaluate_end_to_end(cli_run, tmp_path):
         assert (tmp_path / "a" / r.path).read_bytes() == (tmp_path / "b" / r.path).read_bytes()
     assert main(["generate", str(run), "--n", "2", "--out", str(tmp_path / "c"), "--steps", "0"]) == 2
     assert main(["generate", str(run), "--n", "2", "--out", str(tmp_path / "d"), "--clip", "-1"]) == 2
-    out = E.evaluate_run(run, data, n=8, k=2, n_likelihood=4, n_per_class=2, folds=2, progress=False, save=False,
-                         steps=3, clip=0.0)
+    out = E.evaluate_run(run, data, n=8, k=2, n_likelihood=4, n_per_class=2, folds=2, two_sample_steps=20,
+                         progress=False, save=False, steps=3, clip=0.0)
     assert out["ddim_steps"] == 3 and out["guidance"] == 3.0 and out["prior_clip"] == 0.0
     assert out["sampler"] == "diffusion" and np.isfinite(out["recon_psnr"]) and np.isfinite(out["sharpness_ratio"])
     assert set(out["class_recognition"]) == {"handgun", "knife", "razor_blade", "shuriken"}   # a class can be asked for

@@ -111,7 +111,7 @@ def test_evaluate_measures_composites(object_runs):
 
     root, _ = object_runs
     metrics = evaluate_run(root / "bag_run", root / "bags", n=12, k=2, n_likelihood=4, n_per_class=4, folds=2,
-                           progress=False, objects_run=root / "object_run")
+                           two_sample_steps=20, progress=False, objects_run=root / "object_run")
     assert set(metrics["class_recognition"]) == set(CLASSES)
     assert metrics["objects_run"] == str(root / "object_run") and np.isfinite(metrics["sharpness_ratio"])
     saved = json.loads((root / "bag_run" / objects_metrics_file(root / "object_run")).read_text())

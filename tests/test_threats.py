@@ -41,7 +41,7 @@ def test_score_threats_measures_every_test_class_of_the_object_set(run_handle_ru
 
     judged(1.0)
     objects = run_handle_runs / "objects"
-    scores = score_threats(run_handle_runs / "object_run", objects, n_per_class=3, folds=2)
+    scores = score_threats(run_handle_runs / "object_run", objects, n_per_class=3, folds=2, two_sample_steps=20)
     _, test_y = load_split(objects, "test", image_size=16)
     in_test = {c for i, c in enumerate(CLASSES) if test_y[:, i].any()}
     assert in_test and set(scores["per_class"]) == in_test
@@ -63,7 +63,8 @@ def test_a_class_the_judge_never_finds_in_real_crops_fails_the_goal(run_handle_r
     # the ratios only: crops and the two-sample test as stand-ins (the test above runs them for real)
     monkeypatch.setattr(threats, "sample_images", lambda model, n, **kw: np.full((n, 16, 16, 1), 0.5, np.float32))
     monkeypatch.setattr(threats.M, "classifier_two_sample_test", lambda real, gen, **kw: 0.5)
-    scores = score_threats(run_handle_runs / "object_run", run_handle_runs / "objects", n_per_class=2, folds=2)
+    scores = score_threats(run_handle_runs / "object_run", run_handle_runs / "objects", n_per_class=2, folds=2,
+                           two_sample_steps=20)
     assert all(v["recall"] == 0.0 and math.isnan(v["ratio"]) for v in scores["per_class"].values())
     assert goals_met(scores)["class recognised >= 90% of real recall, every class"] is False
 

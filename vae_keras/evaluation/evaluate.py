@@ -105,7 +105,7 @@ def evaluate_run(run, data_dir, n: int = 500, k: int = 64, n_likelihood: int = 2
                  sampler: Optional[str] = None, temperature: float = 1.0, n_per_class: int = 100,
                  folds: int = 5, progress: bool = True, save: bool = True, objects_run=None,
                  steps: Optional[int] = None, guidance: Optional[float] = None,
-                 clip: Optional[float] = None) -> dict:
+                 clip: Optional[float] = None, two_sample_steps: int = 300) -> dict:
     """All measures of one run (see the module docstring); writes ``RUN/metrics.json``.
 
     With ``objects_run`` (an object VAE, :mod:`vae_keras.sampling.objects`) the generated images are
@@ -124,6 +124,8 @@ def evaluate_run(run, data_dir, n: int = 500, k: int = 64, n_likelihood: int = 2
             predicted latents in standard deviations (default: the run's); they are sampler options
             (:meth:`~vae_keras.training.run.Run.with_sampler`), so a sampler without them refuses them.
         n_per_class: samples per class for a conditional run's class recognition.
+        folds, two_sample_steps: the two-sample test's folds and Adam steps per fold
+            (:func:`~vae_keras.evaluation.metrics.classifier_two_sample_test`; fewer steps, a weaker test).
     """
 
     t0 = time.monotonic()
@@ -180,7 +182,7 @@ def evaluate_run(run, data_dir, n: int = 500, k: int = 64, n_likelihood: int = 2
                intensity_w1=M.intensity_w1(gen, real), memorisation_ratio=M.memorisation_ratio(gen, train_x, real))
 
     log("[4/4] classifiers: two-sample test, feature-space distances")
-    out["c2st_accuracy"] = M.classifier_two_sample_test(real, gen, folds=folds, seed=seed)
+    out["c2st_accuracy"] = M.classifier_two_sample_test(real, gen, folds=folds, steps=two_sample_steps, seed=seed)
     clf = threat_classifier(data_dir, size, progress)
     out["threat_classifier"] = {k_: v for k_, v in clf.info.items() if k_ != "fingerprint"}
     f_real, f_gen = clf.features(real), clf.features(gen)

@@ -36,13 +36,15 @@ GOALS = {"recognition_ratio_min": 0.9, "sharpness_ratio": (0.8, 1.25), "memorisa
 
 
 def score_threats(run, objects_dir: PathLike, n_per_class: int = 100, seed: int = 0, folds: int = 5,
-                  progress: bool = False) -> Dict[str, object]:
+                  progress: bool = False, two_sample_steps: int = 300) -> Dict[str, object]:
     """Score a threat generator on the held-out (test) crops of the object set it was trained on.
 
     Args:
         run: the generator (a :class:`~vae_keras.training.run.Run` or its folder).
         objects_dir: its object set (``train/`` and ``test/`` crops with one class each).
         n_per_class: crops generated for each class the object set's test split has.
+        folds, two_sample_steps: the two-sample test's folds and Adam steps per fold
+            (:func:`~vae_keras.evaluation.metrics.classifier_two_sample_test`).
 
     Returns:
         per class ``found`` (share of generated crops the CNN calls that class), ``recall`` (the
@@ -83,7 +85,7 @@ def score_threats(run, objects_dir: PathLike, n_per_class: int = 100, seed: int 
     real = test_x
     out["sharpness_ratio"] = M.sharpness_ratio(gen, real)
     out["memorisation_ratio"] = M.memorisation_ratio(gen, train_x, real)
-    out["c2st_accuracy"] = M.classifier_two_sample_test(real, gen, folds=folds, seed=seed)
+    out["c2st_accuracy"] = M.classifier_two_sample_test(real, gen, folds=folds, steps=two_sample_steps, seed=seed)
     out["crops_per_second"] = len(gen) / max(seconds, 1e-9)
     recon = reconstruct(run.model, test_x)                                        # (n, S, S, 1) in [0, 1]
     out["recon_sharpness_ratio"] = M.sharpness_ratio(M.quantize(recon), real)
