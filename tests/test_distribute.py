@@ -121,7 +121,7 @@ LATENT_SCRIPT = textwrap.dedent("""
     data, out = sys.argv[1], sys.argv[2]
     # 32 training latents (flips included) in prior batches of 7: the last batch of 4 splits 2 + 2, the others 3 + 4
     cfg = get_config("latent", quick=False, image_size=32, batch_size=8, epochs=1, prior_epochs=2,
-                     prior_batch_size=7, seed=1)
+                     prior_batch_size=7, prior_widths=(8, 16, 16), seed=1)
     result = {}
     for name in ("default", "mirrored"):
         strategy = select_strategy(name)
