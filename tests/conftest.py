@@ -10,6 +10,18 @@ import pytest
 from vae_keras.io.manifest import CLASSES, ManifestRow
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) the notebooks run first, in order, on
+    one worker: they share ``data/`` and ``runs/`` (04 reads the run 03 trained), so two must never run at
+    once, and as the longest group they go first while the other worker takes the tests."""
+    notebooks = [item for item in items if item.path.suffix == ".ipynb"]
+    if not notebooks:
+        return
+    for item in notebooks:
+        item.add_marker(pytest.mark.xdist_group("notebooks"))
+    items[:] = notebooks + [item for item in items if item.path.suffix != ".ipynb"]
+
+
 def write_tiny_dataset(root, n_train=16, n_test=8, size=32, seed=0):
     """A prepared layout (``train/``, ``test/``, ``manifest.csv``) of random structured images.
 
