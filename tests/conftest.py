@@ -11,15 +11,27 @@ from vae_keras.io.manifest import CLASSES, ManifestRow
 
 
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) the notebooks run first, in order, on
-    one worker: they share ``data/`` and ``runs/`` (04 reads the run 03 trained), so two must never run at
-    once, and as the longest group they go first while the other worker takes the tests."""
-    notebooks = [item for item in items if item.path.suffix == ".ipynb"]
-    if not notebooks:
-        return
-    for item in notebooks:
-        item.add_marker(pytest.mark.xdist_group("notebooks"))
-    items[:] = notebooks + [item for item in items if item.path.suffix != ".ipynb"]
+    """The notebooks first, in their order: under pytest-xdist they are the longest unit of work."""
+    items[:] = ([item for item in items if item.path.suffix == ".ipynb"]
+                + [item for item in items if item.path.suffix != ".ipynb"])
+
+
+try:
+    from xdist.scheduler import LoadGroupScheduling
+except ImportError:                      # pytest-xdist missing: the suite runs in one process
+    LoadGroupScheduling = None
+
+if LoadGroupScheduling is not None:
+    def pytest_xdist_make_scheduler(config, log):
+        """Under pytest-xdist (``make test`` runs ``-n 2``) every notebook cell goes to the same worker, in order:
+        the cells of a notebook share one kernel, and the notebooks share ``data/`` and ``runs/`` (04 reads the
+        run 03 trained), so two must never run at once. Each test goes to whichever worker is free."""
+
+        class NotebooksOnOneWorker(LoadGroupScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return "notebooks" if ".ipynb::" in nodeid else super()._split_scope(nodeid)
+
+        return NotebooksOnOneWorker(config, log)
 
 
 def write_tiny_dataset(root, n_train=16, n_test=8, size=32, seed=0):
