@@ -21,7 +21,7 @@ demo: install
 	$(BIN)/python -m vae_keras demo
 
 test: install
-	XRAY_VAE_QUICK=1 TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -n 2 tests notebooks --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg
+	XRAY_VAE_QUICK=1 TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -n 2 --durations=25 tests notebooks --nbval --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
 # The committed figures/ (README): train FIGURES_CONFIG on the phantom set for at most
 # FIGURES_MINUTES, evaluate it, build figures/gallery/. ~25 min on 2 CPU cores (the default configuration); on a GPU try
