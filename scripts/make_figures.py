@@ -130,6 +130,9 @@ def main(argv=None) -> int:
                    help="train nothing: copy this finished run into --work and build the figures from it "
                         "(--config, --minutes, --epochs, --image-size and the phantom options are then the run's)")
     p.add_argument("--data", help="with --from-run: the prepared data set the run was trained on (required)")
+    p.add_argument("--two-sample-steps", type=int, default=300, metavar="N",
+                   help="Adam steps per fold of the evaluation's two-sample test (default: 300; fewer is quicker "
+                        "and a weaker test, for a smoke run only)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     if args.from_run and not args.data:
@@ -155,7 +158,8 @@ def main(argv=None) -> int:
     atomic_write_text(run / RUN_INFO_FILE, json.dumps(info, indent=1) + "\n")
 
     print("[3/4] the run's figures and its evaluation (as `train` and `evaluate` write them)", file=sys.stderr)
-    finish_run(trained, data, seed=args.seed, evaluate=True, progress=not args.quiet)
+    finish_run(trained, data, seed=args.seed, evaluate=True, progress=not args.quiet,
+               two_sample_steps=args.two_sample_steps)
 
     print(f"[4/4] building the gallery in {out / 'gallery'}", file=sys.stderr)
     if (out / "gallery").is_dir():

@@ -21,17 +21,26 @@ try:
 except ImportError:                      # pytest-xdist missing: the suite runs in one process
     LoadGroupScheduling = None
 
+#: notebooks that share nothing with the others: 06 renders its own phantoms (``data/phantoms_SIZE_augmentation``)
+#: and trains in a temporary folder, so it may run beside them on the other worker
+STANDALONE_NOTEBOOKS = ("06_augmentation.ipynb",)
+
 if LoadGroupScheduling is not None:
     def pytest_xdist_make_scheduler(config, log):
-        """Under pytest-xdist (``make test`` runs ``-n 2``) every notebook cell goes to the same worker, in order:
-        the cells of a notebook share one kernel, and the notebooks share ``data/`` and ``runs/`` (04 reads the
-        run 03 trained), so two must never run at once. Each test goes to whichever worker is free."""
+        """Under pytest-xdist (``make test`` runs ``-n 2``) the cells of a notebook go to one worker, in order:
+        they share one kernel. The notebooks also share ``data/`` and ``runs/`` (04 reads the run 03 trained),
+        so they form one unit, all but :data:`STANDALONE_NOTEBOOKS`, each a unit of its own. The units, the
+        longest work of the suite, are handed out first (xdist sorts units by their number of items); each
+        test goes to whichever worker is free."""
 
-        class NotebooksOnOneWorker(LoadGroupScheduling):
+        class NotebookUnits(LoadGroupScheduling):
             def _split_scope(self, nodeid: str) -> str:
-                return "notebooks" if ".ipynb::" in nodeid else super()._split_scope(nodeid)
+                if ".ipynb::" not in nodeid:
+                    return super()._split_scope(nodeid)
+                notebook = nodeid.split("::")[0].rsplit("/", 1)[-1]
+                return notebook if notebook in STANDALONE_NOTEBOOKS else "notebooks"
 
-        return NotebooksOnOneWorker(config, log)
+        return NotebookUnits(config, log)
 
 
 def write_tiny_dataset(root, n_train=16, n_test=8, size=32, seed=0):

@@ -88,6 +88,22 @@ def test_the_course_is_complete():
     assert [p.stem for p in NOTEBOOKS] == EXPECTED
 
 
+_SHARED_FOLDER = re.compile(r"""(?:COURSE\.runs|RUN_DIR|["'/](?:data|runs)/[^"'\s)]*)""")
+
+
+def test_standalone_notebooks_share_no_folder_with_the_others():
+    """tests/conftest.py lets the standalone notebooks run beside the others under pytest-xdist: that is
+    only safe while they name no run folder and no data folder that another notebook names."""
+    from conftest import STANDALONE_NOTEBOOKS
+
+    folders = {p.name: set(_SHARED_FOLDER.findall("\n".join(c.source for c in _code(_read(p))))) for p in NOTEBOOKS}
+    assert set(STANDALONE_NOTEBOOKS) <= set(folders)
+    others = set().union(*(f for name, f in folders.items() if name not in STANDALONE_NOTEBOOKS))
+    assert {"RUN_DIR", '"data/phantoms_{IMAGE_SIZE}'} <= others                  # the pattern finds shared folders
+    for name in STANDALONE_NOTEBOOKS:
+        assert not folders[name] & (others | {"COURSE.runs", "RUN_DIR"}), (name, folders[name] & others)
+
+
 def test_notebooks_are_small():
     total = sum(p.stat().st_size for p in NB_DIR.rglob("*") if p.is_file())
     assert total < 3 * 2 ** 20, f"notebooks/ holds {total / 2 ** 20:.1f} MB; keep figures small (< 3 MB)"

@@ -226,7 +226,8 @@ def test_make_figures_from_a_finished_run_leaves_the_run_alone(trained_run, tiny
     before = sorted(p.relative_to(run) for p in run.rglob("*"))
     script = Path(__file__).resolve().parents[1] / "scripts" / "make_figures.py"
     argv = [sys.executable, str(script), "--from-run", str(run), "--data", str(tiny_dataset),
-            "--work", str(tmp_path / "work"), "--out", str(tmp_path / "figs"), "--quiet"]
+            "--work", str(tmp_path / "work"), "--out", str(tmp_path / "figs"), "--quiet",
+            "--two-sample-steps", "20"]                      # the two-sample test has its own tests
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
@@ -235,5 +236,7 @@ def test_make_figures_from_a_finished_run_leaves_the_run_alone(trained_run, tiny
     assert info["training_minutes"] == round(sum(h["seconds"] for h in trainer.history) / 60, 1)
     assert (tmp_path / "figs" / "gallery" / "index.html").is_file() and (tmp_path / "figs" / "training.gif").is_file()
     assert f"({len(trainer.history)} epochs, 32x32)" in (tmp_path / "figs" / "run_quality.md").read_text()
+    metrics, = (tmp_path / "work").glob("*/metrics.json")
+    assert json.loads(metrics.read_text())["c2st_steps"] == 20
     bad = subprocess.run(argv[:3] + [str(tmp_path / "nothing")] + argv[4:], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: ")

@@ -183,6 +183,7 @@ def evaluate_run(run, data_dir, n: int = 500, k: int = 64, n_likelihood: int = 2
 
     log("[4/4] classifiers: two-sample test, feature-space distances")
     out["c2st_accuracy"] = M.classifier_two_sample_test(real, gen, folds=folds, steps=two_sample_steps, seed=seed)
+    out["c2st_steps"] = int(two_sample_steps)                     # per fold: fewer, a weaker test
     clf = threat_classifier(data_dir, size, progress)
     out["threat_classifier"] = {k_: v for k_, v in clf.info.items() if k_ != "fingerprint"}
     f_real, f_gen = clf.features(real), clf.features(gen)

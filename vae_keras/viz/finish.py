@@ -66,7 +66,7 @@ class FinishedRun:
 
 
 def finish_run(run, data_dir: Optional[PathLike] = None, seed: int = 0, evaluate: bool = False,
-               progress: bool = True, recognise: bool = False) -> FinishedRun:
+               progress: bool = True, recognise: bool = False, two_sample_steps: int = 300) -> FinishedRun:
     """Write a trained run's figures (:func:`~vae_keras.viz.figures.finish_run_figures`) and, with
     ``evaluate``, its ``metrics.json`` (:func:`~vae_keras.evaluation.evaluate.evaluate_run` on ``data_dir``).
 
@@ -82,6 +82,8 @@ def finish_run(run, data_dir: Optional[PathLike] = None, seed: int = 0, evaluate
         recognise: score each class row with the data set's threat classifier
             (:func:`~vae_keras.evaluation.evaluate.threat_classifier`, trained once and cached, the one
             ``evaluate`` uses): :attr:`FinishedRun.class_rows` ``.found`` and the rows' labels.
+        two_sample_steps: with ``evaluate``, the two-sample test's Adam steps per fold (most of the
+            evaluation's time on a small run; fewer steps, a weaker test).
     """
     size = run.config.image_size
     images = figure_images(data_dir, size) if data_dir is not None else None
@@ -98,5 +100,5 @@ def finish_run(run, data_dir: Optional[PathLike] = None, seed: int = 0, evaluate
     if evaluate:
         if data_dir is None:
             raise ValueError("finish_run(evaluate=True) needs the data set the run was trained on (data_dir)")
-        done.metrics = evaluate_run(run, data_dir, seed=seed, progress=progress)
+        done.metrics = evaluate_run(run, data_dir, seed=seed, progress=progress, two_sample_steps=two_sample_steps)
     return done
