@@ -21,6 +21,25 @@ try:
 except ImportError:                      # pytest-xdist missing: the suite runs in one process
     LoadGroupScheduling = None
 
+def pytest_configure(config):
+    """nbval starts a notebook's kernel once; should that kernel die while starting up (seen once when both
+    xdist workers started a kernel at the same moment), every cell of the notebook errors. Start it again,
+    once, before giving up."""
+    try:
+        from nbval import kernel as nbval_kernel
+    except ImportError:                  # nbval missing: no notebooks to run
+        return
+    first_try = nbval_kernel.start_new_kernel
+
+    def start_new_kernel(*args, **kwargs):
+        try:
+            return first_try(*args, **kwargs)
+        except RuntimeError:             # "Kernel died before replying to kernel_info"
+            return first_try(*args, **kwargs)
+
+    nbval_kernel.start_new_kernel = start_new_kernel
+
+
 #: notebooks that share nothing with the others: 06 renders its own phantoms (``data/phantoms_SIZE_augmentation``)
 #: and trains in a temporary folder, so it may run beside them on the other worker
 STANDALONE_NOTEBOOKS = ("06_augmentation.ipynb",)

@@ -149,6 +149,8 @@ MEASURES = _registry(
     Measure("c2st_accuracy", "2-sample acc.", "{:.3f}", "half",
             "Accuracy of a classifier trained to tell real from generated images: 0.5 means indistinguishable, "
             "1 means trivially told apart.", name="two-sample accuracy"),
+    Measure("c2st_steps", "2-sample steps", "{}", None,
+            "Adam steps per fold of the two-sample test's classifier (fewer: a weaker test)."),
     Measure("frechet_distance", "Frechet dist.", "{:.2f}", "lower",
             "Fréchet distance between the threat classifier's feature statistics of real and generated images "
             "(lower is better).", name="Frechet distance"),
