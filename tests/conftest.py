@@ -10,10 +10,27 @@ import pytest
 from vae_keras.io.manifest import CLASSES, ManifestRow
 
 
+def module_fixture_modules(tests_dir) -> set:
+    """The test modules (paths as in node ids, ``tests/test_x.py``) that define a module-scoped fixture."""
+    import re
+
+    pattern = re.compile(r"@pytest\.fixture\([^)]*scope=[\"']module[\"']")
+    return {f"{tests_dir.name}/{path.name}" for path in sorted(tests_dir.glob("test_*.py"))
+            if pattern.search(path.read_text(encoding="utf-8"))}
+
+
 def pytest_collection_modifyitems(config, items):
-    """The notebooks first, in their order: under pytest-xdist they are the longest unit of work."""
-    items[:] = ([item for item in items if item.path.suffix == ".ipynb"]
-                + [item for item in items if item.path.suffix != ".ipynb"])
+    """The notebooks first, in their order, then the test modules with a module-scoped fixture, then the
+    rest: under pytest-xdist the first two are units of work (:func:`pytest_xdist_make_scheduler`), the
+    notebooks the longest, and the single tests after them balance the two workers' ends."""
+    shared = module_fixture_modules(config.rootpath / "tests")
+
+    def rank(item) -> int:
+        if item.path.suffix == ".ipynb":
+            return 0
+        return 1 if item.nodeid.split("::")[0] in shared else 2
+
+    items[:] = sorted(items, key=rank)                 # a stable sort: each group keeps its order
 
 
 try:
@@ -48,15 +65,21 @@ if LoadGroupScheduling is not None:
     def pytest_xdist_make_scheduler(config, log):
         """Under pytest-xdist (``make test`` runs ``-n 2``) the cells of a notebook go to one worker, in order:
         they share one kernel. The notebooks also share ``data/`` and ``runs/`` (04 reads the run 03 trained),
-        so they form one unit, all but :data:`STANDALONE_NOTEBOOKS`, each a unit of its own. The units, the
-        longest work of the suite, are handed out first (xdist sorts units by their number of items); each
-        test goes to whichever worker is free."""
+        so they form one unit, all but :data:`STANDALONE_NOTEBOOKS`, each a unit of its own. A test module
+        with a module-scoped fixture is a unit too (:func:`module_fixture_modules`): spread over both workers,
+        its fixture (a trained run) was built twice. The units are handed out first, in the order of
+        :func:`pytest_collection_modifyitems` (notebooks first); each other test goes to whichever worker is free."""
+        shared = module_fixture_modules(config.rootpath / "tests")
+        config.option.loadscopereorder = False           # units in collection order, not by their size
 
         class NotebookUnits(LoadGroupScheduling):
             def _split_scope(self, nodeid: str) -> str:
+                path = nodeid.split("::")[0]
+                if path in shared:
+                    return path
                 if ".ipynb::" not in nodeid:
                     return super()._split_scope(nodeid)
-                notebook = nodeid.split("::")[0].rsplit("/", 1)[-1]
+                notebook = path.rsplit("/", 1)[-1]
                 return notebook if notebook in STANDALONE_NOTEBOOKS else "notebooks"
 
         return NotebookUnits(config, log)

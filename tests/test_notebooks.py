@@ -104,6 +104,21 @@ def test_standalone_notebooks_share_no_folder_with_the_others():
         assert not folders[name] & (others | {"COURSE.runs", "RUN_DIR"}), (name, folders[name] & others)
 
 
+def test_modules_with_a_module_fixture_are_found(tmp_path):
+    """Such a module runs on one xdist worker (tests/conftest.py), so its fixture is built once: the pattern
+    must find the decorator however it is spelled, and nothing else."""
+    from conftest import module_fixture_modules
+
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "test_a.py").write_text('@pytest.fixture(scope="module")\ndef run():\n    pass\n')
+    (tests / "test_b.py").write_text("@pytest.fixture(autouse=True, scope='module')\ndef run():\n    pass\n")
+    (tests / "test_c.py").write_text('@pytest.fixture(scope="session")\ndef run():\n    pass\n# scope="module"\n')
+    (tests / "helper.py").write_text('@pytest.fixture(scope="module")\n')
+    assert module_fixture_modules(tests) == {"tests/test_a.py", "tests/test_b.py"}
+    assert "tests/test_distribute.py" in module_fixture_modules(Path(__file__).parent)
+
+
 def test_notebooks_are_small():
     total = sum(p.stat().st_size for p in NB_DIR.rglob("*") if p.is_file())
     assert total < 3 * 2 ** 20, f"notebooks/ holds {total / 2 ** 20:.1f} MB; keep figures small (< 3 MB)"
