@@ -296,12 +296,19 @@ def subset_objects(subset_dir: Path, work: Path, size: int, cut: str = "box") ->
     return objects
 
 
-def train_generator(objects: Path, run_dir: Path, size: int, epochs: int, seed: int, init_from=None) -> Path:
+#: What ``--quick`` changes in the threat generator (a smoke test, not a result): two levels instead of three
+#: in both stages and narrow layers, so that fewer variables are traced (most of a one-epoch run's time).
+QUICK_GENERATOR = dict(latent_factor=2, encoder_filters=(8, 16), decoder_filters=(16, 8), prior_widths=(16, 32))
+
+
+def train_generator(objects: Path, run_dir: Path, size: int, epochs: int, seed: int, init_from=None,
+                    quick: bool = False) -> Path:
     """The threat generator (``--config threats`` at the object canvas of ``size``-pixel bags) trained on
     the object set ``objects`` into ``run_dir``; returns ``run_dir``.
 
     Fixed work, not minutes (a benchmark's result must not depend on the machine's load): ``epochs``
-    autoencoder epochs, :data:`GEN_PRIOR_PER_EPOCH` times as many prior epochs. ``init_from``: a run
+    autoencoder epochs, :data:`GEN_PRIOR_PER_EPOCH` times as many prior epochs (``quick``: the
+    shallow generator of :data:`QUICK_GENERATOR`). ``init_from``: a run
     whose weights start both stages (fine-tuning). A finished run (``sampler_done``) is kept as it
     is; an interrupted one continues from its last checkpoint (``resume``, which starts a new run
     when there is none), so a killed benchmark loses at most an epoch.
@@ -312,7 +319,8 @@ def train_generator(objects: Path, run_dir: Path, size: int, epochs: int, seed: 
 
     if not (run_dir / "sampler_done").is_file():
         config = get_config("threats", quick=False, image_size=object_canvas(size), epochs=int(epochs),
-                            prior_epochs=GEN_PRIOR_PER_EPOCH * int(epochs), seed=seed)
+                            prior_epochs=GEN_PRIOR_PER_EPOCH * int(epochs), seed=seed,
+                            **(QUICK_GENERATOR if quick else {}))
         Trainer(config, str(objects), run_dir, resume=True, progress=False, callbacks=(),     # no GIF frames
                 init_from=None if init_from is None else str(init_from)).fit()
         atomic_write_text(run_dir / "sampler_done", "1\n")
@@ -425,12 +433,13 @@ def make_pools(args, seed, xs_u8, rows, idx, crops, work: Path, tag: str, n_pool
     if "gen" in sources:                      # the threat generator's threats in the subset's own bags
         t0 = time.monotonic()
         pretrained = train_generator(phantom_objects(work / "sim_threats", args.size, args.sim_bags),
-                                     work / "gen_pretrained", args.size, args.gen_pretrain_epochs, seed=0)
+                                     work / "gen_pretrained", args.size, args.gen_pretrain_epochs, seed=0,
+                                     quick=args.quick)
         timing["gen_pretrain_s"] = time.monotonic() - t0                      # ~0 once made, for every subset
         t0 = time.monotonic()
         own = subset_objects(sub_dir, work / tag, args.size, args.cut)
         gen = open_objects(train_generator(own, work / tag / for_cut("gen", args.cut), args.size, args.gen_epochs,
-                                           seed=seed, init_from=pretrained))
+                                           seed=seed, init_from=pretrained, quick=args.quick))
         timing["gen_train_s"] = time.monotonic() - t0
         t0 = time.monotonic()
         per = threat_lists([c.label for c in crops], n_pool["gen"], seed + 5)   # the subset's class frequencies
