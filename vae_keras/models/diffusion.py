@@ -319,5 +319,5 @@ def _traced_step(network):
             noise_rate, _ = diffusion_schedule(t)
             prediction = guided_noise(network, x, noise_rate, condition, guidance, maps)
             return ddim_step(x, prediction, t, t_next, clip, target)
-        _STEPS[network] = tf.function(one, reduce_retracing=True)
+        _STEPS[network] = tf.function(one, reduce_retracing=True, autograph=False)
     return _STEPS[network]

@@ -162,7 +162,7 @@ class PriorTrainer:
             self.history = [h for h in saved if h["epoch"] <= int(self.epoch.numpy())]
         elif init_from is not None:
             self.init_from = self._start_from(init_from)
-        self._step = tf.function(self._train_step)
+        self._step = tf.function(self._train_step, autograph=False)   # no tensor-dependent Python control flow
 
     def _start_from(self, source_run) -> Optional[str]:
         """Copy the latest prior weights of ``source_run`` into both networks; returns the checkpoint (None: none).
@@ -238,6 +238,11 @@ class PriorTrainer:
         order = np.random.default_rng([cfg.seed, epoch]).permutation(n)
         conditions = diffusion.condition_vectors(self.labels, n, self.labels.shape[1])
         losses, decay = [], 0.0
+        spec = lambda a: tf.TensorSpec((None,) + a.shape[1:], a.dtype)     # noqa: E731  (batch dimension open)
+        # one trace for any batch size: the epoch's last, smaller batch would otherwise trace a second step
+        self._step.get_concrete_function(spec(self.latents), spec(conditions),
+                                         None if self.maps is None else spec(self.maps),
+                                         tf.TensorSpec((2,), tf.int64))
         for step, i in enumerate(range(0, n, cfg.prior_batch_size)):
             idx = order[i:i + cfg.prior_batch_size]
             maps = None if self.maps is None else tf.constant(self.maps[idx])

@@ -79,7 +79,7 @@ def compiled_decoder(model):
     """``model.decode(z, apply_sigmoid=True)`` as one graph, traced once per model for any batch size."""
     return _cached(model, "plain", lambda: tf.function(
         lambda z: model.decode(z, apply_sigmoid=True),
-        input_signature=[tf.TensorSpec((None, int(model.latent_dim)), tf.float32)]))
+        input_signature=[tf.TensorSpec((None, int(model.latent_dim)), tf.float32)], autograph=False))
 
 
 def _condition_shape(model) -> tuple:
@@ -95,7 +95,7 @@ def _conditional_decoder(model):
     return _cached(model, "conditional", lambda: tf.function(
         lambda z, y: model.decode(z, apply_sigmoid=True, y=y),
         input_signature=[tf.TensorSpec((None, int(model.latent_dim)), tf.float32),
-                         tf.TensorSpec((None,) + _condition_shape(model), tf.float32)]))
+                         tf.TensorSpec((None,) + _condition_shape(model), tf.float32)], autograph=False))
 
 
 def _decode_all(model, z: np.ndarray, y: Optional[np.ndarray], batch_size: int):

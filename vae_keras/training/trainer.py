@@ -205,8 +205,10 @@ class Trainer:
                                                          cfg.adversarial_weight)
                 parts = dict(discriminator=self.discriminator, d_optimizer=self.d_optimizer)
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch, **parts)
-        self._train_step = tf.function(self._distributed_step, jit_compile=cfg.jit_compile)
-        self._eval_step = tf.function(self._eval, reduce_retracing=True)
+        # autograph=False: the steps have no tensor-dependent Python control flow, and converting them
+        # doubled the time to trace them (most of a short training's time)
+        self._train_step = tf.function(self._distributed_step, jit_compile=cfg.jit_compile, autograph=False)
+        self._eval_step = tf.function(self._eval, reduce_retracing=True, autograph=False)
 
     def _adam(self, learning_rate, **kwargs):
         """Adam, wrapped for loss scaling under ``mixed_float16`` (float16 gradients underflow without it)."""
@@ -392,7 +394,11 @@ class Trainer:
         sums = np.zeros(2)
         adversarial = self.adversarial_at(epoch)
         adv_sums = np.zeros(2)                                   # discriminator loss, adaptive weight
-        for step, (x, y, eps) in enumerate(self._epoch_dataset(epoch), start=1):
+        batches = self._epoch_dataset(epoch)
+        # one trace for any batch size (the batch dimension is None here): the epoch's last, smaller batch
+        # would otherwise trace the whole step a second time
+        self._train_step.get_concrete_function(*batches.element_spec, adversarial=adversarial)
+        for step, (x, y, eps) in enumerate(batches, start=1):
             recon, kl, log_sigma, *adv = (float(v) for v in self._train_step(x, y, eps, adversarial=adversarial))
             adv_sums += adv or (0.0, 0.0)
             if not (math.isfinite(recon) and math.isfinite(kl)):
