@@ -32,7 +32,7 @@ import numpy as np
 
 from vae_keras.errors import TrainingCollapsed
 from vae_keras.io.manifest import CLASSES, MANIFEST, ManifestRow, write_manifest
-from vae_keras.evaluation.metrics import quantize
+from vae_keras.evaluation.metrics import compile_bce, quantize
 from vae_keras.evaluation.metrics import ThreatClassifier
 
 
@@ -241,7 +241,7 @@ def train_classifier(images, labels, steps: int = 800, seed: int = 0, batch_size
     keras.utils.set_random_seed(seed)
     clf = ThreatClassifier(x.shape[1], CLASSES, width=width)
     he_initialize(clf.net, seed)
-    clf.net.compile(keras.optimizers.Adam(learning_rate), loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    compile_bce(clf.net, learning_rate)
     size = x.shape[1]
     ds = tf.data.Dataset.from_generator(
         lambda: _batches(x, y, int(steps), batch_size, seed, augment),

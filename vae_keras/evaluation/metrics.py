@@ -177,6 +177,19 @@ def precision_recall(real_features, generated_features, k: int = 3) -> Dict[str,
 
 
 # -- small CNNs --------------------------------------------------------------------------------
+def compile_bce(net, learning_rate: float = 1e-3):
+    """Compile ``net`` (logits out) with Adam and binary cross-entropy, and build the optimizer now.
+
+    Built before ``fit``: otherwise the optimizer's variables are made inside ``fit``'s first call,
+    and TensorFlow traces the whole training step twice (a second per small classifier here).
+    """
+    import keras
+
+    net.compile(keras.optimizers.Adam(learning_rate), loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    net.optimizer.build(net.trainable_variables)
+    return net
+
+
 def small_cnn(size: int, outputs: int, width: int = 16, name: str = "small_cnn", pooling: str = "avg"):
     """Three stride-2 3x3 convs (w, 2w, 4w), one more 3x3 conv, global ``avg`` or ``max`` pooling,
     Dense(4w) -> ``outputs`` logits. Max pooling suits "is there a small object anywhere"."""
@@ -234,7 +247,7 @@ def classifier_two_sample_test(real, generated, folds: int = 5, steps: int = 300
         train_idx = np.setdiff1d(np.arange(2 * n), test_idx)
         keras.utils.set_random_seed(seed + f)
         net = small_cnn(x.shape[1], 1, name="c2st")
-        net.compile(keras.optimizers.Adam(1e-3), loss=keras.losses.BinaryCrossentropy(from_logits=True))
+        compile_bce(net)
         batches = (tf.data.Dataset.from_tensor_slices((x[train_idx], y[train_idx]))
                    .shuffle(len(train_idx), seed=seed + f).repeat().batch(batch_size))
         net.fit(batches, epochs=1, steps_per_epoch=int(steps), verbose=0, shuffle=False)
@@ -267,7 +280,7 @@ class ThreatClassifier:
         import keras
 
         keras.utils.set_random_seed(seed)
-        self.net.compile(keras.optimizers.Adam(1e-3), loss=keras.losses.BinaryCrossentropy(from_logits=True))
+        compile_bce(self.net)
         x = quantize(images)[..., None]
         n_images = len(x)
         x, y = np.concatenate([x, x[:, :, ::-1]]), np.concatenate([labels, labels]).astype(np.float32)  # + flips
