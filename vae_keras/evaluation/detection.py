@@ -212,6 +212,7 @@ def train_detector(images, boxes: Sequence[Sequence[dict]], steps: int = 1000, s
     keras.utils.set_random_seed(seed)
     net = build_detector(size, width)
     opt = keras.optimizers.Adam(learning_rate)
+    opt.build(net.trainable_variables)           # now: made in the first step, they would trace the step twice
     rng = np.random.default_rng(seed)
     bs = min(batch_size, len(x))
 

@@ -261,6 +261,7 @@ def train_retinanet(images, boxes: Sequence[Sequence[dict]], steps: int = 1000, 
     keras.utils.set_random_seed(seed)
     model = build_retinanet(size, s)
     opt = keras.optimizers.Adam(s.learning_rate, clipnorm=10.0)
+    opt.build(model.trainable_variables)         # now: made in the first step, they would trace the step twice
     focal = keras.losses.BinaryFocalCrossentropy(gamma=FOCAL_GAMMA, from_logits=True, reduction="sum")
     huber = keras.losses.Huber(delta=s.box_beta, reduction="sum")          # / beta: smooth L1 (slope 1)
     rng = np.random.default_rng(seed)
