@@ -120,6 +120,24 @@ def test_missing_data_folder_is_one_clear_line(tmp_path):
     assert "Traceback" not in out.stderr
 
 
+def test_missing_data_set_is_refused_before_tensorflow_loads(tmp_path):
+    """A missing folder, or one without a manifest, is one error line in well under a second: TensorFlow
+    (seconds to import) is not loaded for it."""
+    import subprocess
+    import sys
+
+    (tmp_path / "empty").mkdir()
+    code = ("import sys\n"
+            "from vae_keras.cli import main\n"
+            f"codes = [main(['train', {str(tmp_path / 'nope')!r}, '--out', {str(tmp_path / 'run')!r}]),\n"
+            f"         main(['train', {str(tmp_path / 'empty')!r}, '--out', {str(tmp_path / 'run')!r}])]\n"
+            "print(codes, 'tensorflow' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split("\n")[0] == "[2, 2] False", out.stderr[-2000:]
+    assert "nope does not exist" in out.stderr and "has no manifest.csv" in out.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_phantoms_train_generate_resume(tmp_path, capsys):
     data, run, gen = tmp_path / "data", tmp_path / "run", tmp_path / "gen"
     assert main(["phantoms", str(data), "--n", "24", "--size", "32", "--quiet"]) == 0

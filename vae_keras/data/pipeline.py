@@ -32,14 +32,12 @@ import tensorflow as tf
 
 from vae_keras.errors import DataError
 from vae_keras.io.atomic import PathLike, atomic_write_text
-from vae_keras.io.manifest import CLASSES, MANIFEST, read_manifest
+from vae_keras.io.manifest import CLASSES, MANIFEST, split_rows
 
 CACHE_DIR = ".cache"
 _CACHE_DONE = "done.json"
 _SHARD_BYTES = 128 * 2 ** 20          # aim for ~128 MiB per TFRecord shard
 _TFRECORD_SHUFFLE_BUFFER = 16_384     # examples; a TFRecord-cached set is assumed not to fit
-_HOW_TO_MAKE_DATA = ("make one with `python -m vae_keras phantoms OUT` (synthetic) or "
-                     "`python -m vae_keras prepare SRC OUT` (a real X-ray set)")
 
 
 # -- decoding ----------------------------------------------------------------------------------
@@ -61,23 +59,6 @@ def _resize_uint8(images: np.ndarray, size: int, chunk: int = 256) -> np.ndarray
         y = tf.image.resize(x, (size, size), method="bilinear", antialias=True)  # (chunk, S, S, 1)
         out[i:i + chunk] = np.clip(np.rint(y.numpy()), 0, 255).astype(np.uint8)
     return out
-
-
-def split_rows(data_dir: Path, split: str):
-    """The manifest rows of ``split``, with errors that say how to fix a missing data set."""
-    if not data_dir.is_dir():
-        raise FileNotFoundError(f"data folder {data_dir} does not exist: {_HOW_TO_MAKE_DATA}")
-    manifest = data_dir / MANIFEST
-    if not manifest.is_file():
-        raise FileNotFoundError(f"{data_dir} has no {MANIFEST}, so it is not a prepared data set: "
-                                f"{_HOW_TO_MAKE_DATA}")
-    rows = read_manifest(manifest)
-    chosen = [r for r in rows if r.split == split]
-    if not chosen:
-        present = sorted({r.split for r in rows})
-        raise DataError(f"split {split!r} of {data_dir} has no images; the manifest lists the "
-                        f"split(s) {present} ({len(rows)} rows)")
-    return chosen
 
 
 def load_split(data_dir: PathLike, split: str, image_size: Optional[int] = None

@@ -143,3 +143,28 @@ def read_manifest(path: PathLike) -> List[ManifestRow]:
 def labels_to_multi_hot(labels: Sequence[str]) -> np.ndarray:
     """``["knife"]`` -> ``[0, 1, 0, 0]`` (float32)."""
     return ManifestRow(path="", split="", labels=list(labels)).multi_hot()
+
+
+_HOW_TO_MAKE_DATA = ("make one with `python -m vae_keras phantoms OUT` (synthetic) or "
+                     "`python -m vae_keras prepare SRC OUT` (a real X-ray set)")
+
+
+def split_rows(data_dir: PathLike, split: str):
+    """The manifest rows of ``split``, with errors that say how to fix a missing data set.
+
+    No TensorFlow here, so that the command line can refuse a missing data set before loading it.
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data folder {data_dir} does not exist: {_HOW_TO_MAKE_DATA}")
+    manifest = data_dir / MANIFEST
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{data_dir} has no {MANIFEST}, so it is not a prepared data set: "
+                                f"{_HOW_TO_MAKE_DATA}")
+    rows = read_manifest(manifest)
+    chosen = [r for r in rows if r.split == split]
+    if not chosen:
+        present = sorted({r.split for r in rows})
+        raise DataError(f"split {split!r} of {data_dir} has no images; the manifest lists the "
+                        f"split(s) {present} ({len(rows)} rows)")
+    return chosen

@@ -52,6 +52,12 @@ def add_parser(sub):
 
 
 def run(args):
+    from pathlib import Path
+
+    from vae_keras.io.manifest import split_rows
+
+    config = config_from_args(args)          # a bad flag or a missing data set: refused before TensorFlow loads
+    split_rows(Path(args.data), "train")
     quiet_tensorflow()
     from vae_keras.training.distribute import select_strategy
     from vae_keras.training.trainer import train
@@ -61,7 +67,7 @@ def run(args):
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-    trainer = train(config_from_args(args), args.data, args.out, resume=args.resume, minutes=args.minutes,
+    trainer = train(config, args.data, args.out, resume=args.resume, minutes=args.minutes,
                     progress=not args.quiet, strategy=select_strategy(args.strategy), precision=args.precision,
                     init_from=args.init_from)
     finish_run(trainer.run, args.data, seed=trainer.config.seed)
