@@ -26,8 +26,7 @@ from typing import List, Sequence
 
 import numpy as np
 
-from vae_keras.io.manifest import split_rows
-from vae_keras.io.manifest import CLASSES
+from vae_keras.io.manifest import CLASSES, split_rows
 
 #: The layout map's side is the image side divided by this (16x16 cells at 64x64).
 LAYOUT_DOWNSAMPLE = 4

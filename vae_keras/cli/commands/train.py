@@ -52,12 +52,10 @@ def add_parser(sub):
 
 
 def run(args):
-    from pathlib import Path
-
     from vae_keras.io.manifest import split_rows
 
     config = config_from_args(args)          # a bad flag or a missing data set: refused before TensorFlow loads
-    split_rows(Path(args.data), "train")
+    split_rows(args.data, "train")
     quiet_tensorflow()
     from vae_keras.training.distribute import select_strategy
     from vae_keras.training.trainer import train
