@@ -13,7 +13,7 @@ picture made from GDXray scans or from models trained on them).
 
 A configuration whose run folder already holds a finished run is scored again without training
 (``--runs``); so is one given as ``LABEL=RUN`` (e.g. a fine-tuned run; ``--steps`` rescores runs with fewer
-DDIM steps). ``--init-from RUN`` starts each
+DDIM steps, ``--clip 0`` without clipping). ``--init-from RUN`` starts each
 run trained here from RUN's weights (both stages): pre-trained on phantom threats, fine-tuned on
 a data set's own crops (the table says so in its title)::
 
@@ -120,6 +120,8 @@ def main(argv=None) -> int:
     p.add_argument("--n-per-class", type=int, default=100, help="generated crops per class (default 100)")
     p.add_argument("--steps", type=int, help="DDIM steps of every generator's samples (default: each run's own, 25); "
                                              "fewer is faster: the crops/s goal against the rest")
+    p.add_argument("--clip", type=float, help="clip each DDIM step's predicted latent to +-CLIP standard deviations, "
+                                              "0 = off (default: each run's own, 3)")
     p.add_argument("--init-from", help="start every run trained here from this run's weights (fine-tuning)")
     p.add_argument("--runs", default="runs/threats", help="run folders (not committed)")
     p.add_argument("--table", default="figures/threats/threats.md", help="the table to write")
@@ -144,7 +146,7 @@ def main(argv=None) -> int:
     if not (objects / "manifest.csv").is_file():
         make_objects(objects, args.n_bags, args.bag_size)
     load_start, gpus, loads, results = load_average(), detect_gpus(), {}, {}
-    sampling = {"steps": args.steps} if args.steps else {}
+    sampling = {key: value for key, value in (("steps", args.steps), ("clip", args.clip)) if value is not None}
     for spec in args.configs.split(","):
         label, name, given, overrides = parse_spec(spec)
         slug = label.replace("/", "_")                     # the row's run folder and grid file name
