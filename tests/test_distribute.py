@@ -14,8 +14,8 @@ import pytest
 from vae_keras.training.distribute import PRECISIONS, STRATEGIES
 
 #: Every training of this module in one fresh interpreter (one TensorFlow start-up, not four): two
-#: logical CPU devices, then float32 runs (default and mirrored), then the bfloat16 ones (the global
-#: dtype policy they set stays set). Prints one JSON object, a key per part.
+#: logical CPU devices, then float32 runs (default and mirrored), then the bfloat16 one (the global
+#: dtype policy it sets stays set). Prints one JSON object, a key per part.
 SCRIPT = textwrap.dedent("""
     import json, sys
     from vae_keras.training.distribute import select_strategy, split_cpu
@@ -43,17 +43,16 @@ SCRIPT = textwrap.dedent("""
     both("latent", get_config("latent", quick=False, image_size=32, batch_size=8, epochs=1, prior_epochs=2,
                               prior_batch_size=7, prior_widths=(8, 16, 16), seed=1),
          lambda t: {"loss": t.history[-1]["loss"], "prior": [h["loss"] for h in t.prior_history]})
-    # a learned-variance likelihood (`sigma`) under bfloat16, one replica
-    cfg = get_config("sigma", quick=False, image_size=32, latent_dim=4, batch_size=8, epochs=1, seed=1)
-    t = train(cfg, data, f"{out}/mixed", progress=False, precision="mixed_bfloat16")
-    result["mixed"] = {"loss": t.history[-1]["loss"], "policy": t.precision,
-                       "out": t.model.decode(t.model.encode(t.train_images[:2] / 255.0)[0]).dtype.name}
-    # the adversarial step (discriminator on from the start) mirrored and under bfloat16
+    # the adversarial step (discriminator on from the start) of a learned-variance likelihood (`conditional`
+    # is `sigma` with a discriminator and labels), mirrored and under bfloat16
     cfg = get_config("conditional", quick=False, image_size=32, latent_dim=4, batch_size=8, epochs=1, seed=1,
                      adversarial_start_epoch=0, gmm_components=2)
     t = train(cfg, data, f"{out}/adversarial", progress=False, strategy=strategies["mirrored"],
               precision="mixed_bfloat16")
     result["adversarial"] = {k: t.history[-1][k] for k in ("loss", "discriminator_loss", "adversarial_weight")}
+    labels = tf.constant(t.train_labels[:2], tf.float32)
+    result["mixed"] = {"loss": t.history[-1]["loss"], "policy": t.precision,
+                       "out": t.model.decode(t.model.encode(t.train_images[:2] / 255.0, y=labels)[0], y=labels).dtype.name}
     print(json.dumps(result))
 """)
 
@@ -92,7 +91,7 @@ def test_tpu_without_a_tpu_is_a_clear_error():
 
 
 def test_mixed_precision_trains_with_float32_outputs(trained):
-    """A learned-variance likelihood (``sigma``) under bfloat16; the conditional one runs mirrored below."""
+    """A learned-variance likelihood under bfloat16 (the mirrored ``conditional`` run of the next test): float32 out."""
     result = trained["mixed"]
     assert result["policy"] == "mixed_bfloat16" and result["out"] == "float32"
     assert result["loss"] == result["loss"] and result["loss"] < 1e6  # finite
