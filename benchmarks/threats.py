@@ -13,9 +13,9 @@ picture made from GDXray scans or from models trained on them).
 
 A configuration whose run folder already holds a finished run is scored again without training
 (``--runs``); so is one given as ``LABEL=RUN`` (e.g. a fine-tuned run; ``--steps`` rescores runs with fewer
-DDIM steps, ``--clip 0`` without clipping). ``--init-from RUN`` starts each
-run trained here from RUN's weights (both stages): pre-trained on phantom threats, fine-tuned on
-a data set's own crops (the table says so in its title)::
+DDIM steps, ``--clip 0`` without clipping, ``--clip-range 1`` clipping each channel to its training range).
+``--init-from RUN`` starts each run trained here from RUN's weights (both stages): pre-trained on phantom
+threats, fine-tuned on a data set's own crops (the table says so in its title)::
 
     python benchmarks/threats.py --objects data/gdxray_objects64 --configs threats --runs runs/threats_ft \
         --init-from runs/threats/threats --table figures/threats/threats_gdxray_finetuned.md
@@ -122,6 +122,8 @@ def main(argv=None) -> int:
                                              "fewer is faster: the crops/s goal against the rest")
     p.add_argument("--clip", type=float, help="clip each DDIM step's predicted latent to +-CLIP standard deviations, "
                                               "0 = off (default: each run's own, 3)")
+    p.add_argument("--clip-range", type=float, help="clip each channel of the predicted latent to this multiple of its "
+                                                    "range in the training latents instead (1 = their range, 0 = off)")
     p.add_argument("--init-from", help="start every run trained here from this run's weights (fine-tuning)")
     p.add_argument("--runs", default="runs/threats", help="run folders (not committed)")
     p.add_argument("--table", default="figures/threats/threats.md", help="the table to write")
@@ -146,7 +148,8 @@ def main(argv=None) -> int:
     if not (objects / "manifest.csv").is_file():
         make_objects(objects, args.n_bags, args.bag_size)
     load_start, gpus, loads, results = load_average(), detect_gpus(), {}, {}
-    sampling = {key: value for key, value in (("steps", args.steps), ("clip", args.clip)) if value is not None}
+    sampling = {key: value for key, value in (("steps", args.steps), ("clip", args.clip), ("clip_range", args.clip_range))
+                if value is not None}
     for spec in args.configs.split(","):
         label, name, given, overrides = parse_spec(spec)
         slug = label.replace("/", "_")                     # the row's run folder and grid file name
@@ -159,6 +162,12 @@ def main(argv=None) -> int:
             run = Trainer(config, str(objects), str(run_dir), minutes=args.minutes, progress=False,
                           init_from=args.init_from).fit()
             print(f"{label}: trained in {time.monotonic() - t0:.0f}s", file=sys.stderr)
+        if args.clip_range and getattr(run.sampler, "latent_range", ()) is None:   # a prior saved without it
+            from vae_keras.data.pipeline import load_split
+            from vae_keras.samplers.diffusion_training import record_latent_range
+
+            record_latent_range(run.model, load_split(objects, "train", image_size=run.config.image_size)[0], run_dir)
+            run = open_run(run_dir)
         if sampling:
             run = run.with_sampler(**sampling)             # the same model, its sampler reconfigured in memory
         scores = score_threats(run, objects, n_per_class=args.n_per_class)

@@ -98,6 +98,9 @@ def test_ddim_step_with_the_true_noise_recovers_x0_and_lands_on_the_next_noise_l
     assert np.abs(wrong.numpy() - x0.numpy()).max() > 0.1
     clipped, _ = D.ddim_step(x_t, noise * 0.5, tf.constant(t), tf.constant(t_next), clip=1.0)
     np.testing.assert_array_equal(clipped.numpy(), np.clip(wrong.numpy(), -1.0, 1.0))
+    low, high = np.array([-0.5, -2.0], np.float32), np.array([0.25, 1.5], np.float32)     # one range per channel
+    ranged, _ = D.ddim_step(x_t, noise * 0.5, tf.constant(t), tf.constant(t_next), clip=(low, high))
+    np.testing.assert_array_equal(ranged.numpy(), np.clip(wrong.numpy(), low, high))
 
 
 def test_ddim_sampling_with_an_oracle_denoiser_returns_its_x0():
@@ -209,6 +212,42 @@ def test_sampler_is_deterministic_whatever_the_batch_and_follows_steps_and_guida
     assert np.abs(sampler.sample(5, seed=8, labels=labels) - whole).max() > 0
     tight = load_sampler(run, model, steps=3, guidance=2.0, clip=0.01)    # clipped to 0.01 sd of each channel
     assert tight.clip == 0.01 and np.abs(tight.sample(5, seed=7, labels=labels) - whole).max() > 0
+
+
+def test_clip_range_bounds_each_channel_by_the_training_latents_range(cli_run, tmp_path):
+    data, run = cli_run
+    from vae_keras.samplers.diffusion_training import posterior_latents, record_latent_range
+    from vae_keras.training.checkpoint import load_run
+    from vae_keras.data.pipeline import load_split
+
+    config, model = load_run(run)
+    sampler = load_sampler(run, model, steps=3, guidance=2.0, clip=0.0)
+    low, high = sampler.latent_range                                  # what the prior's training latents span
+    train_x, _ = load_split(data, "train", image_size=32)
+    standardised = (posterior_latents(model, train_x, flip=config.flip) - sampler.mean) / sampler.std
+    np.testing.assert_allclose(low, standardised.min(axis=(0, 1, 2)), atol=1e-4)
+    np.testing.assert_allclose(high, standardised.max(axis=(0, 1, 2)), atol=1e-4)
+    labels = np.eye(4, dtype=np.float32)[[1, 1, 0, 3, 2]]
+    shape = (-1,) + tuple(config.latent_shape())
+    for k in (1.0, 0.5):             # clip_range replaces clip: every channel within k times its own range
+        ranged = sampler.sample(5, seed=7, labels=labels, clip=0.01, clip_range=k).reshape(shape)
+        z = (ranged - sampler.mean) / sampler.std
+        assert np.all(z >= k * low - 1e-4) and np.all(z <= k * high + 1e-4)
+        assert np.abs(z).max() > 0.02                                 # not the +-0.01 of clip
+    assert np.any((z <= 0.5 * low + 1e-4) | (z >= 0.5 * high - 1e-4))  # at half the range the bound binds
+    # a prior saved before the range was recorded: a clear error that says how to record it
+    old = shutil.copytree(run, tmp_path / "old")
+    stats = old / "prior" / "latent_stats.npz"
+    with np.load(stats) as f:
+        np.savez(stats, mean=f["mean"], std=f["std"])
+    plain = load_sampler(old, model, steps=3)
+    assert plain.latent_range is None and plain.sample(2, seed=1).shape == (2, model.latent_dim)   # clip alone works
+    with pytest.raises(ConfigError, match="record_latent_range"):
+        plain.sample(2, seed=1, clip_range=1.0)
+    with pytest.raises(ValueError, match="not those its prior was trained on"):
+        record_latent_range(model, train_x[:5], old)                  # not the prior's training split
+    np.testing.assert_allclose(record_latent_range(model, train_x, old), (low, high), atol=1e-5)   # as the message says
+    np.testing.assert_allclose(load_sampler(old, model, steps=3).latent_range, (low, high), atol=1e-5)
 
 
 def test_latent_dim_flag_is_refused_for_a_spatial_latent(tiny_dataset, tmp_path, capsys):

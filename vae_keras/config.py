@@ -98,6 +98,8 @@ class VAEConfig:
             1 = conditional, above 1 = pushed further toward the requested labels.
         prior_clip: each DDIM step's predicted latent is clipped to +-this many standard deviations
             (0 = off; see :func:`vae_keras.models.diffusion.ddim_sample`).
+        prior_clip_range: when > 0, each channel of the predicted latent is clipped to this multiple of
+            its range in the training latents instead (``generate --clip-range``; 0 = off, ``prior_clip``).
         vae_share: share of a ``--minutes`` budget that trains the autoencoder; the rest trains
             the diffusion prior (two-stage runs only).
         learning_rate: Adam learning rate.
@@ -151,6 +153,7 @@ class VAEConfig:
     ddim_steps: int = 25
     guidance: float = 3.0
     prior_clip: float = 3.0
+    prior_clip_range: float = 0.0
     vae_share: float = 0.55
 
     def __post_init__(self):
@@ -228,9 +231,9 @@ class VAEConfig:
         if not (0 <= self.prior_ema < 1 and 0 <= self.label_dropout <= 1 and 0 < self.vae_share <= 1):
             raise ConfigError(f"prior_ema must be in [0, 1), label_dropout in [0, 1], vae_share in (0, 1]; got "
                              f"{self.prior_ema}, {self.label_dropout}, {self.vae_share}")
-        if self.ddim_steps < 1 or self.guidance < 0 or self.prior_clip < 0:
-            raise ConfigError(f"ddim_steps must be >= 1, guidance and prior_clip >= 0, got {self.ddim_steps}, "
-                             f"{self.guidance}, {self.prior_clip}")
+        if self.ddim_steps < 1 or self.guidance < 0 or self.prior_clip < 0 or self.prior_clip_range < 0:
+            raise ConfigError(f"ddim_steps must be >= 1, guidance, prior_clip and prior_clip_range >= 0, got "
+                             f"{self.ddim_steps}, {self.guidance}, {self.prior_clip}, {self.prior_clip_range}")
 
     def _validate_latent(self) -> None:
         """The spatial-latent architecture's own rules (f a power of 2 dividing the side, c >= 1, unconditional)."""

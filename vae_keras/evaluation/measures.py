@@ -116,6 +116,9 @@ MEASURES = _registry(
             "Classifier-free guidance scale of the diffusion prior when a class is asked for."),
     Measure("prior_clip", "prior clip", "{:g}", None,
             "The diffusion prior's predicted latents are clipped to this many standard deviations (0 = not clipped)."),
+    Measure("prior_clip_range", "prior clip range", "{:g}", None,
+            "When above 0, the prior's predicted latents are clipped per channel to this multiple of the training "
+            "latents' range instead."),
     Measure("objects_run", "objects run", "{}", None,
             "The object VAE whose generated threats were projected into the generated bags (composite samples)."),
     Measure("threat_classifier", "threat classifier", "{}", None,

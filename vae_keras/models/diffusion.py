@@ -124,13 +124,14 @@ def ddim_step(x_t, prediction, t, t_next, clip=None, target: str = "eps"):
 
     Given the *true* noise (or, with ``target="v"``, the true velocity) of ``x_t = add_noise(x0, noise, t)``,
     ``pred_x0`` is ``x0`` and ``x_next`` is ``add_noise(x0, noise, t_next)`` (up to float rounding).
-    ``clip`` (a scalar, or None) bounds ``pred_x0`` to ``[-clip, clip]`` first, as DDPM's "clip
-    denoised" does for images.
+    ``clip`` bounds ``pred_x0`` first, as DDPM's "clip denoised" does for images: a scalar c to
+    ``[-c, c]``, or a pair ``(low, high)`` of per-channel bounds (c,) each; None: no bound.
     """
     noise_rate, signal_rate = diffusion_schedule(t)
     pred_x0, pred_noise = clean_and_noise(x_t, prediction, noise_rate, signal_rate, target)
     if clip is not None:
-        pred_x0 = tf.clip_by_value(pred_x0, -clip, clip)
+        low, high = clip if isinstance(clip, (tuple, list)) else (-clip, clip)
+        pred_x0 = tf.clip_by_value(pred_x0, low, high)
     next_noise_rate, next_signal_rate = diffusion_schedule(t_next)
     return pred_x0, next_signal_rate * pred_x0 + next_noise_rate * pred_noise
 
@@ -281,7 +282,7 @@ def guided_noise(network, x_t, noise_rate, condition, guidance: float, maps=None
     return eps_u + guidance * (eps_c - eps_u)
 
 
-def ddim_sample(network, initial_noise, condition, steps: int, guidance: float, clip: float = 0.0, maps=None,
+def ddim_sample(network, initial_noise, condition, steps: int, guidance: float, clip=0.0, maps=None,
                 target: str = "eps"):
     """Denoise ``initial_noise`` (b, h, w, c) in ``steps`` DDIM steps from t = 1 to t = 0 -> predicted x0.
 
@@ -289,7 +290,9 @@ def ddim_sample(network, initial_noise, condition, steps: int, guidance: float, 
     ``target``: what ``network`` predicts, ``eps`` or ``v`` (the run's ``prior_target``).
 
     Deterministic: the same noise, condition and network give the same latents. ``clip`` > 0 bounds
-    each step's predicted x0 to ``[-clip, clip]`` (standardised units; 0 = off). Why: at t = 1 the
+    each step's predicted x0 to ``[-clip, clip]`` (standardised units; 0 = off); a pair ``(low, high)``
+    of (c,) arrays bounds each channel to its own range instead (the training latents', see
+    :class:`vae_keras.samplers.diffusion.DiffusionSampler`'s ``clip_range``). Why: at t = 1 the
     signal rate is 0.02, so an error in the predicted noise is amplified 50 times in x0; a prior after
     a few CPU minutes then draws latents with a standard deviation of 2.4 instead of 1 (dark blobs).
     Clipping at 3 (real standardised latents lie within about +-2.8) measured, on the quick notebook
@@ -300,11 +303,18 @@ def ddim_sample(network, initial_noise, condition, steps: int, guidance: float, 
     x = tf.convert_to_tensor(initial_noise, tf.float32)
     condition = tf.convert_to_tensor(condition, tf.float32)
     maps = None if maps is None else tf.convert_to_tensor(maps, tf.float32)
+    channels = int(x.shape[-1])
+    if isinstance(clip, (tuple, list)):                       # per-channel bounds
+        low, high = (np.broadcast_to(np.asarray(v, np.float32), (channels,)) for v in clip)
+    else:
+        bound = float(clip) if clip else float("inf")
+        low, high = np.full(channels, -bound, np.float32), np.full(channels, bound, np.float32)
+    low, high = tf.constant(low), tf.constant(high)           # (c,) each: one trace for any bounds
     pred_x0 = x
     for i in range(int(steps)):
         t = 1.0 - i / float(steps)
         pred_x0, x = step(x, condition, maps, tf.constant(t), tf.constant(t - 1.0 / float(steps)),
-                          tf.constant(float(guidance)), tf.constant(float(clip) if clip else float("inf")), target)
+                          tf.constant(float(guidance)), low, high, target)
     return pred_x0
 
 
@@ -315,9 +325,9 @@ _STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 def _traced_step(network):
     """One traced DDIM step with guidance per network (traced once for any batch size and per target)."""
     if network not in _STEPS:
-        def one(x, condition, maps, t, t_next, guidance, clip, target):
+        def one(x, condition, maps, t, t_next, guidance, low, high, target):
             noise_rate, _ = diffusion_schedule(t)
             prediction = guided_noise(network, x, noise_rate, condition, guidance, maps)
-            return ddim_step(x, prediction, t, t_next, clip, target)
+            return ddim_step(x, prediction, t, t_next, (low, high), target)
         _STEPS[network] = tf.function(one, reduce_retracing=True, autograph=False)
     return _STEPS[network]

@@ -34,11 +34,17 @@ class DiffusionSampler(Sampler):
         guidance: classifier-free guidance scale (default: the configuration's ``guidance``).
         clip: each DDIM step's predicted latent clipped to +-this many standard deviations, 0 = off
             (default: the configuration's ``prior_clip``).
+        clip_range: when > 0, instead of ``clip``, each channel is clipped to this multiple of its
+            range in the standardised training latents (``RUN/prior/latent_stats.npz``'s ``low`` and ``high``);
+            default: the configuration's ``prior_clip_range``. Why: one bound for every channel is too
+            tight for some and too loose for others. A threat crop's latents pass +-3 in up to 5% of
+            their positions (a handgun's darkest), so +-3 erases what makes it a handgun, while an
+            unclipped prior overshoots one channel to 25 where its training latents end at 5.
         batch_size: latents denoised at once.
         label_prior: the run's :class:`~vae_keras.samplers.labels.LabelPrior` (a draw asked for no
             labels gets the training mix); None: read from ``run_dir`` once.
-        network, stats: an EMA network and ``(mean, std)`` already in memory (the prior just
-            trained); None: built and restored from ``RUN/prior/``.
+        network, stats: an EMA network and ``(mean, std)`` or ``(mean, std, (low, high))`` already in
+            memory (the prior just trained); None: built and restored from ``RUN/prior/``.
     """
 
     name = "diffusion"
@@ -52,10 +58,15 @@ class DiffusionSampler(Sampler):
         SamplerOption("clip", float, "a `latent` run's prior: each DDIM step's predicted latent is clipped to +-CLIP "
                                      "standard deviations (default: the run's, 3); 0 = off (sharper, but a "
                                      "short-trained prior drifts into dark blobs)", "prior_clip"),
+        SamplerOption("clip_range", float, "a `latent` run's prior: clip each channel of the predicted latent to "
+                                           "CLIP_RANGE times that channel's range in the training latents instead "
+                                           "of +-CLIP (1 = their range; default: the run's, 0 = off)",
+                      "prior_clip_range"),
     )
 
     def __init__(self, model, run_dir: PathLike, steps: Optional[int] = None, guidance: Optional[float] = None,
-                 batch_size: int = 256, clip: Optional[float] = None, label_prior=None, network=None, stats=None):
+                 batch_size: int = 256, clip: Optional[float] = None, clip_range: Optional[float] = None,
+                 label_prior=None, network=None, stats=None):
         super().__init__(model)
         cfg = model.config
         self.check_config(cfg)
@@ -63,13 +74,15 @@ class DiffusionSampler(Sampler):
         self.latent_shape = cfg.latent_shape()
         self.num_classes = int(cfg.num_classes)
         self.target = cfg.prior_target                                  # what the U-Net predicts: eps or v
-        self._settings_from(cfg, dict(steps=steps, guidance=guidance, clip=clip))
+        self._settings_from(cfg, dict(steps=steps, guidance=guidance, clip=clip, clip_range=clip_range))
         self.batch_size = int(batch_size)
         self.label_prior = LabelPrior.load(self.run_dir) if label_prior is None else label_prior
         if network is None:
             network, stats = self._restore(cfg)
         self.network = network
-        self.mean, self.std = stats                                                        # (c,) each
+        self.mean, self.std, *bounds = stats                                               # (c,) each
+        #: the standardised training latents' per-channel (low, high); None for a prior saved without it
+        self.latent_range = bounds[0] if bounds else None
 
     def _restore(self, cfg):
         """Build the U-Net and restore its EMA weights from ``RUN/prior/``: ``(network, (mean, std))``."""
@@ -84,6 +97,8 @@ class DiffusionSampler(Sampler):
                                     "the end of `train` (rerun it with --resume)")
         with np.load(prior / diffusion.STATS_FILE, allow_pickle=False) as f:
             stats = f["mean"].astype(np.float32), f["std"].astype(np.float32)
+            if "low" in f:                                 # (priors trained before it was recorded lack it)
+                stats += ((f["low"].astype(np.float32), f["high"].astype(np.float32)),)
         network = diffusion.build_unet(self.latent_shape, cfg.prior_widths, 1 + self.num_classes,
                                        self.num_classes if self.box_maps else 0, cfg.prior_attention)
         tf.train.Checkpoint(ema_network=network).restore(ckpt).expect_partial()
@@ -113,7 +128,7 @@ class DiffusionSampler(Sampler):
         history = trainer.fit()
         cls.save_training_layouts(run_dir, data)
         sampler = cls(model, run_dir, label_prior=label_prior, network=trainer.ema_network,
-                      stats=(trainer.mean, trainer.std))
+                      stats=(trainer.mean, trainer.std, (trainer.low, trainer.high)))
         sampler.history = history
         return sampler
 
@@ -142,6 +157,18 @@ class DiffusionSampler(Sampler):
             labels = self.label_prior.sample(n, seed)
         return self._denoise(n, temperature, seed, labels, None, options)
 
+    def _clip_bounds(self, clip: float, clip_range: float):
+        """What :func:`~vae_keras.models.diffusion.ddim_sample` clips to: ``clip``, or with ``clip_range`` > 0
+        the per-channel ``(low, high)`` of the training latents times ``clip_range``."""
+        if not clip_range:
+            return clip
+        if self.latent_range is None:
+            raise ConfigError(f"{self.run_dir}'s prior was saved without its training latents' range, which "
+                              "clip_range needs: vae_keras.samplers.diffusion_training.record_latent_range(model, "
+                              "training images, RUN) records it without training (benchmarks/threats.py does)")
+        low, high = self.latent_range
+        return low * clip_range, high * clip_range
+
     def _denoise(self, n: int, temperature: float, seed: int, labels, maps, options: dict) -> np.ndarray:
         """DDIM from ``temperature * eps`` (eps from ``default_rng(seed)``) under ``labels`` (n, C) or None and
         box ``maps`` (n, h, w, C) or None -> un-standardised latents (n, latent_dim)."""
@@ -152,8 +179,9 @@ class DiffusionSampler(Sampler):
         noise = np.random.default_rng(seed).standard_normal((n,) + tuple(self.latent_shape)).astype(np.float32)
         noise *= temperature
         b = self.batch_size
+        clip = self._clip_bounds(s["clip"], s["clip_range"])
         out = [diffusion.ddim_sample(self.network, noise[i:i + b], condition[i:i + b], s["steps"], s["guidance"],
-                                     s["clip"], maps=None if maps is None else maps[i:i + b],
+                                     clip, maps=None if maps is None else maps[i:i + b],
                                      target=self.target).numpy()
                for i in range(0, n, b)]
         x0 = np.concatenate(out) if out else np.zeros((0,) + tuple(self.latent_shape), np.float32)

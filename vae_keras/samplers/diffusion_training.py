@@ -3,7 +3,8 @@
 Run by :meth:`vae_keras.samplers.diffusion.DiffusionSampler.fit`, which the trainer calls after the
 autoencoder (or alone on ``--resume`` once the autoencoder's stage is over). Its state lives in ``RUN/prior/``::
 
-    RUN/prior/latent_stats.npz    # per-channel mean and std of the training posterior means (written first)
+    RUN/prior/latent_stats.npz    # per-channel mean and std of the training posterior means, and the range
+                                  # of the standardised ones (written first)
     RUN/prior/checkpoints/        # the U-Net, its EMA copy, Adam (slots, step) and the epoch counter
     RUN/prior/history.json        # one dict per finished epoch (loss, ema decay, seconds)
     RUN/prior/logs/               # TensorBoard event files
@@ -59,12 +60,43 @@ def latent_stats(latents: np.ndarray) -> tuple:
     return mean, std
 
 
-def save_stats(path: Path, mean: np.ndarray, std: np.ndarray) -> tuple:
-    """``(mean, std)`` written to ``path`` (atomically); returns them."""
+def latent_range(standardised: np.ndarray) -> tuple:
+    """Per-channel minimum and maximum of standardised latent maps (n, h, w, c) -> ``(low, high)``, (c,) each:
+    the bounds of :class:`~vae_keras.samplers.diffusion.DiffusionSampler`'s ``clip_range``."""
+    return (standardised.min(axis=(0, 1, 2)).astype(np.float32),
+            standardised.max(axis=(0, 1, 2)).astype(np.float32))
+
+
+def save_stats(path: Path, mean: np.ndarray, std: np.ndarray, low=None, high=None) -> tuple:
+    """``(mean, std)`` and, when given, the standardised latents' range ``low``, ``high`` written to ``path``
+    (atomically); returns ``(mean, std)``."""
     buf = io.BytesIO()
-    np.savez(buf, mean=mean, std=std)
+    np.savez(buf, mean=mean, std=std, **({} if low is None else {"low": low, "high": high}))
     atomic_write_bytes(path, buf.getvalue())
     return mean, std
+
+
+def record_latent_range(model, train_images, run_dir) -> tuple:
+    """Write the standardised training latents' range into a prior's ``latent_stats.npz`` saved without it
+    (priors trained before it was recorded), training nothing; returns ``(low, high)``, (c,) each.
+
+    ``model``: the run's trained autoencoder; ``train_images``: (n, S, S, 1) uint8, the split the prior
+    trained on (with mirror images when the configuration flips, as :class:`PriorTrainer` encodes them).
+
+    Raises:
+        ValueError: these latents' statistics are not the stored ones (another autoencoder or data).
+    """
+    path = Path(run_dir) / diffusion.PRIOR_DIR / diffusion.STATS_FILE
+    latents = posterior_latents(model, train_images, flip=model.config.flip)
+    mean, std = latent_stats(latents)
+    if not same_stats(path, mean, std):
+        raise ValueError(f"the training latents of {run_dir} are not those its prior was trained on (their statistics "
+                         "differ from prior/latent_stats.npz): pass the run's own training images")
+    with np.load(path, allow_pickle=False) as f:
+        mean, std = f["mean"], f["std"]
+    low, high = latent_range((latents - mean) / std)
+    save_stats(path, mean, std, low, high)
+    return low, high
 
 
 def same_stats(path: Path, mean: np.ndarray, std: np.ndarray, tol: float = 1e-2) -> bool:
@@ -136,8 +168,9 @@ class PriorTrainer:
         if self.stale and progress:
             print(f"note: {self.dir} holds a prior trained on another autoencoder's latents (their statistics "
                   "differ): training it afresh", file=sys.stderr)
-        self.mean, self.std = save_stats(stats_path, mean, std)
-        self.latents = ((latents - self.mean) / self.std).astype(np.float32)               # standardised
+        self.latents = ((latents - mean) / std).astype(np.float32)                         # standardised
+        self.low, self.high = latent_range(self.latents)                                   # (c,) each
+        self.mean, self.std = save_stats(stats_path, mean, std, self.low, self.high)
         keras.utils.set_random_seed(config.seed)
         widths, cond_dim = config.prior_widths, 1 + self.labels.shape[1]
         with self.strategy.scope():                      # variables mirrored on every replica
